@@ -1,0 +1,498 @@
+"""The plugin-style entry point: :class:`Backend` answers Vault-shaped requests.
+
+``Backend.handle_request(Request) -> Response`` serves every path of the AWS auth
+method (relative to its mount); typed methods (``login``, ``write_role``, ...) sit on
+the same handlers. All I/O goes through the injected storage, STS transport, IAM
+lookups, token issuer and clock.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import uuid
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import attrs
+
+from . import config as cfg
+from . import roles as role_mod
+from .arn import ArnError, IamEntity, parse_iam_arn
+from .binding import check_binding, check_cidrs
+from .clock import Clock, SystemClock
+from .endpoints import lookup_sts_host
+from .errors import (
+    BackendError,
+    InvalidRequestError,
+    NotFoundError,
+    PermissionDeniedError,
+    UnsupportedOperationError,
+)
+from .fields import unrecognized_warning
+from .gocompat import go_quote
+from .iam import BotocoreIamLookups, UniqueIdArnCache
+from .interfaces import AwsAccess, IamLookups, STSTransport, Storage
+from .login import VerifiedLogin, entity_id
+from .payload import KNOWN_LOGIN_FIELDS, decode_login
+from .roles import Role
+from .storage import MemoryStorage
+from .sts_request import RequestPolicy, build_outbound, validate_allowed_header_names
+from .sts_response import parse_sts_response
+from .tokens import StoreTokenIssuer, TokenIssuer, TokenRecord, TokenSpec
+from .tokenutil import compute_lease
+from .transport import BotocoreTransport
+
+OPERATIONS = frozenset({"read", "create", "update", "delete", "list", "renew"})
+DEFAULT_TTL = 768 * 3600
+
+
+@attrs.frozen
+class BackendSettings:
+    """Server-wide settings (not stored; given by the host application)."""
+
+    mount: str = "aws/"
+    default_ttl: int = DEFAULT_TTL
+    max_ttl: int = DEFAULT_TTL
+    sts_timeout: float = 10.0
+    request_policy: RequestPolicy = RequestPolicy()
+
+
+@attrs.frozen
+class Request:
+    """One request to the auth method, like Vault's ``logical.Request``."""
+
+    operation: str
+    path: str
+    data: Mapping[str, Any] = attrs.field(factory=dict)
+    client_token: str | None = attrs.field(default=None, repr=False)
+    remote_addr: str | None = None
+
+
+@attrs.frozen
+class Response:
+    """What a handler returns: ``data`` for reads, ``auth`` for logins and renewals."""
+
+    data: dict[str, Any] | None = None
+    auth: dict[str, Any] | None = None
+    warnings: tuple[str, ...] = ()
+
+
+_ROLE_PATH = re.compile(r"role/(?P<name>[^/]+)")
+_STS_PATH = re.compile(r"config/sts/(?P<account>[^/]+)")
+
+
+class Backend:
+    """The AWS auth method (IAM login type), embeddable in any Python server."""
+
+    def __init__(
+        self,
+        *,
+        storage: Storage | None = None,
+        transport: STSTransport | None = None,
+        iam: IamLookups | None = None,
+        issuer: TokenIssuer | None = None,
+        clock: Clock | None = None,
+        settings: BackendSettings | None = None,
+    ) -> None:
+        self.storage: Storage = storage if storage is not None else MemoryStorage()
+        self.clock: Clock = clock or SystemClock()
+        self.transport: STSTransport = transport or BotocoreTransport()
+        self.iam: IamLookups = iam or BotocoreIamLookups()
+        self.issuer: TokenIssuer = issuer or StoreTokenIssuer(self.storage, clock=self.clock)
+        self.settings = settings or BackendSettings()
+        self._arn_cache = UniqueIdArnCache()
+        self._write_lock = threading.Lock()
+
+    # ----------------------------------------------------------------- routing
+
+    def handle_request(self, request: Request) -> Response:
+        """Serve one request; raise a :class:`~aws_iam_backend.errors.BackendError` on failure."""
+        if request.operation not in OPERATIONS:
+            raise UnsupportedOperationError()
+        handler = self._route(request.operation, request.path.strip("/"))
+        return handler(request)
+
+    def _route(self, operation: str, path: str) -> Callable[[Request], Response]:
+        write = operation in ("create", "update")
+        table: dict[str, Callable[[Request], Response]]
+        if path == "login":
+            table = {"renew": self._renew_request}
+            if write:
+                return self._login_request
+        elif path in ("role", "roles"):
+            table = {"list": lambda _r: self.list_roles()}
+        elif path == "config/client":
+            table = {
+                "read": lambda _r: Response(data=self.read_client_config()),
+                "delete": lambda _r: self._deleted(self.delete_client_config),
+            }
+            if write:
+                return lambda r: Response(warnings=tuple(self.write_client_config(r.data)))
+        elif path == "config/identity":
+            table = {"read": lambda _r: Response(data=self.read_identity_config())}
+            if write:
+                return lambda r: self._deleted(lambda: self.write_identity_config(r.data))
+        elif path == "config/sts":
+            table = {"list": lambda _r: self.list_sts_configs()}
+        elif match := _ROLE_PATH.fullmatch(path):
+            name = match["name"]
+            table = {
+                "read": lambda _r: Response(data=self.read_role(name)),
+                "delete": lambda _r: self._deleted(lambda: self.delete_role(name)),
+            }
+            if write:
+                return lambda r: Response(warnings=tuple(self.write_role(name, r.data)))
+        elif match := _STS_PATH.fullmatch(path):
+            account = match["account"]
+            table = {
+                "read": lambda _r: Response(data=self.read_sts_config(account)),
+                "delete": lambda _r: self._deleted(lambda: self.delete_sts_config(account)),
+            }
+            if write:
+                return lambda r: self._deleted(lambda: self.write_sts_config(account, r.data))
+        else:
+            raise NotFoundError("unsupported path")
+        handler = table.get(operation)
+        if handler is None:
+            raise UnsupportedOperationError()
+        return handler
+
+    @staticmethod
+    def _deleted(action: Callable[[], object]) -> Response:
+        action()
+        return Response()
+
+    # ------------------------------------------------------------------- login
+
+    def _login_request(self, request: Request) -> Response:
+        return self.login(request.data, remote_addr=request.remote_addr)
+
+    def login(self, data: Mapping[str, Any], *, remote_addr: str | None = None) -> Response:
+        """Verify a Vault-style IAM login payload and issue a token (``auth`` in the response)."""
+        verified = self.verify_login(data, remote_addr=remote_addr)
+        identity_config = self._identity_config()
+        record = self._issue(verified, identity_config)
+        warnings = unrecognized_warning(data, KNOWN_LOGIN_FIELDS)
+        return Response(auth=auth_data(record), warnings=tuple(warnings))
+
+    def verify_login(
+        self, data: Mapping[str, Any], *, remote_addr: str | None = None
+    ) -> VerifiedLogin:
+        """All of login except issuing the token: decode, validate, ask STS, load and bind role."""
+        payload = decode_login(data)
+        client_config = self._client_config()
+        outbound = build_outbound(
+            payload,
+            client_config,
+            now=self.clock.now(),
+            policy=self.settings.request_policy,
+        )
+        response = self.transport.send(
+            outbound, timeout=self.settings.sts_timeout, max_retries=client_config.max_retries
+        )
+        sts_host = lookup_sts_host(outbound.host)
+        identity = parse_sts_response(
+            response, expected_partition=sts_host.partition if sts_host else None
+        )
+        try:
+            entity = parse_iam_arn(identity.arn)
+        except ArnError as exc:
+            raise InvalidRequestError(f"error parsing arn {go_quote(identity.arn)}: {exc}") from None
+        role_name = payload.role or entity.friendly_name
+        role = self._role_for_login(role_name)
+        check_cidrs(role.token.token_bound_cidrs, remote_addr)
+        if role.auth_type != "iam":
+            raise InvalidRequestError(f"auth method iam not allowed for role {role_name}")
+        verified = VerifiedLogin(role, role_name, entity, identity, outbound)
+        if not check_binding(
+            role,
+            entity,
+            verified.client_user_id,
+            lambda: self._full_arn(entity, verified.client_user_id, role_name, "attempting login"),
+        ):
+            raise InvalidRequestError(
+                f'IAM Principal "{identity.arn}" does not belong to the role "{role_name}"'
+            )
+        return verified
+
+    def _role_for_login(self, role_name: str) -> Role:
+        try:
+            key = role_mod.normalize_role_name(role_name)
+        except InvalidRequestError:
+            raise InvalidRequestError("entry for role not found: invalid role name") from None
+        role = self._load_role(key)
+        if role is None:
+            raise InvalidRequestError(f"entry for role {role_name} not found")
+        return role
+
+    def _full_arn(self, entity: IamEntity, client_user_id: str, role_name: str, when: str) -> str:
+        key = (entity.partition, entity.account_id, client_user_id)
+        cached = self._arn_cache.get(key)
+        if cached is not None:
+            return cached
+        try:
+            arn = self.iam.full_arn(entity, self._aws_access(entity.account_id))
+        except BackendError as exc:
+            raise type(exc)(
+                f"error looking up full ARN of entity {entity.go_repr()} when {when} "
+                f'for role "{role_name}": {exc.message}'
+            ) from None
+        if not arn:
+            raise InvalidRequestError(
+                f"got empty string back when looking up full ARN of entity {entity.go_repr()} "
+                f'when {when} for role "{role_name}"'
+            )
+        self._arn_cache.put(key, arn)
+        return arn
+
+    def _issue(self, verified: VerifiedLogin, identity_config: cfg.IdentityConfig) -> TokenRecord:
+        settings = verified.role.token
+        policies = list(settings.token_policies)
+        if not settings.token_no_default_policy and "default" not in policies:
+            policies.insert(0, "default")
+        lease = compute_lease(
+            settings, default_ttl=self.settings.default_ttl, max_ttl=self.settings.max_ttl
+        )
+        alias = verified.alias_name(identity_config)
+        mount = self.settings.mount
+        spec = TokenSpec(
+            policies=tuple(sorted(policies)),
+            token_policies=tuple(sorted(policies)),
+            metadata=verified.metadata(identity_config),
+            internal_data=verified.internal_data(),
+            display_name=f"{mount.strip('/').replace('/', '-')}-{verified.entity.display_name}",
+            ttl=lease.ttl,
+            max_ttl=lease.max_ttl,
+            explicit_max_ttl=lease.explicit_max_ttl,
+            period=lease.period,
+            num_uses=settings.token_num_uses,
+            bound_cidrs=settings.token_bound_cidrs,
+            token_type="batch" if settings.token_type in ("batch", "default-batch") else "service",
+            entity_id=entity_id(mount, alias),
+            mount=mount,
+            role_name=verified.role_name,
+            issued_at=self.clock.now(),
+        )
+        return self.issuer.issue(spec)
+
+    # ----------------------------------------------------------------- tokens
+
+    def _renew_request(self, request: Request) -> Response:
+        if not request.client_token:
+            raise PermissionDeniedError()
+        return Response(auth=auth_data(self.renew_token(request.client_token)))
+
+    def lookup_token(self, token: str, *, remote_addr: str | None = None) -> TokenRecord:
+        """The live token ``token`` (its bound CIDRs checked), or :class:`PermissionDeniedError`."""
+        record = self.issuer.lookup(token)
+        if record is None:
+            raise PermissionDeniedError()
+        check_cidrs(record.bound_cidrs, remote_addr)
+        return record
+
+    def renew_token(self, token: str, *, remote_addr: str | None = None) -> TokenRecord:
+        """Renew a login token after re-checking its binding against the current role."""
+        record = self.lookup_token(token, remote_addr=remote_addr)
+        if not record.renewable:
+            raise InvalidRequestError("token is not renewable")
+        role = self._check_renewal(record)
+        lease = compute_lease(
+            role.token, default_ttl=self.settings.default_ttl, max_ttl=self.settings.max_ttl
+        )
+        return self.issuer.extend(token, ttl=lease.ttl, now=self.clock.now())
+
+    def _check_renewal(self, record: TokenRecord) -> Role:
+        internal = record.internal_data
+        canonical_arn = internal.get("canonical_arn", "")
+        role_name = internal.get("role_name", "")
+        if not canonical_arn:
+            raise PermissionDeniedError('failed to renew entry: "canonical_arn" not found in auth metadata')
+        if not role_name:
+            raise PermissionDeniedError("failed to renew entry: error retrieving role_name during renewal")
+        role = self._load_role(role_name.lower())
+        if role is None:
+            raise PermissionDeniedError("failed to renew entry: role entry not found")
+        try:
+            entity = parse_iam_arn(canonical_arn)
+        except ArnError as exc:
+            raise PermissionDeniedError(f"failed to renew entry: {exc}") from None
+        client_user_id = internal.get("client_user_id", "")
+        bound = check_binding(
+            role,
+            entity,
+            client_user_id,
+            lambda: self._full_arn(entity, client_user_id, role_name, "updating login"),
+        )
+        if not bound or role.auth_type != "iam":
+            raise PermissionDeniedError(
+                f'failed to renew entry: role "{role_name}" no longer bound to ARN "{canonical_arn}"'
+            )
+        return role
+
+    def revoke_token(self, token: str) -> None:
+        """Revoke a token (no error if it does not exist)."""
+        self.issuer.revoke(token)
+
+    def revoke_accessor(self, accessor: str) -> None:
+        """Revoke the token with this accessor (no error if it does not exist)."""
+        self.issuer.revoke_accessor(accessor)
+
+    # ------------------------------------------------------------------ roles
+
+    def write_role(self, name: str, data: Mapping[str, Any]) -> list[str]:
+        """Create or update ``role/<name>``; returns Vault's warnings."""
+        key = role_mod.normalize_role_name(name)
+        with self._write_lock:
+            existing = self._load_role(key)
+            client_config = self._client_config()
+            role, warnings = role_mod.write_role(
+                existing,
+                data,
+                name=key,
+                new_role_id=str(uuid.uuid4()),
+                resolve_unique_id=lambda arn: self._resolve_unique_id(arn, client_config),
+                system_max_ttl=self.settings.max_ttl,
+            )
+            self.storage.put(f"role/{key}", role_mod.role_to_storage(role))
+        return warnings
+
+    def _resolve_unique_id(self, arn: str, client_config: cfg.ClientConfig) -> str:
+        try:
+            entity = parse_iam_arn(arn)
+        except ArnError as exc:
+            raise InvalidRequestError(str(exc)) from None
+        return self.iam.unique_id(entity, self._aws_access(entity.account_id, client_config))
+
+    def read_role(self, name: str) -> dict[str, Any]:
+        """``role/<name>`` in Vault's read shape; :class:`NotFoundError` if absent."""
+        role = self._load_role(role_mod.normalize_role_name(name))
+        if role is None:
+            raise NotFoundError("")
+        return role_mod.role_read_data(role)
+
+    def delete_role(self, name: str) -> None:
+        """Delete ``role/<name>`` (no error if absent)."""
+        with self._write_lock:
+            self.storage.delete(f"role/{role_mod.normalize_role_name(name)}")
+
+    def list_roles(self) -> Response:
+        """Role names, as Vault's LIST answers them."""
+        return _list_response(self.storage.list("role/"))
+
+    def _load_role(self, key: str) -> Role | None:
+        doc = self.storage.get(f"role/{key}")
+        return None if doc is None else role_mod.role_from_storage(key, doc)
+
+    # ----------------------------------------------------------------- config
+
+    def _client_config(self) -> cfg.ClientConfig:
+        doc = self.storage.get("config/client")
+        return cfg.ClientConfig() if doc is None else cfg.client_config_from_storage(doc)
+
+    def _identity_config(self) -> cfg.IdentityConfig:
+        doc = self.storage.get("config/identity")
+        return cfg.IdentityConfig() if doc is None else cfg.identity_config_from_storage(doc)
+
+    def write_client_config(self, data: Mapping[str, Any]) -> list[str]:
+        """Create or update ``config/client``."""
+        with self._write_lock:
+            doc = self.storage.get("config/client")
+            existing = None if doc is None else cfg.client_config_from_storage(doc)
+            new = cfg.write_client_config(
+                existing, data, validate_headers=validate_allowed_header_names
+            )
+            self.storage.put("config/client", cfg.client_config_to_storage(new))
+        return []
+
+    def read_client_config(self) -> dict[str, Any]:
+        """``config/client`` without ``secret_key``; :class:`NotFoundError` if never written."""
+        doc = self.storage.get("config/client")
+        if doc is None:
+            raise NotFoundError("")
+        return cfg.client_config_read_data(cfg.client_config_from_storage(doc))
+
+    def delete_client_config(self) -> None:
+        """Delete ``config/client``."""
+        with self._write_lock:
+            self.storage.delete("config/client")
+
+    def write_identity_config(self, data: Mapping[str, Any]) -> None:
+        """Create or update ``config/identity``."""
+        with self._write_lock:
+            new = cfg.write_identity_config(self._identity_config(), data)
+            self.storage.put("config/identity", cfg.identity_config_to_storage(new))
+
+    def read_identity_config(self) -> dict[str, Any]:
+        """``config/identity`` (defaults when never written)."""
+        return cfg.identity_config_read_data(self._identity_config())
+
+    def write_sts_config(self, account_id: str, data: Mapping[str, Any]) -> None:
+        """Create or update ``config/sts/<account_id>``."""
+        with self._write_lock:
+            entry = cfg.write_sts_config(account_id, data)
+            self.storage.put(f"config/sts/{account_id}", cfg.sts_config_to_storage(entry))
+
+    def read_sts_config(self, account_id: str) -> dict[str, Any]:
+        """``config/sts/<account_id>``; :class:`NotFoundError` if absent."""
+        entry = self._sts_config(account_id)
+        if entry is None:
+            raise NotFoundError("")
+        return cfg.sts_config_read_data(entry)
+
+    def delete_sts_config(self, account_id: str) -> None:
+        """Delete ``config/sts/<account_id>``."""
+        with self._write_lock:
+            self.storage.delete(f"config/sts/{account_id}")
+
+    def list_sts_configs(self) -> Response:
+        """Account IDs with an STS role configured."""
+        return _list_response(self.storage.list("config/sts/"))
+
+    def _sts_config(self, account_id: str) -> cfg.StsRoleConfig | None:
+        if not re.fullmatch(r"[0-9]{12}", account_id, re.ASCII):
+            return None
+        doc = self.storage.get(f"config/sts/{account_id}")
+        return None if doc is None else cfg.sts_config_from_storage(account_id, doc)
+
+    def _aws_access(
+        self, account_id: str, client_config: cfg.ClientConfig | None = None
+    ) -> AwsAccess:
+        client = client_config or self._client_config()
+        sts = self._sts_config(account_id)
+        return AwsAccess(
+            access_key=client.access_key,
+            secret_key=client.secret_key,
+            iam_endpoint=client.iam_endpoint,
+            sts_endpoint=client.sts_endpoint,
+            sts_region=client.sts_region,
+            sts_role=sts.sts_role if sts else None,
+            external_id=(sts.external_id or None) if sts else None,
+            max_retries=client.max_retries,
+        )
+
+
+def _list_response(keys: list[str]) -> Response:
+    return Response(data={"keys": keys})
+
+
+def auth_data(record: TokenRecord) -> dict[str, Any]:
+    """Vault's ``auth`` object for a login or renewal response."""
+    return {
+        "client_token": record.client_token or "",
+        "accessor": record.accessor,
+        "policies": list(record.policies),
+        "token_policies": list(record.token_policies),
+        "identity_policies": None,
+        "metadata": dict(record.metadata),
+        "lease_duration": record.ttl,
+        "renewable": record.renewable,
+        "entity_id": record.entity_id,
+        "token_type": record.token_type,
+        "orphan": True,
+        "mfa_requirement": None,
+        "num_uses": record.num_uses,
+    }
+
+
+__all__ = ["Backend", "BackendSettings", "Request", "Response", "auth_data"]
