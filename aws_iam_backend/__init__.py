@@ -1,0 +1,56 @@
+"""aws_iam_backend: Vault's AWS auth method (IAM login type) as an embeddable library.
+
+Start with :class:`Backend`; plug in storage, STS transport, IAM lookups, token issuer
+and clock through the protocols in :mod:`aws_iam_backend.interfaces`,
+:mod:`aws_iam_backend.tokens` and :mod:`aws_iam_backend.clock`.
+"""
+
+from __future__ import annotations
+
+from .backend import Backend, BackendSettings, Request, Response
+from .clock import Clock, SystemClock
+from .errors import (
+    BackendError,
+    InternalError,
+    InvalidRequestError,
+    NotFoundError,
+    PermissionDeniedError,
+    RequestTooLargeError,
+    UnsupportedOperationError,
+    UpstreamError,
+    UpstreamTimeoutError,
+)
+from .interfaces import AwsAccess, IamLookups, STSTransport, Storage
+from .storage import MemoryStorage, SQLiteStorage, open_storage
+from .sts_request import RequestPolicy
+from .tokens import StoreTokenIssuer, TokenIssuer, TokenRecord, TokenSpec
+
+__all__ = [
+    "AwsAccess",
+    "Backend",
+    "BackendError",
+    "BackendSettings",
+    "Clock",
+    "IamLookups",
+    "InternalError",
+    "InvalidRequestError",
+    "MemoryStorage",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "Request",
+    "RequestPolicy",
+    "RequestTooLargeError",
+    "Response",
+    "SQLiteStorage",
+    "STSTransport",
+    "Storage",
+    "StoreTokenIssuer",
+    "SystemClock",
+    "TokenIssuer",
+    "TokenRecord",
+    "TokenSpec",
+    "UnsupportedOperationError",
+    "UpstreamError",
+    "UpstreamTimeoutError",
+    "open_storage",
+]
