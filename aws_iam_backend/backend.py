@@ -21,7 +21,7 @@ from . import roles as role_mod
 from .arn import ArnError, IamEntity, parse_iam_arn
 from .binding import check_binding, check_cidrs
 from .clock import Clock, SystemClock
-from .endpoints import lookup_sts_host
+from .endpoints import lookup_sts_host, partition_of_host
 from .errors import (
     BackendError,
     InvalidRequestError,
@@ -193,7 +193,8 @@ class Backend:
         )
         sts_host = lookup_sts_host(outbound.host)
         identity = parse_sts_response(
-            response, expected_partition=sts_host.partition if sts_host else None
+            response,
+            expected_partition=sts_host.partition if sts_host else partition_of_host(outbound.host),
         )
         try:
             entity = parse_iam_arn(identity.arn)
@@ -300,7 +301,9 @@ class Backend:
         lease = compute_lease(
             role.token, default_ttl=self.settings.default_ttl, max_ttl=self.settings.max_ttl
         )
-        return self.issuer.extend(token, ttl=lease.ttl, now=self.clock.now())
+        return self.issuer.extend(
+            token, ttl=lease.ttl, now=self.clock.now(), max_ttl=lease.max_ttl, period=lease.period
+        )
 
     def _check_renewal(self, record: TokenRecord) -> Role:
         internal = record.internal_data
@@ -403,6 +406,7 @@ class Backend:
                 existing, data, validate_headers=validate_allowed_header_names
             )
             self.storage.put("config/client", cfg.client_config_to_storage(new))
+            self._flush_aws_caches()
         return []
 
     def read_client_config(self) -> dict[str, Any]:
@@ -416,6 +420,13 @@ class Backend:
         """Delete ``config/client``."""
         with self._write_lock:
             self.storage.delete("config/client")
+            self._flush_aws_caches()
+
+    def _flush_aws_caches(self) -> None:
+        clear = getattr(self.iam, "clear", None)
+        if callable(clear):
+            clear()
+        self._arn_cache.clear()
 
     def write_identity_config(self, data: Mapping[str, Any]) -> None:
         """Create or update ``config/identity``."""

@@ -88,9 +88,7 @@ class HeaderMap:
         for raw in self.raw_names:
             key = raw.lower()
             seen[key] = seen.get(key, 0) + 1
-        return tuple(
-            name for name, _ in self.entries if seen.get(name.lower(), 0) > 1
-        )
+        return tuple(name for name, _ in self.entries if seen.get(name.lower(), 0) > 1)
 
 
 class _Builder:

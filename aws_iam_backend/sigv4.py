@@ -21,7 +21,7 @@ SERVICE = "sts"
 TERMINATOR = "aws4_request"
 MAX_PRESIGN_EXPIRES = 900
 
-_ACCESS_KEY = re.compile(r"[A-Za-z0-9]{16,128}", re.ASCII)
+_ACCESS_KEY = re.compile(r"[A-Za-z0-9]{8,128}", re.ASCII)  # AWS: 16..128; AKIDEXAMPLE is 11
 _SCOPE_DATE = re.compile(r"[0-9]{8}", re.ASCII)
 _REGION = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*", re.ASCII)
 _SERVICE = re.compile(r"[a-z0-9-]{1,32}", re.ASCII)
@@ -77,7 +77,9 @@ def parse_credential(value: str) -> Credential:
     """Parse a credential scope ``<key>/<yyyymmdd>/<region>/sts/aws4_request`` strictly."""
     parts = value.split("/")
     if len(parts) != 5:
-        raise _bad("invalid SigV4 credential scope: expected <key>/<date>/<region>/sts/aws4_request")
+        raise _bad(
+            "invalid SigV4 credential scope: expected <key>/<date>/<region>/sts/aws4_request"
+        )
     key, date, region, service, terminator = parts
     if not _ACCESS_KEY.fullmatch(key):
         raise _bad("invalid SigV4 credential: malformed access key id")

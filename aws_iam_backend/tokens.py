@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import hashlib
 import hmac
 import re
 import secrets
 import threading
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
@@ -38,6 +40,10 @@ _RECORD_VERSION = 1
 _ACCESSOR_RE = re.compile(r"[A-Za-z0-9_-]{32}")
 
 
+def _str_tuple(value: Iterable[str]) -> tuple[str, ...]:
+    return tuple(str(v) for v in value)
+
+
 def _str_dict(value: Any) -> dict[str, str]:
     return {str(k): str(v) for k, v in dict(value).items()}
 
@@ -51,6 +57,13 @@ def _utc(value: datetime) -> datetime:
 def _non_negative(_: Any, attribute: attrs.Attribute[int], value: int) -> None:
     if value < 0:
         raise ValueError(f"{attribute.name} must be >= 0")
+
+
+def _same(a: str, b: str) -> bool:
+    """Constant-time string equality."""
+    return hmac.compare_digest(
+        a.encode("utf-8", "surrogatepass"), b.encode("utf-8", "surrogatepass")
+    )
 
 
 def rfc3339(value: datetime) -> str:
@@ -71,8 +84,8 @@ class TokenSpec:
     lifetime; ``period`` > 0 makes renewals reset the TTL to ``period``. 0 means unset.
     """
 
-    policies: tuple[str, ...] = attrs.field(converter=tuple)
-    token_policies: tuple[str, ...] = attrs.field(converter=tuple)
+    policies: tuple[str, ...] = attrs.field(converter=_str_tuple)
+    token_policies: tuple[str, ...] = attrs.field(converter=_str_tuple)
     metadata: dict[str, str] = attrs.field(converter=_str_dict)
     internal_data: dict[str, str] = attrs.field(converter=_str_dict, repr=False)
     display_name: str
@@ -81,7 +94,7 @@ class TokenSpec:
     explicit_max_ttl: int = attrs.field(validator=_non_negative)
     period: int = attrs.field(validator=_non_negative)
     num_uses: int = attrs.field(validator=_non_negative)
-    bound_cidrs: tuple[str, ...] = attrs.field(converter=tuple)
+    bound_cidrs: tuple[str, ...] = attrs.field(converter=_str_tuple)
     token_type: str = attrs.field(validator=attrs.validators.in_(TOKEN_TYPES))
     entity_id: str
     mount: str
@@ -315,10 +328,8 @@ class StoreTokenIssuer:
             return None
         record = _from_document(doc)
         if self._clock.now() >= record.expire_time:
-            try:
+            with contextlib.suppress(InternalError):  # best effort: it is gone either way
                 self._delete(token_key, record.accessor)
-            except InternalError:
-                pass  # Best effort: the record is already treated as gone.
             return None
         return record
 
@@ -361,10 +372,12 @@ class StoreTokenIssuer:
         if record.accessor:
             try:
                 self._storage.put(
-                    ACCESSOR_PREFIX + record.accessor, {"token_hmac": token_key[len(TOKEN_PREFIX) :]}
+                    ACCESSOR_PREFIX + record.accessor,
+                    {"token_hmac": token_key[len(TOKEN_PREFIX) :]},
                 )
             except BaseException:
-                self._storage.delete(token_key)
+                with contextlib.suppress(InternalError):
+                    self._storage.delete(token_key)
                 raise
         return attrs.evolve(record, client_token=token)
 
@@ -383,7 +396,7 @@ class StoreTokenIssuer:
         """The live token with this accessor, or None."""
         token_key = self._accessor_token_key(accessor)
         record = None if token_key is None else self._load(token_key)
-        if record is None or not hmac.compare_digest(record.accessor, accessor):
+        if record is None or not _same(record.accessor, accessor):
             return None
         return record
 
@@ -444,7 +457,7 @@ class StoreTokenIssuer:
         if token_key is None:
             return
         doc = self._storage.get(token_key)
-        if doc is not None and hmac.compare_digest(str(doc.get("accessor", "")), accessor):
+        if doc is not None and _same(str(doc.get("accessor", "")), accessor):
             self._storage.delete(token_key)
         self._storage.delete(ACCESSOR_PREFIX + accessor)
 

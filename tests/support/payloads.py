@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
-from datetime import datetime
+from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
+from unittest import mock
 
 import hvac
 from botocore.auth import SigV4Auth, SigV4QueryAuth
@@ -20,6 +23,17 @@ FORM = "application/x-www-form-urlencoded; charset=utf-8"
 
 def b64(text: str) -> str:
     return base64.b64encode(text.encode()).decode()
+
+
+@contextlib.contextmanager
+def signing_time(when: datetime | None) -> Iterator[None]:
+    """Make botocore sign as if the clock showed ``when`` (no change if None)."""
+    if when is None:
+        yield
+        return
+    naive = when.astimezone(UTC).replace(tzinfo=None)
+    with mock.patch("botocore.auth.get_current_datetime", return_value=naive):
+        yield
 
 
 def _creds(keys: Keys) -> Credentials:
@@ -39,8 +53,7 @@ def hvac_payload(
 ) -> dict[str, Any]:
     """Exactly what ``hvac``'s ``iam_login`` posts (global host, Host and Content-Length in
     the map, one-element lists, base64 JSON headers, ``role`` possibly null)."""
-    adapter = _CapturingAdapter(url="http://127.0.0.1:1")
-    client = hvac.Client(url="http://127.0.0.1:1", adapter=adapter)
+    client = hvac.Client(url="http://127.0.0.1:1", adapter=_CapturingAdapter)
     client.auth.aws.iam_login(
         keys.access_key,
         keys.secret_key,
@@ -49,7 +62,7 @@ def hvac_payload(
         role=role,
         region=region,
     )
-    return dict(adapter.captured)
+    return dict(client.adapter.captured)
 
 
 def botocore_payload(
@@ -67,9 +80,8 @@ def botocore_payload(
     if server_id is not None:
         headers["X-Vault-AWS-IAM-Server-ID"] = server_id
     request = AWSRequest(method="POST", url=url, data=BODY, headers=headers)
-    if when is not None:
-        request.context["timestamp"] = when.strftime("%Y%m%dT%H%M%SZ")
-    SigV4Auth(_creds(keys), "sts", region).add_auth(request)
+    with signing_time(when):
+        SigV4Auth(_creds(keys), "sts", region).add_auth(request)
     payload: dict[str, Any] = {
         "iam_http_request_method": "POST",
         "iam_request_url": b64(url),
