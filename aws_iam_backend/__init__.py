@@ -20,7 +20,7 @@ from .errors import (
     UpstreamError,
     UpstreamTimeoutError,
 )
-from .interfaces import AwsAccess, IamLookups, STSTransport, Storage
+from .interfaces import AwsAccess, IamLookups, Storage, STSTransport
 from .storage import MemoryStorage, SQLiteStorage, open_storage
 from .sts_request import RequestPolicy
 from .tokens import StoreTokenIssuer, TokenIssuer, TokenRecord, TokenSpec

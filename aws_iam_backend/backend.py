@@ -32,7 +32,7 @@ from .errors import (
 from .fields import unrecognized_warning
 from .gocompat import go_quote
 from .iam import BotocoreIamLookups, UniqueIdArnCache
-from .interfaces import AwsAccess, IamLookups, STSTransport, Storage
+from .interfaces import AwsAccess, IamLookups, Storage, STSTransport
 from .login import VerifiedLogin, entity_id
 from .payload import KNOWN_LOGIN_FIELDS, decode_login
 from .roles import Role
@@ -55,7 +55,7 @@ class BackendSettings:
     default_ttl: int = DEFAULT_TTL
     max_ttl: int = DEFAULT_TTL
     sts_timeout: float = 10.0
-    request_policy: RequestPolicy = RequestPolicy()
+    request_policy: RequestPolicy = attrs.field(factory=RequestPolicy)
 
 
 @attrs.frozen
@@ -199,7 +199,9 @@ class Backend:
         try:
             entity = parse_iam_arn(identity.arn)
         except ArnError as exc:
-            raise InvalidRequestError(f"error parsing arn {go_quote(identity.arn)}: {exc}") from None
+            raise InvalidRequestError(
+                f"error parsing arn {go_quote(identity.arn)}: {exc}"
+            ) from None
         role_name = payload.role or entity.friendly_name
         role = self._role_for_login(role_name)
         check_cidrs(role.token.token_bound_cidrs, remote_addr)
@@ -310,9 +312,13 @@ class Backend:
         canonical_arn = internal.get("canonical_arn", "")
         role_name = internal.get("role_name", "")
         if not canonical_arn:
-            raise PermissionDeniedError('failed to renew entry: "canonical_arn" not found in auth metadata')
+            raise PermissionDeniedError(
+                'failed to renew entry: "canonical_arn" not found in auth metadata'
+            )
         if not role_name:
-            raise PermissionDeniedError("failed to renew entry: error retrieving role_name during renewal")
+            raise PermissionDeniedError(
+                "failed to renew entry: error retrieving role_name during renewal"
+            )
         role = self._load_role(role_name.lower())
         if role is None:
             raise PermissionDeniedError("failed to renew entry: role entry not found")
@@ -329,7 +335,8 @@ class Backend:
         )
         if not bound or role.auth_type != "iam":
             raise PermissionDeniedError(
-                f'failed to renew entry: role "{role_name}" no longer bound to ARN "{canonical_arn}"'
+                f'failed to renew entry: role "{role_name}" no longer bound to ARN '
+                f'"{canonical_arn}"'
             )
         return role
 
@@ -356,6 +363,7 @@ class Backend:
                 new_role_id=str(uuid.uuid4()),
                 resolve_unique_id=lambda arn: self._resolve_unique_id(arn, client_config),
                 system_max_ttl=self.settings.max_ttl,
+                system_default_ttl=self.settings.default_ttl,
             )
             self.storage.put(f"role/{key}", role_mod.role_to_storage(role))
         return warnings
@@ -385,7 +393,14 @@ class Backend:
 
     def _load_role(self, key: str) -> Role | None:
         doc = self.storage.get(f"role/{key}")
-        return None if doc is None else role_mod.role_from_storage(key, doc)
+        if doc is None:
+            return None
+        role = role_mod.role_from_storage(key, doc)
+        if doc.get("version", 0) != role.version:
+            # Persist Vault's storage upgrade once, so the new role_id sticks.
+            with self._write_lock:
+                self.storage.put(f"role/{key}", role_mod.role_to_storage(role))
+        return role
 
     # ----------------------------------------------------------------- config
 

@@ -22,7 +22,9 @@ class Partition:
 
     def has_region(self, region: str) -> bool:
         """True if ``region`` is listed for, or has the shape of, this partition's regions."""
-        return region in self.regions or re.fullmatch(self.region_regex, region, re.ASCII) is not None
+        if region in self.regions:
+            return True
+        return re.fullmatch(self.region_regex, region, re.ASCII) is not None
 
 
 @functools.cache

@@ -101,7 +101,9 @@ LOGIN_ATTACKS: dict[str, Callable[[], dict[str, Any]]] = {
     ),
     "05_control_chars": lambda: valid(iam_request_url=b64("https://sts.amazonaws.com\n@evil/")),
     "06_plain_http": lambda: valid(iam_request_url=b64("http://sts.us-east-1.amazonaws.com/")),
-    "07_explicit_port": lambda: valid(iam_request_url=b64("https://sts.us-east-1.amazonaws.com:8443/")),
+    "07_explicit_port": lambda: valid(
+        iam_request_url=b64("https://sts.us-east-1.amazonaws.com:8443/")
+    ),
     "08_s3_bucket_host": lambda: valid(iam_request_url=b64("https://sts.s3.amazonaws.com/")),
     "09_trailing_dot": lambda: valid(iam_request_url=b64("https://sts.us-east-1.amazonaws.com./")),
     "10_metadata_ip": lambda: valid(iam_request_url=b64("https://169.254.169.254/")),
@@ -215,21 +217,23 @@ def test_attack_36_37_server_id_required_and_signed() -> None:
     with pytest.raises(InvalidRequestError) as missing:
         backend.login(valid())
     assert missing.value.message == (
-        'error validating X-Vault-AWS-IAM-Server-ID header: missing header '
+        "error validating X-Vault-AWS-IAM-Server-ID header: missing header "
         '"X-Vault-AWS-IAM-Server-ID"'
     )
     unsigned = with_headers(X_Vault_AWS_IAM_Server_ID="vault.prod")
     with pytest.raises(InvalidRequestError, match="vault header wasn't signed"):
         backend.login(unsigned)
     wrong = botocore_payload(KEYS, region="us-east-1", role="dev", when=NOW, server_id="vault.dev")
-    with pytest.raises(InvalidRequestError, match='expected "vault.prod" but got "vault.dev"'):
+    with pytest.raises(InvalidRequestError, match=r'expected "vault\.prod" but got "vault\.dev"'):
         backend.login(wrong)
     assert transport.requests == []
     right = botocore_payload(KEYS, region="us-east-1", role="dev", when=NOW, server_id="vault.prod")
     assert backend.login(right).auth
 
 
-def hostile(status: int, content_type: str, body: bytes) -> Callable[[OutboundRequest], STSResponse]:
+def hostile(
+    status: int, content_type: str, body: bytes
+) -> Callable[[OutboundRequest], STSResponse]:
     return lambda _r: STSResponse(status, (("content-type", content_type),), body)
 
 
@@ -283,9 +287,7 @@ def test_hostile_sts_response_issues_no_token(name: str) -> None:
 
 
 def test_attack_59_root_arn_cannot_log_in() -> None:
-    transport = RecordingTransport(
-        lambda _r: ok_response(f"arn:aws:iam::{ACCOUNT}:root", ACCOUNT)
-    )
+    transport = RecordingTransport(lambda _r: ok_response(f"arn:aws:iam::{ACCOUNT}:root", ACCOUNT))
     backend = make_backend(transport)
     with pytest.raises(InvalidRequestError, match="error parsing arn"):
         backend.login(valid())
@@ -296,7 +298,9 @@ def test_attack_71_wildcard_cross_account_lookup_denied() -> None:
     transport = RecordingTransport(
         lambda _r: ok_response(attacker, "AROAATTACKER00000001:s", "999999999999")
     )
-    iam = FakeIam(full_arns={"arn:aws:iam::999999999999:role/app": f"arn:aws:iam::{ACCOUNT}:role/app"})
+    iam = FakeIam(
+        full_arns={"arn:aws:iam::999999999999:role/app": f"arn:aws:iam::{ACCOUNT}:role/app"}
+    )
     backend = Backend(storage=MemoryStorage(), transport=transport, iam=iam, clock=FixedClock())
     backend.write_role("app", {"bound_iam_principal_arn": f"arn:aws:iam::{ACCOUNT}:role/app*"})
     with pytest.raises(InvalidRequestError, match="does not belong to the role"):
@@ -307,10 +311,15 @@ def test_attack_76_case_sensitive_binding() -> None:
     transport = RecordingTransport(
         lambda _r: ok_response(f"arn:aws:sts::{ACCOUNT}:assumed-role/admin/s", "AROAX:s")
     )
-    backend = Backend(storage=MemoryStorage(), transport=transport, iam=FakeIam(), clock=FixedClock())
+    backend = Backend(
+        storage=MemoryStorage(), transport=transport, iam=FakeIam(), clock=FixedClock()
+    )
     backend.write_role(
         "adm",
-        {"bound_iam_principal_arn": f"arn:aws:iam::{ACCOUNT}:role/Admin", "resolve_aws_unique_ids": False},
+        {
+            "bound_iam_principal_arn": f"arn:aws:iam::{ACCOUNT}:role/Admin",
+            "resolve_aws_unique_ids": False,
+        },
     )
     with pytest.raises(InvalidRequestError, match="does not belong"):
         backend.login(valid(role="adm"))
@@ -319,7 +328,9 @@ def test_attack_76_case_sensitive_binding() -> None:
 def test_token_bound_cidrs_deny_with_403() -> None:
     transport = RecordingTransport(lambda _r: ok_response(USER_ARN, USER_ID))
     backend = make_backend(transport)
-    backend.write_role("dev", {"bound_iam_principal_arn": USER_ARN, "token_bound_cidrs": "10.0.0.0/8"})
+    backend.write_role(
+        "dev", {"bound_iam_principal_arn": USER_ARN, "token_bound_cidrs": "10.0.0.0/8"}
+    )
     with pytest.raises(PermissionDeniedError):
         backend.login(valid(), remote_addr="192.0.2.1")
     with pytest.raises(PermissionDeniedError):
@@ -335,7 +346,10 @@ CONFIG_ATTACKS: dict[str, tuple[str, dict[str, Any]]] = {
     "94_root_space": ("role", {"bound_iam_principal_arn": USER_ARN, "policies": "default, root "}),
     "96_not_arn": ("role", {"bound_iam_principal_arn": "not-an-arn"}),
     "96_short_account": ("role", {"bound_iam_principal_arn": "arn:aws:iam::12345:role/x"}),
-    "96_bad_partition": ("role", {"bound_iam_principal_arn": "arn:aws-evil:iam::123456789012:role/x"}),
+    "96_bad_partition": (
+        "role",
+        {"bound_iam_principal_arn": "arn:aws-evil:iam::123456789012:role/x"},
+    ),
     "96_group": ("role", {"bound_iam_principal_arn": "arn:aws:iam::123456789012:group/x"}),
     "96_inner_star": ("role", {"bound_iam_principal_arn": "arn:aws:iam::123456789012:role/*/x"}),
     "97_no_binding": ("role", {"token_policies": "dev"}),
@@ -348,6 +362,13 @@ CONFIG_ATTACKS: dict[str, tuple[str, dict[str, Any]]] = {
 }
 
 
+def write_config(backend: Backend, kind: str, data: dict[str, Any]) -> None:
+    if kind == "role":
+        backend.write_role("target", data)
+    else:
+        backend.write_client_config(data)
+
+
 @pytest.mark.parametrize("name", sorted(CONFIG_ATTACKS))
 def test_config_attack_rejected_and_nothing_stored(name: str) -> None:
     storage = MemoryStorage()
@@ -355,10 +376,7 @@ def test_config_attack_rejected_and_nothing_stored(name: str) -> None:
     before = snapshot(storage)
     kind, data = CONFIG_ATTACKS[name]
     with pytest.raises(InvalidRequestError):
-        if kind == "role":
-            backend.write_role("target", data)
-        else:
-            backend.write_client_config(data)
+        write_config(backend, kind, data)
     assert snapshot(storage) == before
 
 
@@ -374,7 +392,10 @@ def test_attack_92_role_names_are_ascii_and_case_insensitive() -> None:
 def test_attack_100_duplicate_keys_rejected() -> None:
     from aws_iam_backend.fields import loads_strict
 
-    text = json.dumps({"a": 1})[:-1] + ', "bound_iam_principal_arn": "x", "bound_iam_principal_arn": "*"}'
+    text = (
+        json.dumps({"a": 1})[:-1]
+        + ', "bound_iam_principal_arn": "x", "bound_iam_principal_arn": "*"}'
+    )
     with pytest.raises(InvalidRequestError):
         loads_strict(text)
 

@@ -140,7 +140,9 @@ def test_role_name_defaults_to_friendly_name(moto: MotoServer, backend: Backend)
 def test_canonical_arn_binding_without_unique_ids(moto: MotoServer, backend: Backend) -> None:
     _name, arn, keys = new_user(moto, "/deep/path/")
     canonical = arn.replace("/deep/path/", "/")
-    backend.write_role("canon", {"bound_iam_principal_arn": canonical, "resolve_aws_unique_ids": False})
+    backend.write_role(
+        "canon", {"bound_iam_principal_arn": canonical, "resolve_aws_unique_ids": False}
+    )
     assert backend.login(hvac_payload(keys, role="canon")).auth
 
 

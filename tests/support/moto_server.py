@@ -25,9 +25,7 @@ ADMIN_POLICY = json.dumps(
 ASSUME_POLICY = json.dumps(
     {
         "Version": "2012-10-17",
-        "Statement": [
-            {"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "sts:AssumeRole"}
-        ],
+        "Statement": [{"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "sts:AssumeRole"}],
     }
 )
 
@@ -77,7 +75,7 @@ class MotoServer:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:
-                urllib.request.urlopen(self.endpoint + "/moto-api/", timeout=1).close()  # noqa: S310
+                urllib.request.urlopen(self.endpoint + "/moto-api/", timeout=1).close()
                 return
             except (urllib.error.URLError, OSError):
                 time.sleep(0.1)
