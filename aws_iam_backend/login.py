@@ -11,18 +11,6 @@ from .config import IdentityConfig
 from .messages import CallerIdentity, OutboundRequest
 from .roles import Role
 
-IAM_METADATA_FIELDS = (
-    "account_id",
-    "auth_type",
-    "canonical_arn",
-    "client_arn",
-    "client_user_id",
-    "inferred_aws_region",
-    "inferred_entity_id",
-    "inferred_entity_type",
-    "inferred_hostname",
-)
-
 
 @attrs.frozen
 class VerifiedLogin:
