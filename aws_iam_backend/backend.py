@@ -284,7 +284,8 @@ class Backend:
     def _renew_request(self, request: Request) -> Response:
         if not request.client_token:
             raise PermissionDeniedError()
-        return Response(auth=auth_data(self.renew_token(request.client_token)))
+        record = self.renew_token(request.client_token, remote_addr=request.remote_addr)
+        return Response(auth=auth_data(record))
 
     def lookup_token(self, token: str, *, remote_addr: str | None = None) -> TokenRecord:
         """The live token ``token`` (its bound CIDRs checked), or :class:`PermissionDeniedError`."""
@@ -456,7 +457,7 @@ class Backend:
     def write_sts_config(self, account_id: str, data: Mapping[str, Any]) -> None:
         """Create or update ``config/sts/<account_id>``."""
         with self._write_lock:
-            entry = cfg.write_sts_config(account_id, data)
+            entry = cfg.write_sts_config(account_id, data, existing=self._sts_config(account_id))
             self.storage.put(f"config/sts/{account_id}", cfg.sts_config_to_storage(entry))
 
     def read_sts_config(self, account_id: str) -> dict[str, Any]:

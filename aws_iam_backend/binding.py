@@ -39,11 +39,13 @@ def check_binding(
     ``full_arn`` is called only when a wildcard entry needs the principal's ARN with
     its path; it may raise (the caller maps the error). A unique-ID match also needs
     the principal's account to be the account of one of the exact bound ARNs, and a
-    wildcard match needs the full ARN to be in the principal's own account.
+    wildcard match needs the full ARN to be in the principal's own account. A role with
+    no bound ARN admits nobody (Vault admits everybody; such roles cannot be written,
+    but could be imported).
     """
     bound = role.bound_iam_principal_arn
     if not bound:
-        return True
+        return False
     if client_user_id in role.bound_iam_principal_id and (
         entity.account_id in _exact_bound_accounts(role)
     ):

@@ -19,8 +19,8 @@ class BackendError(Exception):
 
     @property
     def errors(self) -> list[str]:
-        """The ``errors`` list of Vault's error envelope."""
-        return [self.message]
+        """The ``errors`` list of Vault's error envelope (empty for a bare 404)."""
+        return [self.message] if self.message else []
 
 
 class InvalidRequestError(BackendError):

@@ -105,12 +105,12 @@ ALLOWED_QUERY_KEYS: frozenset[str] = frozenset({"Action", "Version", *PRESIGN_QU
 
 def _not_over_window(_: object, attribute: attrs.Attribute[timedelta], value: timedelta) -> None:
     if not timedelta(0) < value <= _MAX_WINDOW:
-        raise InvalidRequestError(f"{attribute.name} must be greater than 0 and at most 15 minutes")
+        raise ValueError(f"{attribute.name} must be greater than 0 and at most 15 minutes")
 
 
 def _positive(_: object, attribute: attrs.Attribute[int], value: int) -> None:
     if value < 1:
-        raise InvalidRequestError(f"{attribute.name} must be positive")
+        raise ValueError(f"{attribute.name} must be positive")
 
 
 @attrs.frozen
