@@ -1,0 +1,7 @@
+"""``python -m aws_iam_backend``: the ``aws-iam-backend`` command."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

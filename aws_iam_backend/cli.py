@@ -1,0 +1,216 @@
+"""The ``aws-iam-backend`` command: ``server`` (dev or production) and ``login``.
+
+Exit codes: 0 success, 1 runtime failure (config, storage, port, login refused),
+2 bad flags. Errors are one line on stderr, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import secrets
+import sys
+import urllib.error
+from collections.abc import Sequence
+
+import attrs
+
+from .backend import BackendSettings
+from .client import login as client_login
+from .errors import BackendError
+from .server.api import VaultAPI
+from .server.asgi import make_asgi_app
+from .server.config import ConfigError, ServerConfig, load_config, parse_listen
+from .server.serve import ServeError, bind, check_tls, serve
+from .storage import open_storage
+
+DEV_LISTEN = "127.0.0.1:8200"
+
+
+class CommandError(Exception):
+    """A failure to report as ``error: <message>`` with exit code 1."""
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="aws-iam-backend", description="Vault's AWS auth method (IAM login) as a server."
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    server = commands.add_parser("server", help="run the server (--dev, or --config FILE)")
+    server.add_argument("--dev", action="store_true", help="development mode, like vault -dev")
+    server.add_argument("--config", metavar="FILE", help="TOML configuration file")
+    server.add_argument("--dev-root-token-id", metavar="ID", help="dev mode root token")
+    server.add_argument("--listen", metavar="HOST:PORT", help=f"dev mode (default {DEV_LISTEN})")
+    server.add_argument("--storage", metavar="URL", help="dev mode: memory:// or sqlite:///path")
+    login = commands.add_parser(
+        "login", help="log in with AWS credentials (vault login -method=aws)"
+    )
+    login.add_argument(
+        "--address",
+        default=os.environ.get("VAULT_ADDR", "http://127.0.0.1:8200"),
+        help="server URL (default $VAULT_ADDR or http://127.0.0.1:8200)",
+    )
+    login.add_argument("--mount", default="aws", help="auth mount path (default aws)")
+    login.add_argument("--role", help="role name (default: the principal's friendly name)")
+    login.add_argument("--header-value", help="X-Vault-AWS-IAM-Server-ID value to sign")
+    login.add_argument("--region", help="STS region to sign for (default: session, us-east-1)")
+    login.add_argument("--format", choices=("token", "json"), default="token")
+    return parser
+
+
+def _server_config(args: argparse.Namespace, parser: argparse.ArgumentParser) -> ServerConfig:
+    dev_only = [
+        flag
+        for flag, value in (
+            ("--dev-root-token-id", args.dev_root_token_id),
+            ("--listen", args.listen),
+            ("--storage", args.storage),
+        )
+        if value is not None
+    ]
+    if args.dev and args.config:
+        parser.error("server: use either --dev or --config FILE, not both")
+    if not args.dev:
+        if dev_only:
+            parser.error(f"server: {dev_only[0]} is only allowed with --dev")
+        if not args.config:
+            parser.error("server: needs --dev or --config FILE")
+        try:
+            return load_config(args.config)
+        except ConfigError as exc:
+            raise CommandError(str(exc)) from None
+    if args.dev_root_token_id is not None and not args.dev_root_token_id.strip():
+        parser.error("server: --dev-root-token-id must not be empty")
+    try:
+        host, port = parse_listen(args.listen or DEV_LISTEN)
+    except ValueError as exc:
+        parser.error(f"server: --listen: {exc}")
+    return ServerConfig(
+        host=host,
+        port=port,
+        root_token=args.dev_root_token_id or "hvs." + secrets.token_urlsafe(18),
+        storage_url=args.storage or "memory://",
+    )
+
+
+def _dev_banner(config: ServerConfig, persistent: bool) -> str:
+    host = f"[{config.host}]" if ":" in config.host else config.host
+    address = f"http://{host}:{config.port}"
+    storage = "persistent (--storage)" if persistent else "in memory: lost on exit"
+    return f"""\
+==> aws-iam-backend dev server started. Do NOT run dev mode in production.
+
+    Address:    {address}
+    Root Token: {config.root_token}
+    Mounted:    aws/ (AWS auth method, IAM login)
+    Storage:    {storage}
+
+    export VAULT_ADDR='{address}'
+    export VAULT_TOKEN='{config.root_token}'
+
+Example with hvac:
+
+    import boto3, hvac
+    client = hvac.Client(url="{address}", token="{config.root_token}")
+    client.auth.aws.create_role(
+        "dev", auth_type="iam", policies=["dev"], resolve_aws_unique_ids=False,
+        bound_iam_principal_arn=["arn:aws:iam::123456789012:role/dev"])
+    creds = boto3.Session().get_credentials().get_frozen_credentials()
+    login = hvac.Client(url="{address}").auth.aws.iam_login(
+        creds.access_key, creds.secret_key, creds.token, role="dev")
+    print(login["auth"]["client_token"])
+"""
+
+
+def _run_server(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    config = _server_config(args, parser)
+    logging.basicConfig(level=config.log_level.upper(), format="%(levelname)s: %(message)s")
+    if config.tls_cert_file and config.tls_key_file:
+        check_tls(config.tls_cert_file, config.tls_key_file)
+    try:
+        storage = open_storage(config.storage_url)
+        settings = attrs.evolve(
+            BackendSettings(), default_ttl=config.default_ttl, max_ttl=config.max_ttl
+        )
+        api = VaultAPI(
+            storage=storage,
+            root_token=config.root_token,
+            settings=settings,
+            trusted_proxies=config.trusted_proxies,
+        )
+        if args.dev:
+            api.mounts.ensure("aws/")
+    except ValueError as exc:
+        raise CommandError(f"storage: {exc}") from None
+    except BackendError as exc:
+        raise CommandError(f"storage: {exc.message}") from None
+    sock = bind(config.host, config.port)
+    if args.dev:
+        print(_dev_banner(config, persistent=args.storage is not None), flush=True)
+    else:
+        logging.getLogger("aws_iam_backend").info(
+            "listening on %s:%d (%s)",
+            config.host,
+            config.port,
+            "TLS" if config.tls_cert_file else "plain HTTP",
+        )
+    serve(
+        make_asgi_app(api),
+        sock,
+        log_level=config.log_level,
+        tls_cert_file=config.tls_cert_file,
+        tls_key_file=config.tls_key_file,
+    )
+    return 0
+
+
+def _run_login(args: argparse.Namespace) -> int:
+    import botocore.session
+
+    try:
+        auth = client_login(
+            args.address,
+            botocore.session.Session(),
+            mount=args.mount,
+            role=args.role,
+            server_id=args.header_value,
+            region=args.region,
+        )
+    except urllib.error.HTTPError as exc:
+        raise CommandError(f"login failed ({exc.code}): {_errors_text(exc)}") from None
+    except urllib.error.URLError as exc:
+        raise CommandError(f"cannot reach {args.address}: {exc.reason}") from None
+    except (ValueError, OSError) as exc:
+        raise CommandError(f"login: {exc}") from None
+    if args.format == "json":
+        print(json.dumps(auth, indent=2, sort_keys=True))
+    else:
+        print(auth["client_token"])
+    return 0
+
+
+def _errors_text(exc: urllib.error.HTTPError) -> str:
+    try:
+        errors = json.loads(exc.read(65536)).get("errors")
+    except (ValueError, AttributeError, OSError):
+        errors = None
+    if isinstance(errors, list) and errors:
+        return "; ".join(str(e) for e in errors)
+    return str(exc.reason)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the process exit code."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "server":
+            return _run_server(args, parser)
+        return _run_login(args)
+    except (CommandError, ServeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130

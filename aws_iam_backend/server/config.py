@@ -1,0 +1,193 @@
+"""The production server's TOML configuration: :class:`ServerConfig` and :func:`load_config`.
+
+Example::
+
+    log_level = "info"                  # critical, error, warning, info, debug
+    trusted_proxies = ["10.0.0.0/8"]    # peers whose X-Forwarded-For is believed
+    default_ttl = "768h"
+    max_ttl = "768h"
+
+    [listener]
+    address = "0.0.0.0:8200"
+    tls_cert_file = "/etc/aws-iam-backend/tls.crt"
+    tls_key_file = "/etc/aws-iam-backend/tls.key"
+    # tls_disable = true                # plain HTTP must be asked for
+
+    [storage]
+    url = "sqlite:////var/lib/aws-iam-backend/state.db"
+
+    [root_token]
+    file = "/etc/aws-iam-backend/root-token"   # or: env = "AWS_IAM_BACKEND_ROOT_TOKEN"
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+
+from ..backend import DEFAULT_TTL
+from ..fields import to_duration
+from .client_ip import parse_networks
+
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
+_SECTIONS: dict[str, frozenset[str]] = {
+    "": frozenset(
+        {
+            "log_level",
+            "trusted_proxies",
+            "default_ttl",
+            "max_ttl",
+            "listener",
+            "storage",
+            "root_token",
+        }
+    ),
+    "listener": frozenset({"address", "tls_cert_file", "tls_key_file", "tls_disable"}),
+    "storage": frozenset({"url"}),
+    "root_token": frozenset({"file", "env"}),
+}
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message says where and why."""
+
+
+@attrs.frozen
+class ServerConfig:
+    """Everything the production server needs, validated."""
+
+    host: str
+    port: int
+    root_token: str = attrs.field(repr=False)
+    storage_url: str = "memory://"
+    tls_cert_file: str | None = None
+    tls_key_file: str | None = None
+    default_ttl: int = DEFAULT_TTL
+    max_ttl: int = DEFAULT_TTL
+    trusted_proxies: tuple[str, ...] = ()
+    log_level: str = "info"
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    """``HOST:PORT`` (``[::1]:8200`` for IPv6) as a pair; :class:`ValueError` if malformed."""
+    host, sep, port = text.rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"expected HOST:PORT, got {text!r}")
+    return host, int(port)
+
+
+def _table(doc: Mapping[str, Any], name: str) -> Mapping[str, Any]:
+    value = doc.get(name, {})
+    if not isinstance(value, dict):
+        raise ConfigError(f"[{name}] must be a table")
+    unknown = sorted(set(value) - _SECTIONS[name])
+    if unknown:
+        raise ConfigError(f"[{name}]: unknown key {unknown[0]!r}")
+    return value
+
+
+def _string(table: Mapping[str, Any], key: str, where: str) -> str | None:
+    value = table.get(key)
+    if value is not None and (not isinstance(value, str) or not value):
+        raise ConfigError(f"{where}{key}: expected a non-empty string")
+    return value
+
+
+def _duration(doc: Mapping[str, Any], key: str) -> int:
+    if key not in doc:
+        return DEFAULT_TTL
+    try:
+        seconds = to_duration(doc[key])
+    except ValueError as exc:
+        raise ConfigError(f"{key}: {exc}") from None
+    if seconds <= 0:
+        raise ConfigError(f"{key}: must be positive")
+    return seconds
+
+
+def _root_token(table: Mapping[str, Any], environ: Mapping[str, str]) -> str:
+    path, env = _string(table, "file", "root_token."), _string(table, "env", "root_token.")
+    if (path is None) == (env is None):
+        raise ConfigError("[root_token]: set exactly one of 'file' or 'env'")
+    if path is not None:
+        try:
+            with open(path, encoding="utf-8") as handle:
+                token = handle.read().strip()
+        except (OSError, UnicodeError) as exc:
+            raise ConfigError(f"root_token.file: cannot read {path}: {exc}") from None
+        source = f"file {path}"
+    else:
+        token = environ.get(str(env), "").strip()
+        source = f"environment variable {env}"
+    if not token:
+        raise ConfigError(f"root_token: {source} is empty or unset")
+    return token
+
+
+def config_from_document(doc: Mapping[str, Any], environ: Mapping[str, str]) -> ServerConfig:
+    """Validate a parsed TOML document; ``environ`` supplies ``root_token.env``."""
+    unknown = sorted(set(doc) - _SECTIONS[""])
+    if unknown:
+        raise ConfigError(f"unknown key {unknown[0]!r}")
+    listener, storage = _table(doc, "listener"), _table(doc, "storage")
+    try:
+        host, port = parse_listen(_string(listener, "address", "listener.") or "127.0.0.1:8200")
+    except ValueError as exc:
+        raise ConfigError(f"listener.address: {exc}") from None
+    cert = _string(listener, "tls_cert_file", "listener.")
+    key = _string(listener, "tls_key_file", "listener.")
+    tls_disable = listener.get("tls_disable", False)
+    if not isinstance(tls_disable, bool):
+        raise ConfigError("listener.tls_disable: expected true or false")
+    if (cert is None) != (key is None):
+        raise ConfigError("[listener]: set both tls_cert_file and tls_key_file")
+    if cert is None and not tls_disable:
+        raise ConfigError("[listener]: set tls_cert_file and tls_key_file, or tls_disable = true")
+    if cert is not None and tls_disable:
+        raise ConfigError("[listener]: tls_disable = true conflicts with tls_cert_file")
+    proxies = doc.get("trusted_proxies", [])
+    if not isinstance(proxies, list) or not all(isinstance(p, str) for p in proxies):
+        raise ConfigError("trusted_proxies: expected a list of addresses or CIDRs")
+    try:
+        parse_networks(proxies)
+    except ValueError as exc:
+        raise ConfigError(f"trusted_proxies: {exc}") from None
+    log_level = doc.get("log_level", "info")
+    if log_level not in LOG_LEVELS:
+        raise ConfigError(f"log_level: expected one of {', '.join(LOG_LEVELS)}")
+    default_ttl, max_ttl = _duration(doc, "default_ttl"), _duration(doc, "max_ttl")
+    if default_ttl > max_ttl:
+        raise ConfigError("default_ttl: must not exceed max_ttl")
+    return ServerConfig(
+        host=host,
+        port=port,
+        root_token=_root_token(_table(doc, "root_token"), environ),
+        storage_url=_string(storage, "url", "storage.") or "memory://",
+        tls_cert_file=cert,
+        tls_key_file=key,
+        default_ttl=default_ttl,
+        max_ttl=max_ttl,
+        trusted_proxies=tuple(proxies),
+        log_level=log_level,
+    )
+
+
+def load_config(path: str, environ: Mapping[str, str] | None = None) -> ServerConfig:
+    """Read and validate the TOML file at ``path``; :class:`ConfigError` says what is wrong."""
+    try:
+        with open(path, "rb") as handle:
+            doc = tomllib.load(handle)
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"invalid TOML in {path}: {exc}") from None
+    try:
+        return config_from_document(doc, os.environ if environ is None else environ)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None

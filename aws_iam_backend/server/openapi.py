@@ -1,0 +1,183 @@
+"""The OpenAPI 3 document served at ``GET /v1/sys/openapi``, written by hand."""
+
+from __future__ import annotations
+
+from typing import Any
+
+_ERROR = {"$ref": "#/components/responses/Error"}
+_ERRORS = {str(code): _ERROR for code in (400, 403, 404, 405, 413, 500, 502, 504)}
+_TOKEN: list[dict[str, list[str]]] = [{"vaultToken": []}, {"bearer": []}]
+
+
+def _op(
+    summary: str,
+    *,
+    ok: str = "200",
+    body: bool = False,
+    auth: bool = True,
+    list_param: bool = False,
+) -> dict[str, Any]:
+    """One operation: its summary, success status, request body and security."""
+    ok_response = (
+        {"description": "no content"}
+        if ok == "204"
+        else {
+            "description": "OK",
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Envelope"}}},
+        }
+    )
+    operation: dict[str, Any] = {"summary": summary, "responses": {ok: ok_response, **_ERRORS}}
+    if body:
+        operation["requestBody"] = {
+            "content": {
+                "application/json": {"schema": {"type": "object", "additionalProperties": True}}
+            }
+        }
+    operation["security"] = _TOKEN if auth else []
+    if list_param:
+        operation["parameters"] = [
+            {
+                "name": "list",
+                "in": "query",
+                "required": True,
+                "schema": {"type": "boolean", "enum": [True]},
+            }
+        ]
+    return operation
+
+
+def _write(summary: str, *, ok: str = "204", auth: bool = True) -> dict[str, Any]:
+    """POST and PUT, which Vault treats alike."""
+    return {
+        "post": _op(summary, ok=ok, body=True, auth=auth),
+        "put": _op(summary, ok=ok, body=True, auth=auth),
+    }
+
+
+_MOUNT = {
+    "name": "mount",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string"},
+    "description": "the auth method's mount path, e.g. aws",
+}
+_NAME = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
+_ACCOUNT = {
+    "name": "account_id",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string", "pattern": "^[0-9]{12}$"},
+}
+_PATH = {"name": "path", "in": "path", "required": True, "schema": {"type": "string"}}
+
+OPENAPI: dict[str, Any] = {
+    "openapi": "3.0.3",
+    "info": {
+        "title": "aws_iam_backend",
+        "version": "1",
+        "description": "Vault's HTTP API for the AWS auth method (IAM login type). LIST "
+        "operations are also served for the HTTP verb LIST.",
+    },
+    "paths": {
+        "/v1/sys/health": {
+            "get": _op("Health and version", auth=False),
+            "head": _op("Health, headers only", auth=False),
+        },
+        "/v1/sys/openapi": {"get": _op("This document", auth=False)},
+        "/v1/sys/auth": {"get": _op("List auth mounts (root token)")},
+        "/v1/sys/auth/{path}": {
+            "parameters": [_PATH],
+            **_write("Enable the aws auth method at path (root token)"),
+            "delete": _op("Disable the mount, delete its data, revoke its tokens", ok="204"),
+        },
+        "/v1/auth/token/lookup-self": {
+            "get": _op("Look up the calling token"),
+            "post": _op("Look up the calling token"),
+        },
+        "/v1/auth/token/renew-self": {"post": _op("Renew the calling token", body=True)},
+        "/v1/auth/token/revoke-self": {"post": _op("Revoke the calling token", ok="204")},
+        "/v1/auth/token/lookup": {
+            "post": _op("Look up a token (itself, or any with the root token)", body=True)
+        },
+        "/v1/auth/token/revoke-accessor": {
+            "post": _op(
+                "Revoke by accessor (its own, or any with the root token)", ok="204", body=True
+            )
+        },
+        "/v1/auth/{mount}/login": {
+            "parameters": [_MOUNT],
+            **_write("IAM login: a signed sts:GetCallerIdentity request", ok="200", auth=False),
+        },
+        "/v1/auth/{mount}/config/client": {
+            "parameters": [_MOUNT],
+            "get": _op("Read the client configuration"),
+            **_write("Write the client configuration"),
+            "delete": _op("Delete the client configuration", ok="204"),
+        },
+        "/v1/auth/{mount}/config/identity": {
+            "parameters": [_MOUNT],
+            "get": _op("Read the identity configuration"),
+            **_write("Write the identity configuration"),
+        },
+        "/v1/auth/{mount}/config/sts": {
+            "parameters": [_MOUNT],
+            "get": _op("List accounts with an STS role", list_param=True),
+        },
+        "/v1/auth/{mount}/config/sts/{account_id}": {
+            "parameters": [_MOUNT, _ACCOUNT],
+            "get": _op("Read an account's STS role"),
+            **_write("Write an account's STS role"),
+            "delete": _op("Delete an account's STS role", ok="204"),
+        },
+        "/v1/auth/{mount}/role": {
+            "parameters": [_MOUNT],
+            "get": _op("List roles", list_param=True),
+        },
+        "/v1/auth/{mount}/roles": {
+            "parameters": [_MOUNT],
+            "get": _op("List roles", list_param=True),
+        },
+        "/v1/auth/{mount}/role/{name}": {
+            "parameters": [_MOUNT, _NAME],
+            "get": _op("Read a role"),
+            **_write("Create or update a role", ok="200"),
+            "delete": _op("Delete a role", ok="204"),
+        },
+    },
+    "components": {
+        "securitySchemes": {
+            "vaultToken": {"type": "apiKey", "in": "header", "name": "X-Vault-Token"},
+            "bearer": {"type": "http", "scheme": "bearer"},
+        },
+        "schemas": {
+            "Envelope": {
+                "type": "object",
+                "properties": {
+                    "request_id": {"type": "string"},
+                    "lease_id": {"type": "string"},
+                    "renewable": {"type": "boolean"},
+                    "lease_duration": {"type": "integer"},
+                    "data": {"type": "object", "nullable": True},
+                    "wrap_info": {"type": "object", "nullable": True},
+                    "warnings": {"type": "array", "items": {"type": "string"}, "nullable": True},
+                    "auth": {"type": "object", "nullable": True},
+                },
+            },
+        },
+        "responses": {
+            "Error": {
+                "description": "Vault's error envelope",
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "properties": {
+                                "errors": {"type": "array", "items": {"type": "string"}}
+                            },
+                        }
+                    }
+                },
+            },
+        },
+    },
+}

@@ -1,0 +1,273 @@
+"""End-to-end login throughput of the reference server (uvicorn + ASGI app + thread pool).
+
+Run: ``python -m benchmarks.server_throughput [--logins 5000] [--clients 200]``.
+
+Three processes on loopback: a stub STS (asyncio; answers a valid GetCallerIdentity after
+``--sts-delay`` seconds, 50 ms by default), the server (memory storage, ``config/client``
+``sts_endpoint`` = the stub, an STS connection pool as large as the thread pool), and
+this driver (asyncio, one keep-alive connection per client, all sending the same prebuilt
+hvac-style payload signed for ``sts.amazonaws.com``; there is no replay protection yet).
+Reports throughput, p50/p99 latency, errors and each process's CPU time (from
+``/proc/<pid>/stat`` and ``resource``). The ideal is ``clients / sts_delay`` logins/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from typing import Any
+
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+
+ARN = "arn:aws:iam::123456789012:user/bench"
+BODY = "Action=GetCallerIdentity&Version=2011-06-15"
+XML = (
+    '<GetCallerIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">'
+    f"<GetCallerIdentityResult><Arn>{ARN}</Arn><UserId>AIDABENCHMARKUSER001</UserId>"
+    "<Account>123456789012</Account></GetCallerIdentityResult>"
+    "<ResponseMetadata><RequestId>r</RequestId></ResponseMetadata>"
+    "</GetCallerIdentityResponse>"
+).encode()
+ROOT = "bench-root"
+
+
+# ------------------------------------------------------------------- stub STS
+
+
+async def _read_request(reader: asyncio.StreamReader) -> bool:
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = 0
+    for line in head.split(b"\r\n"):
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value)
+    await reader.readexactly(length)
+    return True
+
+
+def run_stub(port: int, delay: float) -> None:
+    """Serve GetCallerIdentity answers on 127.0.0.1:``port`` after ``delay`` seconds."""
+    response = (
+        b"HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\n"
+        + f"Content-Length: {len(XML)}\r\n\r\n".encode()
+        + XML
+    )
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while await _read_request(reader):
+                await asyncio.sleep(delay)
+                writer.write(response)
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            writer.close()
+
+    async def main() -> None:
+        server = await asyncio.start_server(handle, "127.0.0.1", port, backlog=1024)
+        async with server:
+            await server.serve_forever()
+
+    asyncio.run(main())
+
+
+# --------------------------------------------------------------------- server
+
+
+def run_server(port: int, sts_endpoint: str, workers: int) -> None:
+    """The reference server with an STS pool sized for ``workers`` concurrent logins."""
+    import functools
+
+    from aws_iam_backend import Backend, MemoryStorage
+    from aws_iam_backend.server.api import VaultAPI
+    from aws_iam_backend.server.asgi import make_asgi_app
+    from aws_iam_backend.server.serve import bind, serve
+    from aws_iam_backend.transport import BotocoreTransport
+
+    factory = functools.partial(Backend, transport=BotocoreTransport(max_pool_connections=workers))
+    api = VaultAPI(storage=MemoryStorage(), root_token=ROOT, backend_factory=factory)
+    api.mounts.ensure("aws/")
+    backend = api.mounts.backend("aws/")
+    assert backend is not None
+    backend.write_client_config({"sts_endpoint": sts_endpoint})
+    backend.write_role("bench", {"bound_iam_principal_arn": ARN, "resolve_aws_unique_ids": False})
+    serve(make_asgi_app(api, max_workers=workers), bind("127.0.0.1", port), log_level="warning")
+
+
+# --------------------------------------------------------------------- client
+
+
+def _b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+def login_payload() -> bytes:
+    """An hvac-style login (global host, us-east-1 scope, Host and Content-Length mapped)."""
+    url = "https://sts.amazonaws.com/"
+    headers = {
+        "Content-Type": "application/x-www-form-urlencoded; charset=utf-8",
+        "Host": "sts.amazonaws.com",
+        "Content-Length": str(len(BODY)),
+    }
+    request = AWSRequest(method="POST", url=url, data=BODY, headers=headers)
+    SigV4Auth(Credentials("AKIAIOSFODNN7EXAMPLE", "secret"), "sts", "us-east-1").add_auth(request)
+    return json.dumps(
+        {
+            "role": "bench",
+            "iam_http_request_method": "POST",
+            "iam_request_url": _b64(url),
+            "iam_request_body": _b64(BODY),
+            "iam_request_headers": _b64(json.dumps({k: [v] for k, v in request.headers.items()})),
+        }
+    ).encode()
+
+
+async def _client(
+    port: int, request: bytes, remaining: list[int], latencies: list[float], errors: list[str]
+) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        while remaining[0] > 0:
+            remaining[0] -= 1
+            started = time.perf_counter()
+            writer.write(request)
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = 0
+            for line in head.split(b"\r\n")[1:]:
+                name, _, value = line.partition(b":")
+                if name.lower() == b"content-length":
+                    length = int(value)
+            body = await reader.readexactly(length)
+            latencies.append(time.perf_counter() - started)
+            if not head.startswith(b"HTTP/1.1 200"):
+                errors.append(body[:200].decode(errors="replace"))
+    except (ConnectionError, asyncio.IncompleteReadError) as exc:
+        errors.append(f"connection: {exc!r}")
+    finally:
+        writer.close()
+
+
+async def drive(port: int, logins: int, clients: int) -> tuple[float, list[float], list[str]]:
+    body = login_payload()
+    request = (
+        b"POST /v1/auth/aws/login HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        b"Content-Type: application/json\r\n"
+        + f"Content-Length: {len(body)}\r\n\r\n".encode()
+        + body
+    )
+    latencies: list[float] = []
+    errors: list[str] = []
+    remaining = [logins]
+    started = time.perf_counter()
+    await asyncio.gather(
+        *(_client(port, request, remaining, latencies, errors) for _ in range(clients))
+    )
+    return time.perf_counter() - started, latencies, errors
+
+
+# ----------------------------------------------------------------------- main
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of ``pid`` (Linux ``/proc/<pid>/stat``)."""
+    with open(f"/proc/{pid}/stat") as handle:
+        fields = handle.read().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_ready(port: int) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/sys/health", timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError("server did not start")
+
+
+def benchmark(logins: int, clients: int, delay: float) -> dict[str, Any]:
+    stub_port, server_port = free_port(), free_port()
+    me = [sys.executable, "-m", "benchmarks.server_throughput"]
+    stub = subprocess.Popen([*me, "--stub", str(stub_port), "--sts-delay", str(delay)])
+    server = subprocess.Popen(
+        [*me, "--serve", str(server_port), "--sts", f"http://127.0.0.1:{stub_port}",
+         "--workers", str(max(clients, 8))]
+    )  # fmt: skip
+    try:
+        wait_ready(server_port)
+        asyncio.run(drive(server_port, min(200, logins), min(clients, 50)))  # warm-up
+        cpu = {"server": cpu_seconds(server.pid), "stub": cpu_seconds(stub.pid)}
+        client_before = resource.getrusage(resource.RUSAGE_SELF)
+        elapsed, latencies, errors = asyncio.run(drive(server_port, logins, clients))
+        client_after = resource.getrusage(resource.RUSAGE_SELF)
+        cpu = {name: cpu_seconds(p.pid) - cpu[name] for name, p in
+               (("server", server), ("stub", stub))}  # fmt: skip
+        cpu["client"] = (client_after.ru_utime - client_before.ru_utime) + (
+            client_after.ru_stime - client_before.ru_stime
+        )
+    finally:
+        for process in (server, stub):
+            process.terminate()
+            try:
+                process.wait(15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+    quantiles = statistics.quantiles(latencies, n=100)
+    throughput = len(latencies) / elapsed
+    return {
+        "logins": len(latencies),
+        "clients": clients,
+        "errors": len(errors),
+        "first_errors": errors[:3],
+        "elapsed_s": round(elapsed, 2),
+        "throughput_per_s": round(throughput, 1),
+        "ideal_per_s": round(clients / delay, 1),
+        "fraction_of_ideal": round(throughput * delay / clients, 3),
+        "p50_ms": round(quantiles[49] * 1000, 1),
+        "p99_ms": round(quantiles[98] * 1000, 1),
+        "cpu_s": {k: round(v, 2) for k, v in cpu.items()},
+        "server_cpu_ms_per_login": round(cpu["server"] / len(latencies) * 1000, 3),
+        "server_cores_busy": round(cpu["server"] / elapsed, 2),
+        "machine_cores": os.cpu_count(),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--logins", type=int, default=5000)
+    parser.add_argument("--clients", type=int, default=200)
+    parser.add_argument("--sts-delay", type=float, default=0.05)
+    parser.add_argument("--stub", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--sts", help=argparse.SUPPRESS)
+    parser.add_argument("--workers", type=int, default=256, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.stub:
+        run_stub(args.stub, args.sts_delay)
+    elif args.serve:
+        run_server(args.serve, args.sts, args.workers)
+    else:
+        print(json.dumps(benchmark(args.logins, args.clients, args.sts_delay), indent=2))
+
+
+if __name__ == "__main__":
+    main()
