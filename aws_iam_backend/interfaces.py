@@ -36,6 +36,10 @@ class Storage(Protocol):
         """Store ``value`` at ``key``, replacing any previous document."""
         ...
 
+    def create(self, key: str, value: JSONDict) -> bool:
+        """Store ``value`` only if ``key`` is absent, atomically; True if it was stored."""
+        ...
+
     def delete(self, key: str) -> None:
         """Remove ``key``; no error if absent."""
         ...

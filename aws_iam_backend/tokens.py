@@ -305,7 +305,8 @@ class StoreTokenIssuer:
     def _load_or_create_key(self) -> bytes:
         doc = self._storage.get(HMAC_KEY_PATH)
         if doc is None:
-            self._storage.put(
+            # create-if-absent: processes starting together on one store agree on one key
+            self._storage.create(
                 HMAC_KEY_PATH, {"key": base64.b64encode(secrets.token_bytes(32)).decode()}
             )
             doc = self._storage.get(HMAC_KEY_PATH)

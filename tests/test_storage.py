@@ -49,6 +49,28 @@ def test_put_get_overwrite_delete(storage: Storage) -> None:
     storage.delete("role/a")  # absent: no error
 
 
+def test_create_only_if_absent(storage: Storage) -> None:
+    assert storage.create("nonce/a", {"v": 1}) is True
+    assert storage.create("nonce/a", {"v": 2}) is False
+    assert storage.get("nonce/a") == {"v": 1}
+
+
+def test_create_is_atomic_across_threads(storage: Storage) -> None:
+    winners: list[int] = []
+
+    def attempt(i: int) -> None:
+        if storage.create("race", {"winner": i}):
+            winners.append(i)
+
+    threads = [threading.Thread(target=attempt, args=(i,)) for i in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(winners) == 1
+    assert storage.get("race") == {"winner": winners[0]}
+
+
 def test_list_sorted_with_prefix_removed(storage: Storage) -> None:
     for key in ["role/b", "role/a", "role/c/d", "rolex", "config/client"]:
         storage.put(key, {})

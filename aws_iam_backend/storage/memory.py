@@ -54,6 +54,15 @@ class MemoryStorage:
         with self._lock:
             self._data[key] = text
 
+    def create(self, key: str, value: JSONDict) -> bool:
+        """Store ``value`` only if ``key`` is absent; True if it was stored."""
+        text = encode_document(value)
+        with self._lock:
+            if key in self._data:
+                return False
+            self._data[key] = text
+            return True
+
     def delete(self, key: str) -> None:
         """Remove ``key``; no error if absent."""
         with self._lock:

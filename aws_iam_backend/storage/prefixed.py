@@ -26,6 +26,10 @@ class PrefixedStorage:
         """Store ``value`` at ``key``, replacing any previous document."""
         self.inner.put(self.prefix + key, value)
 
+    def create(self, key: str, value: JSONDict) -> bool:
+        """Store ``value`` only if ``key`` is absent; True if it was stored."""
+        return self.inner.create(self.prefix + key, value)
+
     def delete(self, key: str) -> None:
         """Remove ``key``; no error if absent."""
         self.inner.delete(self.prefix + key)

@@ -111,11 +111,12 @@ class SQLiteStorage:
         conn.close()
 
     @staticmethod
-    def _run(conn: sqlite3.Connection, sql: str, params: tuple[str, ...] = ()) -> None:
-        """Execute one write statement in its own immediate transaction."""
+    def _run(conn: sqlite3.Connection, sql: str, params: tuple[str, ...] = ()) -> int:
+        """Execute one write statement in its own immediate transaction; rows changed."""
         conn.execute("BEGIN IMMEDIATE")
-        conn.execute(sql, params)
+        changed = conn.execute(sql, params).rowcount
         conn.execute("COMMIT")
+        return changed
 
     def get(self, key: str) -> JSONDict | None:
         """The document at ``key``, or None."""
@@ -133,6 +134,17 @@ class SQLiteStorage:
                 "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                 (key, text),
             )
+
+    def create(self, key: str, value: JSONDict) -> bool:
+        """Store ``value`` only if ``key`` is absent (atomic across processes)."""
+        text = encode_document(value)
+        with self._connection() as conn:
+            changed = self._run(
+                conn,
+                "INSERT INTO kv (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING",
+                (key, text),
+            )
+        return changed == 1
 
     def delete(self, key: str) -> None:
         """Remove ``key``; no error if absent."""
