@@ -1,0 +1,119 @@
+"""Vault's AWS IAM login inside a FastAPI app, and a route only a ``deploy`` token may call.
+
+Run the demo (no AWS needed: moto emulates STS and IAM on loopback)::
+
+    python examples/fastapi_app.py
+
+Serve it for real (``create_app()`` reads the environment)::
+
+    AWS_IAM_ROOT_TOKEN=... AWS_IAM_STORAGE=sqlite:///aws-auth.db \\
+        uvicorn --factory examples.fastapi_app:create_app
+
+Then configure ``/vault/v1/auth/aws/config/client`` and roles with the root token (as with
+Vault), and clients log in at ``POST /vault/v1/auth/aws/login``.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import boto3
+from botocore.credentials import Credentials
+from fastapi import Depends, FastAPI
+from fastapi.testclient import TestClient
+from moto.server import ThreadedMotoServer
+
+from aws_iam_backend import MemoryStorage, open_storage
+from aws_iam_backend.client import build_login_payload
+from aws_iam_backend.integrations import TokenIdentity
+from aws_iam_backend.integrations.starlette import (
+    VaultHTTPException,
+    require_token,
+    vault_exception_handler,
+    vault_router,
+)
+from aws_iam_backend.server.api import VaultAPI
+
+
+def api_from_env() -> VaultAPI:
+    """A VaultAPI over ``$AWS_IAM_STORAGE`` (default ``memory://``) with the ``aws/`` mount."""
+    api = VaultAPI(
+        storage=open_storage(os.environ.get("AWS_IAM_STORAGE", "memory://")),
+        root_token=os.environ["AWS_IAM_ROOT_TOKEN"],
+    )
+    api.mounts.ensure("aws/")
+    return api
+
+
+def create_app(api: VaultAPI | None = None) -> FastAPI:
+    """The app: Vault's API under ``/vault`` and a protected ``/deploy`` route."""
+    api = api or api_from_env()
+    app = FastAPI(exception_handlers={VaultHTTPException: vault_exception_handler})
+    app.mount("/vault", vault_router(api))
+    deployer = Depends(require_token(api, policies=["deploy"]))
+
+    @app.post("/deploy")
+    async def deploy(identity: TokenIdentity = deployer) -> dict[str, Any]:
+        return {"deployed_by": identity.client_arn, "policies": list(identity.policies)}
+
+    return app
+
+
+def main() -> None:
+    emulator = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    emulator.start()
+    host, port = emulator.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    try:
+        iam = boto3.client(
+            "iam",
+            endpoint_url=endpoint,
+            region_name="us-east-1",
+            aws_access_key_id="AKIAEXAMPLE0000000000",
+            aws_secret_access_key="example",
+        )
+        user = iam.create_user(UserName="build-agent", Path="/ci/")["User"]
+        key = iam.create_access_key(UserName="build-agent")["AccessKey"]
+
+        app = create_app(VaultAPI(storage=MemoryStorage(), root_token="example-root"))
+        with TestClient(app) as client:
+            admin = {"X-Vault-Token": "example-root"}
+
+            # 1. The operator enables and configures the method through Vault's API.
+            client.post("/vault/v1/sys/auth/aws", json={"type": "aws"}, headers=admin)
+            client.post(
+                "/vault/v1/auth/aws/config/client",
+                json={
+                    "sts_endpoint": endpoint,  # real AWS: leave unset
+                    "iam_endpoint": endpoint,  # real AWS: leave unset
+                    "access_key": "AKIAEXAMPLE0000000000",
+                    "secret_key": "example",
+                },
+                headers=admin,
+            )
+            client.post(
+                "/vault/v1/auth/aws/role/ci",
+                json={"bound_iam_principal_arn": user["Arn"], "token_policies": "deploy"},
+                headers=admin,
+            )
+
+            # 2. The workload logs in with a signed sts:GetCallerIdentity.
+            credentials = Credentials(key["AccessKeyId"], key["SecretAccessKey"])
+            payload = build_login_payload(credentials, role="ci", region="us-east-1")
+            login = client.post("/vault/v1/auth/aws/login", json=payload)
+            assert login.status_code == 200, login.text
+            token = login.json()["auth"]["client_token"]
+
+            # 3. ... and calls the protected route with its token.
+            response = client.post("/deploy", headers={"X-Vault-Token": token})
+            assert response.status_code == 200, response.text
+            print("identity:", response.json())
+            assert client.post("/deploy").status_code == 403
+            print("without a token: 403")
+    finally:
+        emulator.stop()
+
+
+if __name__ == "__main__":
+    main()
