@@ -15,12 +15,16 @@ from .errors import (
     InvalidRequestError,
     NotFoundError,
     PermissionDeniedError,
+    RateLimitedError,
     RequestTooLargeError,
     UnsupportedOperationError,
     UpstreamError,
+    UpstreamThrottledError,
     UpstreamTimeoutError,
 )
 from .interfaces import AwsAccess, IamLookups, Storage, STSTransport
+from .ratelimit import RateLimits
+from .replay import MemoryReplayCache, ReplayCache, StorageReplayCache
 from .storage import MemoryStorage, SQLiteStorage, open_storage
 from .sts_request import RequestPolicy
 from .tokens import StoreTokenIssuer, TokenIssuer, TokenRecord, TokenSpec
@@ -34,9 +38,13 @@ __all__ = [
     "IamLookups",
     "InternalError",
     "InvalidRequestError",
+    "MemoryReplayCache",
     "MemoryStorage",
     "NotFoundError",
     "PermissionDeniedError",
+    "RateLimitedError",
+    "RateLimits",
+    "ReplayCache",
     "Request",
     "RequestPolicy",
     "RequestTooLargeError",
@@ -44,6 +52,7 @@ __all__ = [
     "SQLiteStorage",
     "STSTransport",
     "Storage",
+    "StorageReplayCache",
     "StoreTokenIssuer",
     "SystemClock",
     "TokenIssuer",
@@ -51,6 +60,7 @@ __all__ = [
     "TokenSpec",
     "UnsupportedOperationError",
     "UpstreamError",
+    "UpstreamThrottledError",
     "UpstreamTimeoutError",
     "open_storage",
 ]

@@ -8,10 +8,13 @@ lookups, token issuer and clock.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
 import threading
 import uuid
 from collections.abc import Callable, Mapping
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import attrs
@@ -19,11 +22,14 @@ import attrs
 from . import config as cfg
 from . import roles as role_mod
 from .arn import ArnError, IamEntity, parse_iam_arn
+from .audit import AuditEntry, AuditFailedError, AuditHasher, Auditor, AuditSink, describe_request
 from .binding import check_binding, check_cidrs
+from .challenge import CHALLENGE_HEADER, DEFAULT_CHALLENGE_TTL, issue_nonce, new_key, verify_nonce
 from .clock import Clock, SystemClock
 from .endpoints import lookup_sts_host, partition_of_host
 from .errors import (
     BackendError,
+    InternalError,
     InvalidRequestError,
     NotFoundError,
     PermissionDeniedError,
@@ -34,7 +40,10 @@ from .gocompat import go_quote
 from .iam import BotocoreIamLookups, UniqueIdArnCache
 from .interfaces import AwsAccess, IamLookups, Storage, STSTransport
 from .login import VerifiedLogin, entity_id
-from .payload import KNOWN_LOGIN_FIELDS, decode_login
+from .messages import CallerIdentity, OutboundRequest
+from .payload import KNOWN_LOGIN_FIELDS, LoginPayload, decode_login
+from .ratelimit import ConcurrencyLimiter, LoginRateLimiter, RateLimits
+from .replay import ReplayCache, StorageReplayCache
 from .roles import Role
 from .storage import MemoryStorage
 from .sts_request import RequestPolicy, build_outbound, validate_allowed_header_names
@@ -56,6 +65,9 @@ class BackendSettings:
     max_ttl: int = DEFAULT_TTL
     sts_timeout: float = 10.0
     request_policy: RequestPolicy = attrs.field(factory=RequestPolicy)
+    challenge_ttl: int = DEFAULT_CHALLENGE_TTL  # seconds a server challenge nonce is valid
+    rate_limits: RateLimits = attrs.field(factory=RateLimits)
+    audit_required: bool = True
 
 
 @attrs.frozen
@@ -67,6 +79,7 @@ class Request:
     data: Mapping[str, Any] = attrs.field(factory=dict)
     client_token: str | None = attrs.field(default=None, repr=False)
     remote_addr: str | None = None
+    request_id: str = ""
 
 
 @attrs.frozen
@@ -76,6 +89,9 @@ class Response:
     data: dict[str, Any] | None = None
     auth: dict[str, Any] | None = None
     warnings: tuple[str, ...] = ()
+    # For the audit record only; never serialised.
+    principal: CallerIdentity | None = attrs.field(default=None, repr=False, eq=False)
+    role: str | None = attrs.field(default=None, repr=False, eq=False)
 
 
 _ROLE_PATH = re.compile(r"role/(?P<name>[^/]+)")
@@ -94,6 +110,9 @@ class Backend:
         issuer: TokenIssuer | None = None,
         clock: Clock | None = None,
         settings: BackendSettings | None = None,
+        replay_cache: ReplayCache | None = None,
+        audit: AuditSink | None = None,
+        audit_hasher: AuditHasher | None = None,
     ) -> None:
         self.storage: Storage = storage if storage is not None else MemoryStorage()
         self.clock: Clock = clock or SystemClock()
@@ -103,11 +122,74 @@ class Backend:
         self.settings = settings or BackendSettings()
         self._arn_cache = UniqueIdArnCache()
         self._write_lock = threading.Lock()
+        self.replay_cache: ReplayCache = (
+            replay_cache
+            if replay_cache is not None
+            else StorageReplayCache(self.storage, clock=self.clock)
+        )
+        limits = self.settings.rate_limits
+        self._rate_limiter = LoginRateLimiter(limits)
+        self._sts_slots = ConcurrencyLimiter(limits.max_concurrent_sts_calls, limits.sts_slot_wait)
+        self._challenge_key_cache: bytes | None = None
+        self.audit = audit
+        self._auditor: Auditor | None = None
+        if audit is not None:
+            hasher = audit_hasher or AuditHasher.from_storage(self.storage)
+            self._auditor = Auditor(
+                audit, hasher, required=self.settings.audit_required, clock=self.clock
+            )
 
     # ----------------------------------------------------------------- routing
 
     def handle_request(self, request: Request) -> Response:
-        """Serve one request; raise a :class:`~aws_iam_backend.errors.BackendError` on failure."""
+        """Serve one request; raise a :class:`~aws_iam_backend.errors.BackendError` on failure.
+
+        With an audit sink, writes one record per request (see :mod:`aws_iam_backend.audit`).
+        """
+        if self._auditor is None:
+            return self._serve(request)
+        entry = self._audit_entry(request)
+        try:
+            response = self._serve(request)
+        except BackendError as exc:
+            self._auditor.write(entry, status=exc.status, error=exc.message)
+            raise
+        except Exception:
+            self._auditor.write(entry, status=500, error="internal error")
+            raise
+        if response.role:
+            entry.role = response.role
+        try:
+            self._auditor.write(
+                entry,
+                status=_status(request.operation, response),
+                auth=response.auth,
+                principal=response.principal,
+            )
+        except AuditFailedError:
+            token = (response.auth or {}).get("client_token")
+            if response.principal is not None and token:
+                self.issuer.revoke(token)  # never hand out a token that was not audited
+            raise
+        return response
+
+    def _audit_entry(self, request: Request) -> AuditEntry:
+        mount = self.settings.mount
+        path = request.path.strip("/")
+        entry = AuditEntry(
+            request_id=request.request_id or str(uuid.uuid4()),
+            operation=request.operation,
+            path=f"auth/{mount}{path}",
+            mount=mount,
+            remote_address=request.remote_addr,
+            client_token=request.client_token,
+        )
+        if match := _ROLE_PATH.fullmatch(path):
+            entry.role = match["name"]
+        describe_request(entry, path, request.data)
+        return entry
+
+    def _serve(self, request: Request) -> Response:
         if request.operation not in OPERATIONS:
             raise UnsupportedOperationError()
         handler = self._route(request.operation, request.path.strip("/"))
@@ -120,6 +202,10 @@ class Backend:
             table = {"renew": self._renew_request}
             if write:
                 return self._login_request
+        elif path == "challenge":
+            table = {"read": lambda _r: Response(data=self.issue_challenge())}
+            if write:
+                return lambda _r: Response(data=self.issue_challenge())
         elif path in ("role", "roles"):
             table = {"list": lambda _r: self.list_roles()}
         elif path == "config/client":
@@ -174,13 +260,19 @@ class Backend:
         identity_config = self._identity_config()
         record = self._issue(verified, identity_config)
         warnings = unrecognized_warning(data, KNOWN_LOGIN_FIELDS)
-        return Response(auth=auth_data(record), warnings=tuple(warnings))
+        return Response(
+            auth=auth_data(record),
+            warnings=tuple(warnings),
+            principal=verified.identity,
+            role=verified.role_name,
+        )
 
     def verify_login(
         self, data: Mapping[str, Any], *, remote_addr: str | None = None
     ) -> VerifiedLogin:
         """All of login except issuing the token: decode, validate, ask STS, load and bind role."""
         payload = decode_login(data)
+        self._rate_limiter.check(remote_addr, payload.role)
         client_config = self._client_config()
         outbound = build_outbound(
             payload,
@@ -188,14 +280,28 @@ class Backend:
             now=self.clock.now(),
             policy=self.settings.request_policy,
         )
-        response = self.transport.send(
-            outbound, timeout=self.settings.sts_timeout, max_retries=client_config.max_retries
-        )
-        sts_host = lookup_sts_host(outbound.host)
-        identity = parse_sts_response(
-            response,
-            expected_partition=sts_host.partition if sts_host else partition_of_host(outbound.host),
-        )
+        challenged = client_config.require_challenge
+        if challenged:
+            self._check_challenge(payload, outbound)
+        claimed = self._claim_signature(outbound) if client_config.replay_protection else None
+        try:
+            with self._sts_slots.slot():
+                response = self.transport.send(
+                    outbound,
+                    timeout=self.settings.sts_timeout,
+                    max_retries=client_config.max_retries,
+                )
+            sts_host = lookup_sts_host(outbound.host)
+            identity = parse_sts_response(
+                response,
+                expected_partition=(
+                    sts_host.partition if sts_host else partition_of_host(outbound.host)
+                ),
+            )
+        except BackendError:
+            if claimed is not None:  # STS never vouched for it: the signature was not used
+                self.replay_cache.release(claimed)
+            raise
         try:
             entity = parse_iam_arn(identity.arn)
         except ArnError as exc:
@@ -217,7 +323,63 @@ class Backend:
             raise InvalidRequestError(
                 f'IAM Principal "{identity.arn}" does not belong to the role "{role_name}"'
             )
+        if role.require_challenge and not challenged:
+            self._check_challenge(payload, outbound)
         return verified
+
+    # -------------------------------------------------- replay and challenge
+
+    def _claim_signature(self, outbound: OutboundRequest) -> str:
+        """Claim ``sig:<signature>`` until the request's validity ends; 400 if already used."""
+        info = outbound.sigv4
+        valid_until = info.request_time + self.settings.request_policy.max_age
+        if info.expires is not None:
+            valid_until = min(valid_until, info.request_time + timedelta(seconds=info.expires))
+        key = f"sig:{info.signature}"
+        if not self.replay_cache.claim(key, valid_until):
+            raise InvalidRequestError(
+                "login request rejected: this signed request was already used (replay)"
+            )
+        return key
+
+    def _challenge_key(self) -> bytes:
+        """This mount's challenge HMAC key (``challenge/key``, created once, shared)."""
+        key = self._challenge_key_cache
+        if key is not None:
+            return key
+        path = "challenge/key"
+        doc = self.storage.get(path)
+        if doc is None:
+            self.storage.create(path, {"key": base64.b64encode(new_key()).decode()})
+            doc = self.storage.get(path)
+        try:
+            key = base64.b64decode(str((doc or {})["key"]), validate=True)
+        except (KeyError, ValueError, binascii.Error):
+            raise InternalError("invalid challenge key in storage") from None
+        if len(key) < 16:
+            raise InternalError("invalid challenge key in storage")
+        self._challenge_key_cache = key
+        return key
+
+    def issue_challenge(self) -> dict[str, Any]:
+        """A new server challenge: the nonce, its lifetime and the header to sign it in."""
+        ttl = self.settings.challenge_ttl
+        nonce, _expires = issue_nonce(self._challenge_key(), self.clock.now(), ttl)
+        return {"nonce": nonce, "expires_in": ttl, "header": CHALLENGE_HEADER}
+
+    def _check_challenge(self, payload: LoginPayload, outbound: OutboundRequest) -> None:
+        """The login must carry an unused, unexpired nonce of ours in a signed header."""
+        values = payload.headers.values(CHALLENGE_HEADER)
+        if not values:
+            raise InvalidRequestError("missing challenge nonce")
+        if CHALLENGE_HEADER.lower() not in outbound.sigv4.signed_headers:
+            raise InvalidRequestError("challenge nonce is not signed")
+        nonce = values[0]
+        expires = verify_nonce(self._challenge_key(), nonce, self.clock.now())
+        if len(values) != 1 or expires is None:
+            raise InvalidRequestError("challenge nonce expired or invalid")
+        if not self.replay_cache.claim(f"nonce:{nonce}", datetime.fromtimestamp(expires, UTC)):
+            raise InvalidRequestError("challenge nonce already used")
 
     def _role_for_login(self, role_name: str) -> Role:
         try:
@@ -497,6 +659,15 @@ class Backend:
             external_id=(sts.external_id or None) if sts else None,
             max_retries=client.max_retries,
         )
+
+
+def _status(operation: str, response: Response) -> int:
+    """The status Vault's HTTP API answers ``response`` with."""
+    if operation == "list" and not (response.data or {}).get("keys"):
+        return 404
+    if response.data is None and response.auth is None and not response.warnings:
+        return 204
+    return 200
 
 
 def _list_response(keys: list[str]) -> Response:

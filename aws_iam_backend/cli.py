@@ -17,6 +17,7 @@ from collections.abc import Sequence
 
 import attrs
 
+from .audit import JsonLinesAuditSink
 from .backend import BackendSettings
 from .client import login as client_login
 from .errors import BackendError
@@ -44,6 +45,7 @@ def _parser() -> argparse.ArgumentParser:
     server.add_argument("--dev-root-token-id", metavar="ID", help="dev mode root token")
     server.add_argument("--listen", metavar="HOST:PORT", help=f"dev mode (default {DEV_LISTEN})")
     server.add_argument("--storage", metavar="URL", help="dev mode: memory:// or sqlite:///path")
+    server.add_argument("--audit-file", metavar="PATH", help="dev mode: JSON-lines audit log")
     login = commands.add_parser(
         "login", help="log in with AWS credentials (vault login -method=aws)"
     )
@@ -56,6 +58,11 @@ def _parser() -> argparse.ArgumentParser:
     login.add_argument("--role", help="role name (default: the principal's friendly name)")
     login.add_argument("--header-value", help="X-Vault-AWS-IAM-Server-ID value to sign")
     login.add_argument("--region", help="STS region to sign for (default: session, us-east-1)")
+    login.add_argument(
+        "--challenge",
+        action="store_true",
+        help="fetch a server challenge nonce first and sign it (aws-iam-backend servers only)",
+    )
     login.add_argument("--format", choices=("token", "json"), default="token")
     return parser
 
@@ -67,6 +74,7 @@ def _server_config(args: argparse.Namespace, parser: argparse.ArgumentParser) ->
             ("--dev-root-token-id", args.dev_root_token_id),
             ("--listen", args.listen),
             ("--storage", args.storage),
+            ("--audit-file", args.audit_file),
         )
         if value is not None
     ]
@@ -92,6 +100,7 @@ def _server_config(args: argparse.Namespace, parser: argparse.ArgumentParser) ->
         port=port,
         root_token=args.dev_root_token_id or "hvs." + secrets.token_urlsafe(18),
         storage_url=args.storage or "memory://",
+        audit_file=args.audit_file,
     )
 
 
@@ -130,15 +139,23 @@ def _run_server(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
     if config.tls_cert_file and config.tls_key_file:
         check_tls(config.tls_cert_file, config.tls_key_file)
     try:
+        audit = JsonLinesAuditSink(config.audit_file) if config.audit_file else None
+    except OSError as exc:
+        raise CommandError(f"audit: cannot open {config.audit_file}: {exc.strerror}") from None
+    try:
         storage = open_storage(config.storage_url)
         settings = attrs.evolve(
-            BackendSettings(), default_ttl=config.default_ttl, max_ttl=config.max_ttl
+            BackendSettings(),
+            default_ttl=config.default_ttl,
+            max_ttl=config.max_ttl,
+            audit_required=config.audit_required,
         )
         api = VaultAPI(
             storage=storage,
             root_token=config.root_token,
             settings=settings,
             trusted_proxies=config.trusted_proxies,
+            audit=audit,
         )
         if args.dev:
             api.mounts.ensure("aws/")
@@ -177,6 +194,7 @@ def _run_login(args: argparse.Namespace) -> int:
             role=args.role,
             server_id=args.header_value,
             region=args.region,
+            challenge=args.challenge,
         )
     except urllib.error.HTTPError as exc:
         raise CommandError(f"login failed ({exc.code}): {_errors_text(exc)}") from None

@@ -51,8 +51,11 @@ CLIENT_CONFIG_FIELDS: Mapping[str, FieldType] = {
     "role_arn": FieldType.STRING,
     "identity_token_audience": FieldType.STRING,
     "identity_token_ttl": FieldType.DURATION,
+    "replay_protection": FieldType.BOOL,
+    "require_challenge": FieldType.BOOL,
 }
-"""Field schema of ``config/client``."""
+"""Field schema of ``config/client`` (``replay_protection`` and ``require_challenge`` are
+our extensions)."""
 
 IDENTITY_CONFIG_FIELDS: Mapping[str, FieldType] = {
     "iam_alias": FieldType.STRING,
@@ -91,6 +94,8 @@ class ClientConfig:
     iam_server_id_header_value: str = ""
     allowed_sts_header_values: tuple[str, ...] = ()
     max_retries: int = -1
+    replay_protection: bool = False  # ours: each signed request is accepted once
+    require_challenge: bool = False  # ours: logins must sign a server-issued nonce
 
 
 @attrs.frozen
@@ -216,9 +221,10 @@ def write_client_config(
         value = fields.string(name)
         if value is not None:
             changes[name] = validate_endpoint(name, value)
-    use_client_region = fields.boolean("use_sts_region_from_client")
-    if use_client_region is not None:
-        changes["use_sts_region_from_client"] = use_client_region
+    for name in ("use_sts_region_from_client", "replay_protection", "require_challenge"):
+        flag = fields.boolean(name)
+        if flag is not None:
+            changes[name] = flag
     server_id = fields.string("iam_server_id_header_value")
     if server_id is not None:
         changes["iam_server_id_header_value"] = _validate_server_id(server_id)
@@ -252,6 +258,8 @@ def client_config_read_data(cfg: ClientConfig) -> dict[str, object]:
         "role_arn": "",
         "identity_token_audience": "",
         "identity_token_ttl": 0,
+        "replay_protection": cfg.replay_protection,
+        "require_challenge": cfg.require_challenge,
     }
 
 
@@ -269,6 +277,8 @@ def client_config_to_storage(cfg: ClientConfig) -> dict[str, object]:
         "allowed_sts_header_values": list(cfg.allowed_sts_header_values),
         "max_retries": cfg.max_retries,
         "role_arn": "",
+        "replay_protection": cfg.replay_protection,
+        "require_challenge": cfg.require_challenge,
     }
 
 
@@ -287,6 +297,8 @@ def client_config_from_storage(doc: Mapping[str, object]) -> ClientConfig:
         iam_server_id_header_value=d.string("iam_server_id_header_value"),
         allowed_sts_header_values=d.strings("allowed_sts_header_values"),
         max_retries=d.integer("max_retries") if "max_retries" in doc else -1,
+        replay_protection=d.boolean("replay_protection"),
+        require_challenge=d.boolean("require_challenge"),
     )
 
 

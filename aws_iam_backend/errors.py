@@ -75,3 +75,30 @@ class UpstreamTimeoutError(UpstreamError):
     """The overall deadline for an upstream call ran out (HTTP 504)."""
 
     status = 504
+
+
+class RateLimitedError(BackendError):
+    """Too many logins from this source, for this role, or in flight (HTTP 429).
+
+    ``retry_after`` (whole seconds, at least 1) is sent as the ``Retry-After`` header.
+    """
+
+    status = 429
+
+    def __init__(self, message: str, retry_after: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after = max(1, int(retry_after))
+
+
+class UpstreamThrottledError(UpstreamError):
+    """STS answered that it is throttling our requests (HTTP 503, with ``Retry-After``)."""
+
+    status = 503
+
+    def __init__(
+        self,
+        message: str = "error making upstream request: STS is throttling requests",
+        retry_after: int = 1,
+    ) -> None:
+        super().__init__(message)
+        self.retry_after = max(1, int(retry_after))

@@ -57,7 +57,11 @@ def _payload_size(data: Mapping[str, object]) -> int:
     while stack and total <= MAX_LOGIN_BYTES:
         item = stack.pop()
         if isinstance(item, str):
-            total += len(item) if len(item) > MAX_LOGIN_BYTES else len(item.encode("utf-8"))
+            total += (
+                len(item)
+                if len(item) > MAX_LOGIN_BYTES
+                else len(item.encode("utf-8", "surrogatepass"))  # JSON allows lone surrogates
+            )
         elif isinstance(item, Mapping):
             total += 2 * len(item)
             stack.extend(item.keys())

@@ -73,6 +73,7 @@ ROLE_FIELDS: Mapping[str, FieldType] = {
     "role_tag": FieldType.STRING,
     "allow_instance_migration": FieldType.BOOL,
     "disallow_reauthentication": FieldType.BOOL,
+    "require_challenge": FieldType.BOOL,
     **LEGACY_TOKEN_FIELDS,
     **TOKEN_FIELDS,
 }
@@ -106,6 +107,7 @@ class Role:
     role_tag: str = ""
     allow_instance_migration: bool = False
     disallow_reauthentication: bool = False
+    require_challenge: bool = False  # ours: logins must sign a server-issued nonce
     token: TokenSettings = attrs.field(factory=TokenSettings)
     version: int = ROLE_VERSION
     hmac_key: str = attrs.field(default="", repr=False)
@@ -315,6 +317,9 @@ def write_role(
         data, role.token, default_ttl=system_default_ttl, max_ttl=system_max_ttl
     )
     role = attrs.evolve(role, token=token)
+    require_challenge = fields.boolean("require_challenge")
+    if require_challenge is not None:
+        role = attrs.evolve(role, require_challenge=require_challenge)
 
     role_tag = fields.string("role_tag")
     if role_tag is not None:
@@ -386,6 +391,7 @@ def role_read_data(role: Role) -> dict[str, object]:
         role_tag=role.role_tag,
         allow_instance_migration=role.allow_instance_migration,
         disallow_reauthentication=role.disallow_reauthentication,
+        require_challenge=role.require_challenge,
         token_bound_cidrs=[format_cidr(cidr) for cidr in token.token_bound_cidrs],
         token_explicit_max_ttl=token.token_explicit_max_ttl,
         token_max_ttl=token.token_max_ttl,
@@ -423,6 +429,7 @@ def role_to_storage(role: Role) -> dict[str, object]:
         role_tag=role.role_tag,
         allow_instance_migration=role.allow_instance_migration,
         disallow_reauthentication=role.disallow_reauthentication,
+        require_challenge=role.require_challenge,
         hmac_key=role.hmac_key,
         version=role.version,
         ttl=token.legacy_ttl * _NS,
@@ -538,6 +545,7 @@ def role_from_storage(
         role_tag=d.string("role_tag"),
         allow_instance_migration=d.boolean("allow_instance_migration"),
         disallow_reauthentication=d.boolean("disallow_reauthentication"),
+        require_challenge=d.boolean("require_challenge"),
         token=token,
         version=ROLE_VERSION,
         hmac_key=d.string("hmac_key"),

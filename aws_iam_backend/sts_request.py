@@ -58,6 +58,7 @@ DEFAULT_ALLOWED_HEADERS: tuple[str, ...] = (
     "Amz-Sdk-Invocation-Id",
     "Amz-Sdk-Request",
     "X-Vault-Aws-Iam-Server-Id",
+    "X-Aws-Iam-Backend-Nonce",  # ours: the server challenge (aws_iam_backend.challenge)
     "Accept",
     "Accept-Encoding",
 )

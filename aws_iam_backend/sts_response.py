@@ -18,7 +18,7 @@ from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring
 
 from . import arn as arn_module
-from .errors import InvalidRequestError, UpstreamError
+from .errors import InvalidRequestError, UpstreamError, UpstreamThrottledError
 from .messages import CallerIdentity, STSResponse
 
 __all__ = ["parse_sts_response"]
@@ -35,6 +35,7 @@ _VISIBLE_ASCII = re.compile(r"[\x21-\x7e]+", re.ASCII)
 _MAX_CODE = 64
 _MAX_MESSAGE = 200
 _XML_ERRORS = (ET.ParseError, DefusedXmlException, ValueError, LookupError)
+THROTTLING_CODES = frozenset({"Throttling", "ThrottlingException", "RequestLimitExceeded"})
 
 
 class _Rejected(Exception):
@@ -73,9 +74,20 @@ def _media_type(content_type: str | None) -> str:
 
 
 def _status_error(response: STSResponse) -> UpstreamError | InvalidRequestError:
-    """The error for a non-200 answer: 4xx (not 429) is the client's fault, the rest is ours."""
-    message = f"{_PREFIX}received error code {response.status} from STS"
+    """The error for a non-200 answer: 4xx (not 429) is the client's fault, the rest is ours.
+
+    Throttling (429, or 400/503 with a throttling error code) is
+    :class:`UpstreamThrottledError` (503), whatever the status.
+    """
     summary = _error_summary(response.body)
+    if response.status == 429 or (
+        response.status in (400, 503) and summary.split(":", 1)[0] in THROTTLING_CODES
+    ):
+        retry_after = (response.header("retry-after") or "").strip()
+        return UpstreamThrottledError(
+            retry_after=min(int(retry_after), 60) if retry_after.isdecimal() else 1
+        )
+    message = f"{_PREFIX}received error code {response.status} from STS"
     if summary:
         message = f"{message}: {summary}"
     if 400 <= response.status < 500 and response.status != 429:

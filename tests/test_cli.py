@@ -36,7 +36,7 @@ from aws_iam_backend.server.config import (
     parse_listen,
 )
 from tests.support.moto_server import Keys, MotoServer, free_port
-from tests.test_server_hvac import DevServer
+from tests.support.server import DevServer
 
 # ------------------------------------------------------------------------- login
 

@@ -161,6 +161,7 @@ def test_client_read_never_returns_secret() -> None:
         "sts_region": "", "use_sts_region_from_client": False, "iam_server_id_header_value": "",
         "max_retries": -1, "allowed_sts_header_values": ["X-Amz-A"], "role_arn": "",
         "identity_token_audience": "", "identity_token_ttl": 0,
+        "replay_protection": False, "require_challenge": False,
     }
 
 

@@ -400,6 +400,7 @@ def test_read_shape() -> None:
         "bound_iam_instance_profile_arn", "bound_region", "bound_subnet_id", "bound_vpc_id",
         "inferred_entity_type", "inferred_aws_region", "resolve_aws_unique_ids", "role_id",
         "role_tag", "allow_instance_migration", "disallow_reauthentication",
+        "require_challenge",  # ours
         "token_bound_cidrs", "token_explicit_max_ttl", "token_max_ttl", "token_period",
         "token_ttl", "token_no_default_policy", "token_num_uses", "token_policies",
         "token_type",

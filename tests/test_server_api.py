@@ -135,6 +135,7 @@ def test_openapi_covers_every_path(api: VaultAPI) -> None:
         "/v1/auth/token/lookup-self", "/v1/auth/token/renew-self",
         "/v1/auth/token/revoke-self", "/v1/auth/token/lookup",
         "/v1/auth/token/revoke-accessor", "/v1/auth/{mount}/login",
+        "/v1/auth/{mount}/challenge",
         "/v1/auth/{mount}/config/client", "/v1/auth/{mount}/config/identity",
         "/v1/auth/{mount}/config/sts", "/v1/auth/{mount}/config/sts/{account_id}",
         "/v1/auth/{mount}/role", "/v1/auth/{mount}/roles", "/v1/auth/{mount}/role/{name}",

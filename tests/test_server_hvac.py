@@ -6,12 +6,7 @@ from __future__ import annotations
 import http.server
 import json
 import signal
-import subprocess
-import sys
 import threading
-import time
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,62 +18,11 @@ import pytest
 import requests
 
 from tests.support.fakes import gci_body
-from tests.support.moto_server import Keys, MotoServer, free_port
+from tests.support.moto_server import Keys, MotoServer
 from tests.support.payloads import botocore_payload
+from tests.support.server import DevServer
 
-ROOT = "root"
 ACCOUNT = "123456789012"
-
-
-class DevServer:
-    """``python -m aws_iam_backend server --dev`` on a free port; always terminated by stop()."""
-
-    def __init__(self, storage: str | None = None, *extra: str) -> None:
-        self.port = free_port()
-        self.address = f"http://127.0.0.1:{self.port}"
-        args = ["--dev", "--dev-root-token-id", ROOT, "--listen", f"127.0.0.1:{self.port}"]
-        if storage is not None:
-            args += ["--storage", storage]
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "aws_iam_backend", "server", *args, *extra],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        try:
-            wait_healthy(self.address, self.process)
-        except BaseException:
-            self.stop()
-            raise
-
-    def client(self, token: str | None = ROOT) -> hvac.Client:
-        return hvac.Client(url=self.address, token=token)
-
-    def stop(self) -> tuple[str, str]:
-        """Terminate (SIGTERM, then SIGKILL); returns stdout and stderr."""
-        if self.process.poll() is None:
-            self.process.terminate()
-        try:
-            out, err = self.process.communicate(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            out, err = self.process.communicate()
-        return out, err
-
-
-def wait_healthy(address: str, process: subprocess.Popen[str], timeout: float = 30) -> None:
-    """Poll ``/v1/sys/health`` until it answers 200; fail if the process exits first."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited with {process.returncode}")
-        try:
-            with urllib.request.urlopen(address + "/v1/sys/health", timeout=1) as response:
-                if response.status == 200:
-                    return
-        except (urllib.error.URLError, OSError):
-            time.sleep(0.1)
-    raise RuntimeError("server did not become healthy")
 
 
 @pytest.fixture(scope="module")

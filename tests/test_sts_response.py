@@ -244,7 +244,8 @@ def test_unparseable_error_body_omitted(body: str) -> None:
     assert info.value.message == "error making upstream request: received error code 400 from STS"
 
 
-@pytest.mark.parametrize("status", [429, 500, 502, 503, 504, 301, 302, 307, 308, 100, 204, 201])
+# 429 is UpstreamThrottledError (tests/test_ratelimit.py::test_sts_throttling_is_distinct)
+@pytest.mark.parametrize("status", [500, 502, 503, 504, 301, 302, 307, 308, 100, 204, 201])
 def test_non_client_errors_are_upstream(status: int) -> None:
     with pytest.raises(errors.UpstreamError) as info:
         parse_sts_response(response(AWS_ERROR, status=status))

@@ -298,9 +298,9 @@ def test_503_retried_then_returned(
     assert response.status == 503
     assert len(server.requests) == attempts
     assert len(sleeps) == attempts - 1
-    with pytest.raises(errors.UpstreamError) as info:
+    with pytest.raises(errors.UpstreamThrottledError) as info:  # a distinct 503 error
         parse_sts_response(response)
-    assert info.value.message.endswith("received error code 503 from STS: Throttling")
+    assert info.value.message == "error making upstream request: STS is throttling requests"
 
 
 def test_501_and_4xx_not_retried(

@@ -12,14 +12,26 @@ import logging
 import time
 import uuid
 from collections.abc import Sequence
+from contextvars import ContextVar
 from importlib import metadata
 from typing import Any
 from urllib.parse import parse_qs
 
+from ..audit import (
+    FAILED_MESSAGE,
+    AuditEntry,
+    AuditFailedError,
+    AuditHasher,
+    Auditor,
+    AuditSink,
+    describe_request,
+)
 from ..backend import Backend, BackendSettings, Request
 from ..clock import Clock, SystemClock
 from ..errors import (
     BackendError,
+    InternalError,
+    InvalidRequestError,
     NotFoundError,
     PermissionDeniedError,
     RequestTooLargeError,
@@ -35,6 +47,7 @@ from .messages import HTTPRequest, HTTPResponse
 from .mounts import BackendFactory, MountTable
 from .openapi import OPENAPI
 from .responses import (
+    REQUEST_ID,
     backend_error_response,
     envelope,
     envelope_document,
@@ -57,6 +70,8 @@ _OPERATIONS = {
 }
 _TRUE = frozenset({"1", "t", "T", "true", "True", "TRUE"})
 _log = logging.getLogger("aws_iam_backend.server")
+# True once the request was handed to a mount's Backend, which then writes its audit record.
+_DELEGATED: ContextVar[bool] = ContextVar("aws_iam_backend_delegated", default=False)
 
 
 def _version() -> str:
@@ -73,7 +88,9 @@ class VaultAPI:
     mount), ``auth/<mount uuid>/`` (each mount's roles and config). ``backend_factory``
     is called with ``storage=``, ``issuer=`` and ``settings=`` keywords for each
     mount (default :class:`Backend`). ``trusted_proxies`` are addresses or CIDRs whose
-    ``X-Forwarded-For`` is believed.
+    ``X-Forwarded-For`` is believed. ``audit`` receives one record per request (every
+    mount's backend is given it too); ``settings.audit_required`` says whether a failing
+    sink fails the request.
     """
 
     def __init__(
@@ -85,6 +102,7 @@ class VaultAPI:
         trusted_proxies: Sequence[str] = (),
         backend_factory: BackendFactory | None = None,
         clock: Clock | None = None,
+        audit: AuditSink | None = None,
     ) -> None:
         self.storage = storage
         self._clock = clock or SystemClock()
@@ -92,12 +110,21 @@ class VaultAPI:
         token_storage = PrefixedStorage(storage, TOKEN_STORAGE_PREFIX)
         issuer = StoreTokenIssuer(token_storage, clock=self._clock)
         self._auth = Authenticator(root_token, issuer)
+        settings = settings or BackendSettings()
+        self._hasher: AuditHasher | None = None
+        self._auditor: Auditor | None = None
+        if audit is not None:
+            self._hasher = AuditHasher.from_storage(storage)
+            self._auditor = Auditor(
+                audit, self._hasher, required=settings.audit_required, clock=self._clock
+            )
         self.mounts = MountTable(
             storage=storage,
             issuer=issuer,
             token_storage=token_storage,
-            settings=settings or BackendSettings(),
+            settings=settings,
             backend_factory=backend_factory or Backend,
+            backend_options={"audit": audit, "audit_hasher": self._hasher} if audit else None,
         )
         self._tokens = TokenEndpoints(self._auth, self.mounts, self._clock)
         self._cluster_id = self._load_cluster_id()
@@ -126,14 +153,78 @@ class VaultAPI:
         return record
 
     def handle(self, request: HTTPRequest) -> HTTPResponse:
-        """Serve one request; never raises."""
+        """Serve one request; never raises. Writes its one audit record (unless a mount's
+        backend did, or the path is ``sys/health``)."""
+        request_id = REQUEST_ID.set(str(uuid.uuid4()))
+        delegated = _DELEGATED.set(False)
         try:
-            return self._dispatch(request)
+            response, error = self._serve(request)
+            if self._auditor is not None and not _DELEGATED.get():
+                response = self._audit(request, response, error)
+            return response
+        finally:
+            _DELEGATED.reset(delegated)
+            REQUEST_ID.reset(request_id)
+
+    def _serve(self, request: HTTPRequest) -> tuple[HTTPResponse, str]:
+        try:
+            return self._dispatch(request), ""
         except BackendError as exc:
-            return backend_error_response(exc)
+            return backend_error_response(exc), exc.message
         except Exception:
             _log.exception("internal error serving %s %s", request.method, request.path)
-            return error_response(500, ["internal error"])
+            return error_response(500, ["internal error"]), "internal error"
+
+    def _audit(self, request: HTTPRequest, response: HTTPResponse, error: str) -> HTTPResponse:
+        assert self._auditor is not None
+        path = request.path[len("/v1/") :] if request.path.startswith("/v1/") else request.path
+        if path == "sys/health":
+            return response
+        try:
+            entry = self._audit_entry(request, path)
+            self._auditor.write(entry, status=response.status, error=error)
+        except AuditFailedError:
+            return error_response(500, [FAILED_MESSAGE])
+        return response
+
+    def _audit_entry(self, request: HTTPRequest, path: str) -> AuditEntry:
+        operation = _OPERATIONS.get(request.method.upper(), request.method.lower()[:16])
+        if operation == "read" and _TRUE & set(parse_qs(request.query).get("list", [])):
+            operation = "list"
+        try:
+            ip = client_ip(
+                request.remote_addr, request.headers.get("x-forwarded-for"), self._trusted
+            )
+        except InvalidRequestError:
+            ip = request.remote_addr
+        entry = AuditEntry(
+            request_id=REQUEST_ID.get(),
+            operation=operation,
+            path=path,
+            mount=self._audit_mount(path),
+            remote_address=ip,
+            client_token=request_token(request.headers),
+        )
+        try:
+            data = loads_strict(request.body) if operation == "update" else {}
+        except BackendError:
+            data = {}
+        describe_request(entry, path, data)
+        return entry
+
+    def _audit_mount(self, path: str) -> str:
+        if path.startswith("auth/token/"):
+            return "token/"
+        if path.startswith("auth/"):
+            resolved = self.mounts.resolve(path[len("auth/") :])
+            return resolved[0].settings.mount if resolved else ""
+        return "sys/" if path.startswith("sys/") else ""
+
+    def audit_hash(self, value: str) -> str:
+        """The HMAC this server's audit records show for ``value`` (``sys/audit-hash``)."""
+        if self._hasher is None:
+            self._hasher = AuditHasher.from_storage(self.storage)
+        return self._hasher.hash(value)
 
     def _dispatch(self, request: HTTPRequest) -> HTTPResponse:
         operation = _OPERATIONS.get(request.method.upper())
@@ -156,6 +247,14 @@ class VaultAPI:
             return json_response(200, OPENAPI)
         data = loads_strict(request.body) if operation == "update" else {}
         token = request_token(request.headers)
+        if path == "sys/audit-hash" or path.startswith("sys/audit-hash/"):
+            _only(operation, "update")
+            self._auth.root(token)
+            value = data.get("input")
+            if not isinstance(value, str):
+                raise InvalidRequestError("missing input")
+            hashed = {"hash": self.audit_hash(value)}
+            return json_response(200, {**hashed, **envelope_document(data=hashed)})
         if path == "sys/auth":
             _only(operation, "read")
             self._auth.root(token)
@@ -214,14 +313,32 @@ class VaultAPI:
         if resolved is None:
             raise NotFoundError(f'no handler for route "auth/{rest}". route entry not found.')
         backend, relative = resolved
-        if relative.strip("/") != "login" or operation != "update":
+        if not _is_open(relative.strip("/"), operation):
             self._auth.root(token)
+        if self._auditor is not None:
+            if backend.audit is not self._auditor.sink:
+                raise InternalError("backend_factory must pass audit= on to Backend")
+            _DELEGATED.set(True)
         response = backend.handle_request(
-            Request(operation, relative, data, client_token=token, remote_addr=ip)
+            Request(
+                operation,
+                relative,
+                data,
+                client_token=token,
+                remote_addr=ip,
+                request_id=REQUEST_ID.get(),
+            )
         )
         if operation == "list" and not (response.data or {}).get("keys"):
             raise NotFoundError("")
         return envelope(data=response.data, auth=response.auth, warnings=response.warnings)
+
+
+def _is_open(path: str, operation: str) -> bool:
+    """Unauthenticated paths of an auth mount: login, and the server challenge."""
+    if path == "login":
+        return operation == "update"
+    return path == "challenge" and operation in ("update", "read")
 
 
 def _only(operation: str, allowed: str) -> None:

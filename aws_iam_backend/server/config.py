@@ -18,6 +18,10 @@ Example::
 
     [root_token]
     file = "/etc/aws-iam-backend/root-token"   # or: env = "AWS_IAM_BACKEND_ROOT_TOKEN"
+
+    [audit]
+    file = "/var/log/aws-iam-backend/audit.log" # one JSON record per request
+    required = true                     # a failing audit write fails the request
 """
 
 from __future__ import annotations
@@ -44,11 +48,13 @@ _SECTIONS: dict[str, frozenset[str]] = {
             "listener",
             "storage",
             "root_token",
+            "audit",
         }
     ),
     "listener": frozenset({"address", "tls_cert_file", "tls_key_file", "tls_disable"}),
     "storage": frozenset({"url"}),
     "root_token": frozenset({"file", "env"}),
+    "audit": frozenset({"file", "required"}),
 }
 
 
@@ -70,6 +76,8 @@ class ServerConfig:
     max_ttl: int = DEFAULT_TTL
     trusted_proxies: tuple[str, ...] = ()
     log_level: str = "info"
+    audit_file: str | None = None
+    audit_required: bool = True
 
 
 def parse_listen(text: str) -> tuple[str, int]:
@@ -164,6 +172,10 @@ def config_from_document(doc: Mapping[str, Any], environ: Mapping[str, str]) -> 
     default_ttl, max_ttl = _duration(doc, "default_ttl"), _duration(doc, "max_ttl")
     if default_ttl > max_ttl:
         raise ConfigError("default_ttl: must not exceed max_ttl")
+    audit = _table(doc, "audit")
+    audit_required = audit.get("required", True)
+    if not isinstance(audit_required, bool):
+        raise ConfigError("audit.required: expected true or false")
     return ServerConfig(
         host=host,
         port=port,
@@ -175,6 +187,8 @@ def config_from_document(doc: Mapping[str, Any], environ: Mapping[str, str]) -> 
         max_ttl=max_ttl,
         trusted_proxies=tuple(proxies),
         log_level=log_level,
+        audit_file=_string(audit, "file", "audit."),
+        audit_required=audit_required,
     )
 
 

@@ -125,6 +125,7 @@ class MountTable:
     ``issuer`` is shared by every mount, so a token from any mount works with the
     token endpoints and records its mount in ``TokenRecord.mount``; ``token_storage``
     is the storage the issuer writes to (scanned to revoke a disabled mount's tokens).
+    ``backend_options`` are further keywords for ``backend_factory`` (the audit sink).
     """
 
     def __init__(
@@ -135,7 +136,9 @@ class MountTable:
         token_storage: Storage,
         settings: BackendSettings,
         backend_factory: BackendFactory,
+        backend_options: Mapping[str, Any] | None = None,
     ) -> None:
+        self._options = dict(backend_options or {})
         self._storage = storage
         self._issuer = issuer
         self._token_storage = token_storage
@@ -157,6 +160,7 @@ class MountTable:
             storage=PrefixedStorage(self._storage, f"auth/{mount.uuid}/"),
             issuer=self._issuer,
             settings=settings,
+            **self._options,
         )
 
     def _save(self) -> None:

@@ -108,6 +108,11 @@ OPENAPI: dict[str, Any] = {
             "parameters": [_MOUNT],
             **_write("IAM login: a signed sts:GetCallerIdentity request", ok="200", auth=False),
         },
+        "/v1/auth/{mount}/challenge": {
+            "parameters": [_MOUNT],
+            "get": _op("A server challenge nonce to sign into a login (ours)", auth=False),
+            **_write("A server challenge nonce to sign into a login (ours)", ok="200", auth=False),
+        },
         "/v1/auth/{mount}/config/client": {
             "parameters": [_MOUNT],
             "get": _op("Read the client configuration"),

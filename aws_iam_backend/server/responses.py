@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import uuid
+from contextvars import ContextVar
 from typing import Any
 
 from ..errors import BackendError
 from .messages import HTTPResponse
 
 JSON_HEADERS = (("Content-Type", "application/json"), ("Cache-Control", "no-store"))
+# The request being served (set by VaultAPI.handle), so envelopes match the audit record.
+REQUEST_ID: ContextVar[str] = ContextVar("aws_iam_backend_request_id", default="")
 
 
 def json_response(status: int, document: object) -> HTTPResponse:
@@ -24,8 +27,19 @@ def error_response(status: int, errors: list[str]) -> HTTPResponse:
 
 
 def backend_error_response(exc: BackendError) -> HTTPResponse:
-    """The error envelope for ``exc``; an empty message gives ``{"errors": []}`` as Vault does."""
-    return error_response(exc.status, [exc.message] if exc.message else [])
+    """The error envelope for ``exc``; an empty message gives ``{"errors": []}`` as Vault does.
+
+    Errors with a ``retry_after`` (rate limiting, STS throttling) add ``Retry-After``.
+    """
+    response = error_response(exc.status, [exc.message] if exc.message else [])
+    retry_after = getattr(exc, "retry_after", None)
+    if isinstance(retry_after, int) and not isinstance(retry_after, bool):
+        return HTTPResponse(
+            status=response.status,
+            headers=(*response.headers, ("Retry-After", str(retry_after))),
+            body=response.body,
+        )
+    return response
 
 
 def no_content() -> HTTPResponse:
@@ -53,7 +67,7 @@ def envelope_document(
 ) -> dict[str, Any]:
     """The fields of Vault's success envelope."""
     return {
-        "request_id": str(uuid.uuid4()),
+        "request_id": REQUEST_ID.get() or str(uuid.uuid4()),
         "lease_id": "",
         "renewable": False,
         "lease_duration": 0,

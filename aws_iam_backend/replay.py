@@ -1,0 +1,156 @@
+"""One-time use of signed login requests and challenge nonces.
+
+A :class:`ReplayCache` remembers keys (``sig:<signature>``, ``nonce:<nonce>``) until they
+expire. :meth:`ReplayCache.claim` is the only operation that matters: it is atomic, and
+answers True exactly once per unexpired key.
+
+- :class:`MemoryReplayCache`: one process; bounded (cachetools, per-entry expiry).
+- :class:`StorageReplayCache`: on the backend's :class:`~aws_iam_backend.interfaces.Storage`
+  (``storage.create`` is atomic), so every process sharing one SQLite file agrees. This is
+  the :class:`~aws_iam_backend.Backend` default.
+
+Keys are hashed (SHA-256) before they are stored, so neither signatures nor nonces are
+written anywhere.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from datetime import UTC, datetime
+from typing import Protocol
+
+from cachetools import TLRUCache
+
+from .clock import Clock, SystemClock
+from .interfaces import Storage
+
+__all__ = ["MemoryReplayCache", "ReplayCache", "StorageReplayCache"]
+
+REPLAY_PREFIX = "replay/"
+
+
+class ReplayCache(Protocol):
+    """A set of one-time keys, each remembered until its expiry."""
+
+    def claim(self, key: str, expires_at: datetime) -> bool:
+        """True the first time ``key`` is claimed; False while an earlier claim is unexpired."""
+        ...
+
+    def release(self, key: str) -> None:
+        """Forget a claim this caller made (the request it guarded was never accepted)."""
+        ...
+
+
+def _digest(key: str) -> str:
+    return hashlib.sha256(key.encode("utf-8", "surrogateescape")).hexdigest()
+
+
+def _epoch(when: datetime) -> float:
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return when.timestamp()
+
+
+class MemoryReplayCache:
+    """An in-process :class:`ReplayCache`, thread-safe, holding at most ``maxsize`` keys.
+
+    When full, the entry closest to expiry is evicted (cachetools ``TLRUCache``): under a
+    flood of distinct signatures, the oldest claims are forgotten early, so a replay of one
+    of those could be accepted again within its window. Memory stays flat. Size ``maxsize``
+    above the logins you expect in the longest window (15 minutes by default); rate
+    limiting bounds what an attacker can add.
+    """
+
+    def __init__(self, maxsize: int = 100_000, *, clock: Clock | None = None) -> None:
+        self._now = (clock or SystemClock()).now
+        self._lock = threading.Lock()
+        self._cache: TLRUCache[str, float] = TLRUCache(
+            maxsize=maxsize,
+            ttu=lambda _key, expires, _now: expires,
+            timer=lambda: _epoch(self._now()),
+        )
+
+    def claim(self, key: str, expires_at: datetime) -> bool:
+        digest = _digest(key)
+        expires = _epoch(expires_at)
+        with self._lock:
+            self._cache.expire()
+            if digest in self._cache:
+                return False
+            if expires <= _epoch(self._now()):
+                return True  # already expired: nothing to remember
+            self._cache[digest] = expires
+            return True
+
+    def release(self, key: str) -> None:
+        with self._lock:
+            self._cache.pop(_digest(key), None)
+
+    def __len__(self) -> int:
+        with self._lock:
+            self._cache.expire()
+            return len(self._cache)
+
+
+class StorageReplayCache:
+    """A :class:`ReplayCache` over :class:`~aws_iam_backend.interfaces.Storage`.
+
+    Each claim is ``storage.create("replay/<sha256(key)>", {"expires": <epoch>})``. An
+    existing but expired entry is deleted and the create retried once. Processes sharing
+    the storage (one SQLite file) see each other's claims. Every ``tidy_every`` claims,
+    expired entries are removed (:meth:`tidy`); a host may also call :meth:`tidy` itself.
+    """
+
+    def __init__(
+        self, storage: Storage, *, clock: Clock | None = None, tidy_every: int = 1024
+    ) -> None:
+        self._storage = storage
+        self._now = (clock or SystemClock()).now
+        self._tidy_every = tidy_every
+        self._count = 0
+        self._lock = threading.Lock()
+
+    def claim(self, key: str, expires_at: datetime) -> bool:
+        path = REPLAY_PREFIX + _digest(key)
+        document = {"expires": _epoch(expires_at)}
+        self._maybe_tidy()
+        if self._storage.create(path, document):
+            return True
+        existing = self._storage.get(path)
+        if existing is not None and not _expired(existing, _epoch(self._now())):
+            return False
+        # Expired (or vanished): a request past its window is refused by the freshness
+        # check before it gets here, so reusing the key is safe.
+        self._storage.delete(path)
+        return self._storage.create(path, document)
+
+    def release(self, key: str) -> None:
+        self._storage.delete(REPLAY_PREFIX + _digest(key))
+
+    def tidy(self, now: datetime | None = None) -> int:
+        """Delete expired entries; returns how many."""
+        cutoff = _epoch(now if now is not None else self._now())
+        removed = 0
+        for name in self._storage.list(REPLAY_PREFIX):
+            doc = self._storage.get(REPLAY_PREFIX + name)
+            if doc is not None and _expired(doc, cutoff):
+                self._storage.delete(REPLAY_PREFIX + name)
+                removed += 1
+        return removed
+
+    def _maybe_tidy(self) -> None:
+        if self._tidy_every <= 0:
+            return
+        with self._lock:
+            self._count += 1
+            due = self._count % self._tidy_every == 0
+        if due:
+            self.tidy()
+
+
+def _expired(doc: dict[str, object], now: float) -> bool:
+    expires = doc.get("expires")
+    if not isinstance(expires, int | float) or isinstance(expires, bool):
+        return True
+    return expires <= now
