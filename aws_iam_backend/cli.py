@@ -149,6 +149,9 @@ def _run_server(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
             default_ttl=config.default_ttl,
             max_ttl=config.max_ttl,
             audit_required=config.audit_required,
+            rate_limits=config.rate_limits,
+            sts_timeout=config.sts_timeout,
+            challenge_ttl=config.challenge_ttl,
         )
         api = VaultAPI(
             storage=storage,

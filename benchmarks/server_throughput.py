@@ -86,15 +86,25 @@ def run_stub(port: int, delay: float) -> None:
 
 def run_server(port: int, sts_endpoint: str, workers: int) -> None:
     """The reference server with an STS pool sized for ``workers`` concurrent logins."""
-    import functools
+    from typing import Any
 
-    from aws_iam_backend import Backend, MemoryStorage
+    import attrs
+
+    from aws_iam_backend import Backend, MemoryStorage, RateLimits
     from aws_iam_backend.server.api import VaultAPI
     from aws_iam_backend.server.asgi import make_asgi_app
     from aws_iam_backend.server.serve import bind, serve
     from aws_iam_backend.transport import BotocoreTransport
 
-    factory = functools.partial(Backend, transport=BotocoreTransport(max_pool_connections=workers))
+    transport = BotocoreTransport(max_pool_connections=workers)
+
+    def factory(**kwargs: Any) -> Backend:
+        # Measure raw throughput: every client shares one address and one role, so the
+        # per-source and per-role buckets are off and the STS cap matches the pool.
+        limits = RateLimits(0, 0, 0, 0, max_concurrent_sts_calls=workers)
+        kwargs["settings"] = attrs.evolve(kwargs["settings"], rate_limits=limits)
+        return Backend(transport=transport, **kwargs)
+
     api = VaultAPI(storage=MemoryStorage(), root_token=ROOT, backend_factory=factory)
     api.mounts.ensure("aws/")
     backend = api.mounts.backend("aws/")

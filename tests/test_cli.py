@@ -28,6 +28,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from aws_iam_backend.cli import main
+from aws_iam_backend.ratelimit import RateLimits
 from aws_iam_backend.server.config import (
     ConfigError,
     ServerConfig,
@@ -344,6 +345,40 @@ file = "{token_file}"
 def test_config_rejections(doc: dict[str, Any], message: str) -> None:
     with pytest.raises(ConfigError) as error:
         config_from_document(doc, ENV)
+    assert message in str(error.value)
+
+
+def test_limits_section() -> None:
+    doc = with_(
+        limits={
+            "per_source_rate": 5,
+            "per_source_burst": 50,
+            "per_role_rate": 0,
+            "max_concurrent_sts_calls": 8,
+            "sts_timeout": 2.5,
+            "challenge_ttl": 30,
+        }
+    )
+    config = config_from_document(doc, ENV)
+    assert config.rate_limits == RateLimits(
+        per_source_rate=5.0, per_source_burst=50, per_role_rate=0.0, max_concurrent_sts_calls=8
+    )
+    assert (config.sts_timeout, config.challenge_ttl) == (2.5, 30)
+
+
+@pytest.mark.parametrize(
+    ("limits", "message"),
+    [
+        ({"per_source_burst": 1.5}, "limits.per_source_burst: expected a non-negative integer"),
+        ({"per_role_rate": -1}, "limits.per_role_rate: expected a non-negative number"),
+        ({"per_role_rate": True}, "limits.per_role_rate: expected a non-negative number"),
+        ({"sts_timeout": 0}, "sts_timeout and challenge_ttl must be positive"),
+        ({"burst": 1}, "[limits]: unknown key 'burst'"),
+    ],
+)
+def test_limits_rejections(limits: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigError) as error:
+        config_from_document(with_(limits=limits), ENV)
     assert message in str(error.value)
 
 

@@ -22,6 +22,15 @@ Example::
     [audit]
     file = "/var/log/aws-iam-backend/audit.log" # one JSON record per request
     required = true                     # a failing audit write fails the request
+
+    [limits]                            # per mount and per process; 0 disables a limit
+    per_source_rate = 20.0              # logins/s per client address, after the burst
+    per_source_burst = 500
+    per_role_rate = 200.0               # logins/s per requested role, after the burst
+    per_role_burst = 2000
+    max_concurrent_sts_calls = 64       # outbound GetCallerIdentity calls in flight
+    sts_timeout = 10.0                  # overall deadline of one STS call, seconds
+    challenge_ttl = 60                  # seconds a server challenge nonce stays valid
 """
 
 from __future__ import annotations
@@ -34,7 +43,9 @@ from typing import Any
 import attrs
 
 from ..backend import DEFAULT_TTL
+from ..challenge import DEFAULT_CHALLENGE_TTL
 from ..fields import to_duration
+from ..ratelimit import RateLimits
 from .client_ip import parse_networks
 
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
@@ -49,12 +60,24 @@ _SECTIONS: dict[str, frozenset[str]] = {
             "storage",
             "root_token",
             "audit",
+            "limits",
         }
     ),
     "listener": frozenset({"address", "tls_cert_file", "tls_key_file", "tls_disable"}),
     "storage": frozenset({"url"}),
     "root_token": frozenset({"file", "env"}),
     "audit": frozenset({"file", "required"}),
+    "limits": frozenset(
+        {
+            "per_source_rate",
+            "per_source_burst",
+            "per_role_rate",
+            "per_role_burst",
+            "max_concurrent_sts_calls",
+            "sts_timeout",
+            "challenge_ttl",
+        }
+    ),
 }
 
 
@@ -78,6 +101,9 @@ class ServerConfig:
     log_level: str = "info"
     audit_file: str | None = None
     audit_required: bool = True
+    rate_limits: RateLimits = attrs.field(factory=RateLimits)
+    sts_timeout: float = 10.0
+    challenge_ttl: int = DEFAULT_CHALLENGE_TTL
 
 
 def parse_listen(text: str) -> tuple[str, int]:
@@ -138,6 +164,35 @@ def _root_token(table: Mapping[str, Any], environ: Mapping[str, str]) -> str:
     return token
 
 
+def _number(table: Mapping[str, Any], key: str, default: float, *, integer: bool) -> float:
+    value = table.get(key, default)
+    kind = int if integer else (int, float)
+    if isinstance(value, bool) or not isinstance(value, kind) or value < 0:
+        expected = "a non-negative integer" if integer else "a non-negative number"
+        raise ConfigError(f"limits.{key}: expected {expected}")
+    return float(value)
+
+
+def _limits(table: Mapping[str, Any]) -> tuple[RateLimits, float, int]:
+    base = RateLimits()
+    limits = RateLimits(
+        per_source_rate=_number(table, "per_source_rate", base.per_source_rate, integer=False),
+        per_source_burst=int(
+            _number(table, "per_source_burst", base.per_source_burst, integer=True)
+        ),
+        per_role_rate=_number(table, "per_role_rate", base.per_role_rate, integer=False),
+        per_role_burst=int(_number(table, "per_role_burst", base.per_role_burst, integer=True)),
+        max_concurrent_sts_calls=int(
+            _number(table, "max_concurrent_sts_calls", base.max_concurrent_sts_calls, integer=True)
+        ),
+    )
+    sts_timeout = _number(table, "sts_timeout", 10.0, integer=False)
+    challenge_ttl = int(_number(table, "challenge_ttl", DEFAULT_CHALLENGE_TTL, integer=True))
+    if sts_timeout <= 0 or challenge_ttl <= 0:
+        raise ConfigError("[limits]: sts_timeout and challenge_ttl must be positive")
+    return limits, sts_timeout, challenge_ttl
+
+
 def config_from_document(doc: Mapping[str, Any], environ: Mapping[str, str]) -> ServerConfig:
     """Validate a parsed TOML document; ``environ`` supplies ``root_token.env``."""
     unknown = sorted(set(doc) - _SECTIONS[""])
@@ -172,6 +227,7 @@ def config_from_document(doc: Mapping[str, Any], environ: Mapping[str, str]) -> 
     default_ttl, max_ttl = _duration(doc, "default_ttl"), _duration(doc, "max_ttl")
     if default_ttl > max_ttl:
         raise ConfigError("default_ttl: must not exceed max_ttl")
+    rate_limits, sts_timeout, challenge_ttl = _limits(_table(doc, "limits"))
     audit = _table(doc, "audit")
     audit_required = audit.get("required", True)
     if not isinstance(audit_required, bool):
@@ -189,6 +245,9 @@ def config_from_document(doc: Mapping[str, Any], environ: Mapping[str, str]) -> 
         log_level=log_level,
         audit_file=_string(audit, "file", "audit."),
         audit_required=audit_required,
+        rate_limits=rate_limits,
+        sts_timeout=sts_timeout,
+        challenge_ttl=challenge_ttl,
     )
 
 
