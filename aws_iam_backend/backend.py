@@ -457,8 +457,17 @@ class Backend:
         check_cidrs(record.bound_cidrs, remote_addr)
         return record
 
-    def renew_token(self, token: str, *, remote_addr: str | None = None) -> TokenRecord:
-        """Renew a login token after re-checking its binding against the current role."""
+    def renew_token(
+        self, token: str, *, remote_addr: str | None = None, increment: int = 0
+    ) -> TokenRecord:
+        """Renew a login token after re-checking its binding against the current role.
+
+        The new TTL is ``increment`` seconds when positive (Vault's renew ``increment``),
+        else the role's current TTL; either way capped by the max TTLs. Periodic tokens
+        renew for their period.
+        """
+        if increment < 0:
+            raise InvalidRequestError("increment must not be negative")
         record = self.lookup_token(token, remote_addr=remote_addr)
         if not record.renewable:
             raise InvalidRequestError("token is not renewable")
@@ -467,7 +476,11 @@ class Backend:
             role.token, default_ttl=self.settings.default_ttl, max_ttl=self.settings.max_ttl
         )
         return self.issuer.extend(
-            token, ttl=lease.ttl, now=self.clock.now(), max_ttl=lease.max_ttl, period=lease.period
+            token,
+            ttl=increment or lease.ttl,
+            now=self.clock.now(),
+            max_ttl=lease.max_ttl,
+            period=lease.period,
         )
 
     def _check_renewal(self, record: TokenRecord) -> Role:

@@ -168,7 +168,8 @@ def _run_server(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
         raise CommandError(f"storage: {exc.message}") from None
     sock = bind(config.host, config.port)
     if args.dev:
-        print(_dev_banner(config, persistent=args.storage is not None), flush=True)
+        persistent = not config.storage_url.startswith("memory:")
+        print(_dev_banner(config, persistent=persistent), flush=True)
     else:
         logging.getLogger("aws_iam_backend").info(
             "listening on %s:%d (%s)",

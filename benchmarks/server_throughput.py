@@ -86,8 +86,6 @@ def run_stub(port: int, delay: float) -> None:
 
 def run_server(port: int, sts_endpoint: str, workers: int) -> None:
     """The reference server with an STS pool sized for ``workers`` concurrent logins."""
-    from typing import Any
-
     import attrs
 
     from aws_iam_backend import Backend, MemoryStorage, RateLimits

@@ -131,7 +131,8 @@ def test_openapi_covers_every_path(api: VaultAPI) -> None:
     assert reply.json["openapi"].startswith("3.")
     assert reply.json == OPENAPI
     assert set(OPENAPI["paths"]) == {
-        "/v1/sys/health", "/v1/sys/openapi", "/v1/sys/auth", "/v1/sys/auth/{path}",
+        "/v1/sys/health", "/v1/sys/openapi", "/v1/sys/audit-hash", "/v1/sys/auth",
+        "/v1/sys/auth/{path}",
         "/v1/auth/token/lookup-self", "/v1/auth/token/renew-self",
         "/v1/auth/token/revoke-self", "/v1/auth/token/lookup",
         "/v1/auth/token/revoke-accessor", "/v1/auth/{mount}/login",
@@ -405,6 +406,26 @@ def test_token_endpoints_refuse_missing_or_unknown_tokens(
         assert (reply.status, reply.errors) == (403, ["permission denied"]), name
 
 
+def test_mount_changes_are_seen_by_another_process_on_the_same_storage() -> None:
+    shared = MemoryStorage()
+    first, second = make_api(shared), make_api(shared)
+    assert call(first, "POST", "/v1/sys/auth/extra", {"type": "aws"}, token=ROOT).status == 204
+    assert "extra/" in call(second, "GET", "/v1/sys/auth", token=ROOT).json["data"]
+    assert call(second, "GET", "/v1/auth/extra/roles", query="list=true", token=ROOT).status == 404
+    assert call(second, "DELETE", "/v1/sys/auth/extra", token=ROOT).status == 204
+    assert "extra/" not in call(first, "GET", "/v1/sys/auth", token=ROOT).json["data"]
+    reply = call(first, "POST", "/v1/sys/auth/other", {"type": "aws"}, token=ROOT)
+    assert reply.status == 204
+    assert set(call(second, "GET", "/v1/sys/auth", token=ROOT).json["data"]) == {
+        "aws/", "other/", "token/",
+    }  # fmt: skip
+
+
+def test_token_mount_cannot_be_disabled(api: VaultAPI) -> None:
+    reply = call(api, "DELETE", "/v1/sys/auth/token", token=ROOT)
+    assert (reply.status, reply.errors) == (400, ["cannot disable the token auth method"])
+
+
 def test_token_routing_errors(api: VaultAPI) -> None:
     assert call(api, "GET", "/v1/auth/token/create", token=ROOT).status == 404
     assert call(api, "GET", "/v1/auth/token/renew-self", token=ROOT).status == 405
@@ -415,7 +436,13 @@ def test_renew_self(api: VaultAPI) -> None:
     token = login_token(api)
     reply = call(api, "POST", "/v1/auth/token/renew-self", {"increment": "1h"}, token=token)
     assert reply.status == 200
+    assert reply.json["auth"]["lease_duration"] == 3600
     assert reply.json["auth"]["client_token"] == token
+    default = call(api, "POST", "/v1/auth/token/renew-self", {}, token=token)
+    # the role's TTL again, capped at issue time + max TTL (768h) by the real clock
+    assert 768 * 3600 - 60 < default.json["auth"]["lease_duration"] <= 768 * 3600
+    bad = call(api, "POST", "/v1/auth/token/renew-self", {"increment": "soon"}, token=token)
+    assert (bad.status, bad.errors) == (400, ["invalid increment"])
     assert reply.json["auth"]["renewable"] is True
     root = call(api, "POST", "/v1/auth/token/renew-self", token=ROOT)
     assert (root.status, root.errors) == (400, ["root token is not renewable"])
@@ -609,9 +636,21 @@ def test_wsgi_refuses_large_or_bad_bodies(api: VaultAPI) -> None:
     status, _, _ = wsgi_call(api, "POST", "/v1/auth/aws/login", CONTENT_LENGTH="-1")
     assert status == "400 Bad Request"
     chunked = io.BytesIO(b"x" * (MAX_BODY + 10))
-    status, _, _ = wsgi_call(api, "POST", "/v1/auth/aws/login", wsgi_input=chunked)
+    status, _, _ = wsgi_call(api, "POST", "/v1/auth/aws/login", wsgi_input=chunked,
+                             HTTP_TRANSFER_ENCODING="chunked")  # fmt: skip
     assert status == "413 Request Entity Too Large"
     assert chunked.tell() == MAX_BODY + 1
+
+
+def test_wsgi_without_length_or_chunking_reads_no_body(api: VaultAPI) -> None:
+    """wsgiref hands over the raw socket: reading an absent body would block."""
+
+    class Unreadable(io.RawIOBase):
+        def read(self, size: int = -1) -> bytes:
+            raise AssertionError("body must not be read")
+
+    status, _, _ = wsgi_call(api, "GET", "/v1/sys/health", wsgi_input=Unreadable())
+    assert status == "200 OK"
 
 
 def asgi_call(

@@ -145,9 +145,28 @@ class MountTable:
         self._settings = settings
         self._factory = backend_factory
         self._lock = threading.Lock()
-        doc = storage.get(MOUNTS_KEY) or {}
-        self._mounts = {p: _from_storage(p, d) for p, d in dict(doc.get("auth", {})).items()}
-        self._backends = {p: self._backend(m) for p, m in self._mounts.items()}
+        self._doc: JSONDict | None = None
+        self._mounts: dict[str, Mount] = {}
+        self._backends: dict[str, Backend] = {}
+        self._refresh()
+
+    def _refresh(self) -> None:
+        """Adopt the stored mount table if another process changed it.
+
+        Several server processes may share one storage: the table is re-read on every
+        request (one small document) and backends are rebuilt only for changed mounts.
+        """
+        doc = self._storage.get(MOUNTS_KEY) or {}
+        if doc == self._doc:
+            return
+        mounts = {p: _from_storage(p, d) for p, d in dict(doc.get("auth", {})).items()}
+        backends = {
+            p: self._backends[p]
+            if p in self._mounts and self._mounts[p] == m and p in self._backends
+            else self._backend(m)
+            for p, m in mounts.items()
+        }
+        self._doc, self._mounts, self._backends = doc, mounts, backends
 
     def _backend(self, mount: Mount) -> Backend:
         settings = attrs.evolve(
@@ -164,17 +183,21 @@ class MountTable:
         )
 
     def _save(self) -> None:
-        self._storage.put(
-            MOUNTS_KEY, {"auth": {p: m.to_storage() for p, m in self._mounts.items()}}
-        )
+        doc = {"auth": {p: m.to_storage() for p, m in self._mounts.items()}}
+        self._storage.put(MOUNTS_KEY, doc)
+        self._doc = doc
 
     def backend(self, path: str) -> Backend | None:
         """The backend mounted exactly at ``path`` (``aws/``), or None."""
+        with self._lock:
+            self._refresh()
         return self._backends.get(path)
 
     def resolve(self, rest: str) -> tuple[Backend, str] | None:
         """For ``rest`` (what follows ``/v1/auth/``): the longest matching mount's backend
         and the path relative to it."""
+        with self._lock:
+            self._refresh()
         backends = self._backends
         for path in sorted(backends, key=len, reverse=True):
             if rest.startswith(path) or rest == path[:-1]:
@@ -183,6 +206,8 @@ class MountTable:
 
     def describe(self) -> dict[str, Any]:
         """Every mount as ``GET /v1/sys/auth`` shows it, the built-in ``token/`` included."""
+        with self._lock:
+            self._refresh()
         listing = {p: m.describe() for p, m in sorted(self._mounts.items())}
         listing[TOKEN_MOUNT] = describe_entry(
             "token", "token based credentials", "auth_token_root", "token", 0, 0
@@ -215,6 +240,7 @@ class MountTable:
             max_lease_ttl=max_ttl,
         )
         with self._lock:
+            self._refresh()
             for taken in [*self._mounts, TOKEN_MOUNT]:
                 if path.startswith(taken) or taken.startswith(path):
                     raise InvalidRequestError(f"path is already in use at {taken}")
@@ -224,13 +250,16 @@ class MountTable:
 
     def ensure(self, path: str) -> None:
         """Mount ``path`` unless something is mounted there already (the dev server's ``aws/``)."""
-        if mount_path(path) not in self._mounts:
+        if self.backend(mount_path(path)) is None:
             self.enable(path, {"type": MOUNT_TYPE})
 
     def disable(self, path: str) -> None:
         """Unmount ``path``, delete its data and revoke its tokens; no error if not mounted."""
         path = mount_path(path)
+        if path == TOKEN_MOUNT:
+            raise InvalidRequestError("cannot disable the token auth method")
         with self._lock:
+            self._refresh()
             mount = self._mounts.pop(path, None)
             if mount is None:
                 return

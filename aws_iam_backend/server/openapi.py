@@ -84,6 +84,9 @@ OPENAPI: dict[str, Any] = {
             "head": _op("Health, headers only", auth=False),
         },
         "/v1/sys/openapi": {"get": _op("This document", auth=False)},
+        "/v1/sys/audit-hash": {
+            "post": _op("HMAC of an input as the audit log shows it (root token)", body=True)
+        },
         "/v1/sys/auth": {"get": _op("List auth mounts (root token)")},
         "/v1/sys/auth/{path}": {
             "parameters": [_PATH],
@@ -145,7 +148,7 @@ OPENAPI: dict[str, Any] = {
         "/v1/auth/{mount}/role/{name}": {
             "parameters": [_MOUNT, _NAME],
             "get": _op("Read a role"),
-            **_write("Create or update a role", ok="200"),
+            **_write("Create or update a role (200 only when there are warnings)"),
             "delete": _op("Delete a role", ok="204"),
         },
     },

@@ -19,6 +19,7 @@ from ..errors import (
     PermissionDeniedError,
     UnsupportedOperationError,
 )
+from ..fields import to_duration
 from ..tokens import rfc3339
 from .auth import Authenticator, Caller
 from .messages import HTTPResponse
@@ -93,13 +94,17 @@ class TokenEndpoints:
     ) -> HTTPResponse:
         return envelope(data=self._lookup_data(caller, self._clock.now()))
 
-    def _renew_self(self, caller: Caller, _data: Mapping[str, Any], ip: str | None) -> HTTPResponse:
+    def _renew_self(self, caller: Caller, data: Mapping[str, Any], ip: str | None) -> HTTPResponse:
         if caller.record is None:
             raise InvalidRequestError("root token is not renewable")
         backend = self._mounts.backend(caller.record.mount)
         if backend is None:
             raise PermissionDeniedError()
-        record = backend.renew_token(caller.token, remote_addr=ip)
+        try:
+            increment = to_duration(data.get("increment", 0))
+        except ValueError:
+            raise InvalidRequestError("invalid increment") from None
+        record = backend.renew_token(caller.token, remote_addr=ip, increment=increment)
         return envelope(auth=auth_data(attrs.evolve(record, client_token=caller.token)))
 
     def _revoke_self(
