@@ -22,7 +22,14 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from aws_iam_backend import Backend, MemoryStorage, SQLiteStorage, Storage
+from aws_iam_backend import (
+    Backend,
+    BackendSettings,
+    MemoryStorage,
+    RateLimits,
+    SQLiteStorage,
+    Storage,
+)
 from aws_iam_backend.arn import IamEntity
 from aws_iam_backend.interfaces import AwsAccess
 from aws_iam_backend.messages import OutboundRequest, STSResponse
@@ -82,16 +89,27 @@ def payload(now: datetime) -> dict[str, Any]:
     }
 
 
-def make_backend(storage: Storage, now: datetime) -> Backend:
+NO_LIMITS = RateLimits(0, 0, 0, 0, max_concurrent_sts_calls=0)
+
+
+def make_backend(storage: Storage, now: datetime, **options: Any) -> Backend:
+    """A backend over stubs with no rate limits (the baseline); ``options`` go to Backend."""
+    settings = options.pop("settings", BackendSettings(rate_limits=NO_LIMITS))
     backend = Backend(
-        storage=storage, transport=StubTransport(), iam=StubIam(), clock=FixedClock(now)
+        storage=storage,
+        transport=StubTransport(),
+        iam=StubIam(),
+        clock=FixedClock(now),
+        settings=settings,
+        **options,
     )
     backend.write_role("bench", {"bound_iam_principal_arn": ARN})
     return backend
 
 
-def measure(label: str, action: Callable[[], object], n: int) -> None:
-    for _ in range(min(200, n)):
+def measure(label: str, action: Callable[[], object], n: int, warmup: int = 200) -> float:
+    """Print and return the median CPU microseconds of ``action`` over ``n`` runs."""
+    for _ in range(min(warmup, n)):
         action()
     samples = []
     for _ in range(n):
@@ -99,8 +117,10 @@ def measure(label: str, action: Callable[[], object], n: int) -> None:
         action()
         samples.append((time.process_time_ns() - start) / 1000)
     samples.sort()
+    median = statistics.median(samples)
     p90 = samples[int(len(samples) * 0.9)]
-    print(f"{label:<34} median {statistics.median(samples):8.1f} us   p90 {p90:8.1f} us")
+    print(f"{label:<40} median {median:8.1f} us   p90 {p90:8.1f} us")
+    return median
 
 
 def main() -> None:
