@@ -19,7 +19,6 @@ import json
 import logging
 import os
 import re
-import secrets
 import threading
 from collections.abc import Mapping
 from typing import Any, Protocol
@@ -31,6 +30,7 @@ from .errors import InternalError
 from .gocompat import QueryError, parse_query
 from .headers import decode_headers
 from .interfaces import Storage
+from .keys import stored_key
 from .messages import CallerIdentity
 from .tokens import rfc3339
 
@@ -102,12 +102,7 @@ class AuditHasher:
     @classmethod
     def from_storage(cls, storage: Storage) -> AuditHasher:
         """The hasher keyed by ``sys/audit-hmac-key``, created (atomically) if absent."""
-        fresh = base64.b64encode(secrets.token_bytes(32)).decode()
-        storage.create(HMAC_KEY_PATH, {"key": fresh})
-        doc = storage.get(HMAC_KEY_PATH)
-        if doc is None or not isinstance(doc.get("key"), str):
-            raise InternalError("audit HMAC key missing from storage")
-        return cls(base64.b64decode(doc["key"]))
+        return cls(stored_key(storage, HMAC_KEY_PATH))
 
 
 def audit_hash(storage: Storage, value: str) -> str:

@@ -8,8 +8,6 @@ lookups, token issuer and clock.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import re
 import threading
 import uuid
@@ -24,12 +22,11 @@ from . import roles as role_mod
 from .arn import ArnError, IamEntity, parse_iam_arn
 from .audit import AuditEntry, AuditFailedError, AuditHasher, Auditor, AuditSink, describe_request
 from .binding import check_binding, check_cidrs
-from .challenge import CHALLENGE_HEADER, DEFAULT_CHALLENGE_TTL, issue_nonce, new_key, verify_nonce
+from .challenge import CHALLENGE_HEADER, DEFAULT_CHALLENGE_TTL, KEY_BYTES, issue_nonce, verify_nonce
 from .clock import Clock, SystemClock
 from .endpoints import lookup_sts_host, partition_of_host
 from .errors import (
     BackendError,
-    InternalError,
     InvalidRequestError,
     NotFoundError,
     PermissionDeniedError,
@@ -39,6 +36,7 @@ from .fields import unrecognized_warning
 from .gocompat import go_quote
 from .iam import BotocoreIamLookups, UniqueIdArnCache
 from .interfaces import AwsAccess, IamLookups, Storage, STSTransport
+from .keys import stored_key
 from .login import VerifiedLogin, entity_id
 from .messages import CallerIdentity, OutboundRequest
 from .payload import KNOWN_LOGIN_FIELDS, LoginPayload, decode_login
@@ -343,23 +341,10 @@ class Backend:
         return key
 
     def _challenge_key(self) -> bytes:
-        """This mount's challenge HMAC key (``challenge/key``, created once, shared)."""
-        key = self._challenge_key_cache
-        if key is not None:
-            return key
-        path = "challenge/key"
-        doc = self.storage.get(path)
-        if doc is None:
-            self.storage.create(path, {"key": base64.b64encode(new_key()).decode()})
-            doc = self.storage.get(path)
-        try:
-            key = base64.b64decode(str((doc or {})["key"]), validate=True)
-        except (KeyError, ValueError, binascii.Error):
-            raise InternalError("invalid challenge key in storage") from None
-        if len(key) < 16:
-            raise InternalError("invalid challenge key in storage")
-        self._challenge_key_cache = key
-        return key
+        """This mount's challenge MAC key (``challenge/key``, created once, shared)."""
+        if self._challenge_key_cache is None:
+            self._challenge_key_cache = stored_key(self.storage, "challenge/key", size=KEY_BYTES)
+        return self._challenge_key_cache
 
     def issue_challenge(self) -> dict[str, Any]:
         """A new server challenge: the nonce, its lifetime and the header to sign it in."""

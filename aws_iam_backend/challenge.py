@@ -21,7 +21,6 @@ __all__ = [
     "DEFAULT_CHALLENGE_TTL",
     "KEY_BYTES",
     "issue_nonce",
-    "new_key",
     "verify_nonce",
 ]
 
@@ -30,11 +29,6 @@ DEFAULT_CHALLENGE_TTL = 60
 KEY_BYTES = 32
 _RANDOM_BYTES = 16
 _MAX_NONCE_LENGTH = 128
-
-
-def new_key() -> bytes:
-    """A fresh HMAC key."""
-    return secrets.token_bytes(KEY_BYTES)
 
 
 def _b64(data: bytes) -> str:

@@ -13,8 +13,6 @@ Lease arithmetic (role and mount defaults) happens before the issuer is called:
 
 from __future__ import annotations
 
-import base64
-import binascii
 import contextlib
 import hashlib
 import hmac
@@ -30,6 +28,7 @@ import attrs
 from .clock import Clock
 from .errors import InternalError, InvalidRequestError, PermissionDeniedError
 from .interfaces import JSONDict, Storage
+from .keys import stored_key
 
 HMAC_KEY_PATH = "sys/token-hmac-key"
 TOKEN_PREFIX = "token/"
@@ -299,24 +298,8 @@ class StoreTokenIssuer:
             raise ValueError("token HMAC key must be at least 32 bytes")
         self._storage = storage
         self._clock = clock
-        self._key = key if key is not None else self._load_or_create_key()
+        self._key = key if key is not None else stored_key(storage, HMAC_KEY_PATH)
         self._lock = threading.Lock()
-
-    def _load_or_create_key(self) -> bytes:
-        doc = self._storage.get(HMAC_KEY_PATH)
-        if doc is None:
-            # create-if-absent: processes starting together on one store agree on one key
-            self._storage.create(
-                HMAC_KEY_PATH, {"key": base64.b64encode(secrets.token_bytes(32)).decode()}
-            )
-            doc = self._storage.get(HMAC_KEY_PATH)
-        try:
-            key = base64.b64decode(str(doc["key"]), validate=True) if doc else b""
-        except (KeyError, binascii.Error):
-            key = b""
-        if len(key) < 32:
-            raise InternalError("storage error: corrupt token HMAC key")
-        return key
 
     def _token_key(self, token: str) -> str:
         digest = hmac.new(self._key, token.encode("utf-8", "surrogatepass"), hashlib.sha256)

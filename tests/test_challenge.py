@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
+import secrets
 import urllib.error
 import uuid
 from collections.abc import Iterator
@@ -19,7 +20,7 @@ import pytest
 from botocore.credentials import Credentials
 
 from aws_iam_backend import Backend, BackendSettings, InvalidRequestError, Request
-from aws_iam_backend.challenge import CHALLENGE_HEADER, issue_nonce, new_key, verify_nonce
+from aws_iam_backend.challenge import CHALLENGE_HEADER, KEY_BYTES, issue_nonce, verify_nonce
 from aws_iam_backend.cli import main
 from aws_iam_backend.client import build_login_payload
 from aws_iam_backend.client import login as client_login
@@ -45,13 +46,13 @@ def ok(_request: OutboundRequest) -> STSResponse:
 
 
 def test_nonce_round_trip_and_rejections() -> None:
-    key = new_key()
+    key = secrets.token_bytes(KEY_BYTES)
     nonce, expires = issue_nonce(key, NOW, 60)
     assert expires == int(NOW.timestamp()) + 60
     assert verify_nonce(key, nonce, NOW) == expires
     assert verify_nonce(key, nonce, NOW + timedelta(seconds=59)) == expires
     assert verify_nonce(key, nonce, NOW + timedelta(seconds=60)) is None  # expired
-    assert verify_nonce(new_key(), nonce, NOW) is None  # another server's key
+    assert verify_nonce(secrets.token_bytes(KEY_BYTES), nonce, NOW) is None  # another server's key
     body, _, mac = nonce.partition(".")
     forged_body = body[:-2] + ("AA" if body[-2:] != "AA" else "BB")
     for bad in ("", ".", body, f"{forged_body}.{mac}", f"{body}.{mac[:-1]}", nonce + "x",
@@ -118,7 +119,7 @@ def test_mount_level_challenge_rejections_make_no_sts_call() -> None:
     assert rejected(b, signed(None)) == "missing challenge nonce"
     nonce = b.issue_challenge()["nonce"]
     assert rejected(b, unsigned_nonce(nonce)) == "challenge nonce is not signed"
-    forged, _ = issue_nonce(new_key(), NOW, 60)
+    forged, _ = issue_nonce(secrets.token_bytes(KEY_BYTES), NOW, 60)
     assert rejected(b, signed(forged)) == "challenge nonce expired or invalid"
     assert rejected(b, signed("not-a-nonce")) == "challenge nonce expired or invalid"
     clock.current = NOW + timedelta(seconds=61)  # the nonce is stale, the signature is not

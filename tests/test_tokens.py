@@ -486,7 +486,7 @@ def test_short_key_rejected(storage: MemoryStorage, clock: FakeClock) -> None:
 
 def test_corrupt_stored_key_is_internal_error(storage: MemoryStorage, clock: FakeClock) -> None:
     storage.put(HMAC_KEY_PATH, {"key": "!!not base64!!"})
-    with pytest.raises(InternalError, match="corrupt token HMAC key"):
+    with pytest.raises(InternalError, match="invalid key at sys/token-hmac-key"):
         StoreTokenIssuer(storage, clock=clock)
 
 
