@@ -21,21 +21,11 @@ import atheris
 with atheris.instrument_imports():
     from aws_iam_backend.config import ClientConfig
     from aws_iam_backend.errors import BackendError
-    from aws_iam_backend.payload import decode_login
+    from aws_iam_backend.payload import KNOWN_LOGIN_FIELDS, decode_login
     from aws_iam_backend.sts_request import build_outbound
 
 NOW = datetime(2026, 11, 29, 12, 0, 0, tzinfo=UTC)
-FIELDS = [
-    "role",
-    "iam_http_request_method",
-    "iam_request_url",
-    "iam_request_body",
-    "iam_request_headers",
-    "pkcs7",
-    "identity",
-    "signature",
-    "nonce",
-]
+FIELDS = sorted(KNOWN_LOGIN_FIELDS)
 CONFIGS = [
     ClientConfig(),
     ClientConfig(iam_server_id_header_value="vault.example.com"),

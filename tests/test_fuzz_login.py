@@ -27,6 +27,7 @@ from hypothesis import strategies as st
 from aws_iam_backend import Backend
 from aws_iam_backend.endpoints import lookup_sts_host
 from aws_iam_backend.errors import BackendError
+from aws_iam_backend.payload import KNOWN_LOGIN_FIELDS
 from aws_iam_backend.storage import MemoryStorage
 from tests.support.fakes import FakeIam, RecordingTransport, ok_response
 from tests.support.payloads import (
@@ -53,17 +54,7 @@ with signing_time(NOW):
         presigned_get_payload(KEYS, region="us-west-2", role="dev"),
     ]
 
-FIELDS = [
-    "role",
-    "iam_http_request_method",
-    "iam_request_url",
-    "iam_request_body",
-    "iam_request_headers",
-    "pkcs7",
-    "identity",
-    "signature",
-    "nonce",
-]
+FIELDS = sorted(KNOWN_LOGIN_FIELDS)
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=24),

@@ -11,21 +11,11 @@ from hypothesis import strategies as st
 
 from aws_iam_backend.config import ClientConfig
 from aws_iam_backend.errors import BackendError
-from aws_iam_backend.payload import decode_login
+from aws_iam_backend.payload import KNOWN_LOGIN_FIELDS, decode_login
 from aws_iam_backend.sts_request import build_outbound
 from tests.test_sts_request import NOW, SERVER_ID, botocore_post, hvac_post, presigned_get
 
-FIELDS = [
-    "role",
-    "iam_http_request_method",
-    "iam_request_url",
-    "iam_request_body",
-    "iam_request_headers",
-    "pkcs7",
-    "identity",
-    "signature",
-    "nonce",
-]
+FIELDS = sorted(KNOWN_LOGIN_FIELDS)
 CONFIGS = [
     ClientConfig(),
     ClientConfig(iam_server_id_header_value=SERVER_ID),
