@@ -12,7 +12,6 @@ import re
 import threading
 import uuid
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import attrs
@@ -22,7 +21,7 @@ from . import roles as role_mod
 from .arn import ArnError, IamEntity, parse_iam_arn
 from .audit import AuditEntry, AuditFailedError, AuditHasher, Auditor, AuditSink, describe_request
 from .binding import check_binding, check_cidrs
-from .challenge import CHALLENGE_HEADER, DEFAULT_CHALLENGE_TTL, KEY_BYTES, issue_nonce, verify_nonce
+from .challenge import DEFAULT_CHALLENGE_TTL
 from .clock import Clock, SystemClock
 from .endpoints import lookup_sts_host, partition_of_host
 from .errors import (
@@ -36,10 +35,10 @@ from .fields import unrecognized_warning
 from .gocompat import go_quote
 from .iam import BotocoreIamLookups, UniqueIdArnCache
 from .interfaces import AwsAccess, IamLookups, Storage, STSTransport
-from .keys import stored_key
 from .login import VerifiedLogin, entity_id
-from .messages import CallerIdentity, OutboundRequest
-from .payload import KNOWN_LOGIN_FIELDS, LoginPayload, decode_login
+from .login_guards import LoginGuards
+from .messages import CallerIdentity
+from .payload import KNOWN_LOGIN_FIELDS, decode_login
 from .ratelimit import ConcurrencyLimiter, LoginRateLimiter, RateLimits
 from .replay import ReplayCache, StorageReplayCache
 from .roles import Role
@@ -125,10 +124,16 @@ class Backend:
             if replay_cache is not None
             else StorageReplayCache(self.storage, clock=self.clock)
         )
+        self.guards = LoginGuards(
+            storage=self.storage,
+            replay_cache=self.replay_cache,
+            clock=self.clock,
+            max_age=self.settings.request_policy.max_age,
+            challenge_ttl=self.settings.challenge_ttl,
+        )
         limits = self.settings.rate_limits
         self._rate_limiter = LoginRateLimiter(limits)
         self._sts_slots = ConcurrencyLimiter(limits.max_concurrent_sts_calls, limits.sts_slot_wait)
-        self._challenge_key_cache: bytes | None = None
         self.audit = audit
         self._auditor: Auditor | None = None
         if audit is not None:
@@ -280,8 +285,8 @@ class Backend:
         )
         challenged = client_config.require_challenge
         if challenged:
-            self._check_challenge(payload, outbound)
-        claimed = self._claim_signature(outbound) if client_config.replay_protection else None
+            self.guards.check_challenge(payload, outbound)
+        claimed = self.guards.claim_signature(outbound) if client_config.replay_protection else None
         try:
             with self._sts_slots.slot():
                 response = self.transport.send(
@@ -298,7 +303,7 @@ class Backend:
             )
         except BackendError:
             if claimed is not None:  # STS never vouched for it: the signature was not used
-                self.replay_cache.release(claimed)
+                self.guards.release(claimed)
             raise
         try:
             entity = parse_iam_arn(identity.arn)
@@ -322,49 +327,12 @@ class Backend:
                 f'IAM Principal "{identity.arn}" does not belong to the role "{role_name}"'
             )
         if role.require_challenge and not challenged:
-            self._check_challenge(payload, outbound)
+            self.guards.check_challenge(payload, outbound)
         return verified
-
-    # -------------------------------------------------- replay and challenge
-
-    def _claim_signature(self, outbound: OutboundRequest) -> str:
-        """Claim ``sig:<signature>`` until the request's validity ends; 400 if already used."""
-        info = outbound.sigv4
-        valid_until = info.request_time + self.settings.request_policy.max_age
-        if info.expires is not None:
-            valid_until = min(valid_until, info.request_time + timedelta(seconds=info.expires))
-        key = f"sig:{info.signature}"
-        if not self.replay_cache.claim(key, valid_until):
-            raise InvalidRequestError(
-                "login request rejected: this signed request was already used (replay)"
-            )
-        return key
-
-    def _challenge_key(self) -> bytes:
-        """This mount's challenge MAC key (``challenge/key``, created once, shared)."""
-        if self._challenge_key_cache is None:
-            self._challenge_key_cache = stored_key(self.storage, "challenge/key", size=KEY_BYTES)
-        return self._challenge_key_cache
 
     def issue_challenge(self) -> dict[str, Any]:
         """A new server challenge: the nonce, its lifetime and the header to sign it in."""
-        ttl = self.settings.challenge_ttl
-        nonce, _expires = issue_nonce(self._challenge_key(), self.clock.now(), ttl)
-        return {"nonce": nonce, "expires_in": ttl, "header": CHALLENGE_HEADER}
-
-    def _check_challenge(self, payload: LoginPayload, outbound: OutboundRequest) -> None:
-        """The login must carry an unused, unexpired nonce of ours in a signed header."""
-        values = payload.headers.values(CHALLENGE_HEADER)
-        if not values:
-            raise InvalidRequestError("missing challenge nonce")
-        if CHALLENGE_HEADER.lower() not in outbound.sigv4.signed_headers:
-            raise InvalidRequestError("challenge nonce is not signed")
-        nonce = values[0]
-        expires = verify_nonce(self._challenge_key(), nonce, self.clock.now())
-        if len(values) != 1 or expires is None:
-            raise InvalidRequestError("challenge nonce expired or invalid")
-        if not self.replay_cache.claim(f"nonce:{nonce}", datetime.fromtimestamp(expires, UTC)):
-            raise InvalidRequestError("challenge nonce already used")
+        return self.guards.issue_challenge()
 
     def _role_for_login(self, role_name: str) -> Role:
         try:
