@@ -24,7 +24,7 @@ from .errors import BackendError
 from .server.api import VaultAPI
 from .server.asgi import make_asgi_app
 from .server.config import ConfigError, ServerConfig, load_config, parse_listen
-from .server.serve import ServeError, bind, check_tls, serve
+from .server.serve import ServeError, bind, check_tls, serve, serve_workers
 from .storage import open_storage
 
 DEV_LISTEN = "127.0.0.1:8200"
@@ -133,11 +133,8 @@ Example with hvac:
 """
 
 
-def _run_server(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    config = _server_config(args, parser)
-    logging.basicConfig(level=config.log_level.upper(), format="%(levelname)s: %(message)s")
-    if config.tls_cert_file and config.tls_key_file:
-        check_tls(config.tls_cert_file, config.tls_key_file)
+def _build_api(config: ServerConfig, *, dev: bool) -> VaultAPI:
+    """Open storage and the audit sink and build the API (once per serving process)."""
     try:
         audit = JsonLinesAuditSink(config.audit_file) if config.audit_file else None
     except OSError as exc:
@@ -160,30 +157,53 @@ def _run_server(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
             trusted_proxies=config.trusted_proxies,
             audit=audit,
         )
-        if args.dev:
+        if dev:
             api.mounts.ensure("aws/")
     except ValueError as exc:
         raise CommandError(f"storage: {exc}") from None
     except BackendError as exc:
         raise CommandError(f"storage: {exc.message}") from None
+    return api
+
+
+def _close(api: VaultAPI) -> None:
+    """Release the parent's storage and audit file before forking workers."""
+    for resource in (api.storage, api.audit_sink):
+        close = getattr(resource, "close", None)
+        if callable(close):
+            close()
+
+
+def _run_server(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    config = _server_config(args, parser)
+    logging.basicConfig(level=config.log_level.upper(), format="%(levelname)s: %(message)s")
+    if config.tls_cert_file and config.tls_key_file:
+        check_tls(config.tls_cert_file, config.tls_key_file)
+    api = _build_api(config, dev=args.dev)
     sock = bind(config.host, config.port)
     if args.dev:
         persistent = not config.storage_url.startswith("memory:")
         print(_dev_banner(config, persistent=persistent), flush=True)
     else:
         logging.getLogger("aws_iam_backend").info(
-            "listening on %s:%d (%s)",
+            "listening on %s:%d (%s, %d worker%s)",
             config.host,
             config.port,
             "TLS" if config.tls_cert_file else "plain HTTP",
+            config.workers,
+            "" if config.workers == 1 else "s",
         )
-    serve(
-        make_asgi_app(api),
-        sock,
-        log_level=config.log_level,
-        tls_cert_file=config.tls_cert_file,
-        tls_key_file=config.tls_key_file,
-    )
+    tls = {"tls_cert_file": config.tls_cert_file, "tls_key_file": config.tls_key_file}
+    if config.workers > 1:
+        _close(api)  # each worker opens its own storage after the fork
+        return serve_workers(
+            lambda: make_asgi_app(_build_api(config, dev=False)),
+            sock,
+            config.workers,
+            log_level=config.log_level,
+            **tls,
+        )
+    serve(make_asgi_app(api), sock, log_level=config.log_level, **tls)
     return 0
 
 

@@ -84,32 +84,53 @@ def run_stub(port: int, delay: float) -> None:
 # --------------------------------------------------------------------- server
 
 
-def run_server(port: int, sts_endpoint: str, workers: int) -> None:
-    """The reference server with an STS pool sized for ``workers`` concurrent logins."""
+def run_server(port: int, sts_endpoint: str, workers: int, processes: int) -> None:
+    """The reference server with an STS pool sized for ``workers`` concurrent logins.
+
+    One process serves from memory storage; several pre-forked processes share a SQLite
+    file (as ``[listener] workers`` does in the CLI).
+    """
+    import tempfile
+
     import attrs
 
-    from aws_iam_backend import Backend, MemoryStorage, RateLimits
+    from aws_iam_backend import Backend, MemoryStorage, RateLimits, SQLiteStorage, Storage
     from aws_iam_backend.server.api import VaultAPI
-    from aws_iam_backend.server.asgi import make_asgi_app
-    from aws_iam_backend.server.serve import bind, serve
+    from aws_iam_backend.server.asgi import ASGIApp, make_asgi_app
+    from aws_iam_backend.server.serve import bind, serve, serve_workers
     from aws_iam_backend.transport import BotocoreTransport
 
-    transport = BotocoreTransport(max_pool_connections=workers)
+    def make_api(storage: Storage) -> VaultAPI:
+        transport = BotocoreTransport(max_pool_connections=workers)
 
-    def factory(**kwargs: Any) -> Backend:
-        # Measure raw throughput: every client shares one address and one role, so the
-        # per-source and per-role buckets are off and the STS cap matches the pool.
-        limits = RateLimits(0, 0, 0, 0, max_concurrent_sts_calls=workers)
-        kwargs["settings"] = attrs.evolve(kwargs["settings"], rate_limits=limits)
-        return Backend(transport=transport, **kwargs)
+        def factory(**kwargs: Any) -> Backend:
+            # Raw throughput: every client shares one address and one role, so the
+            # per-source and per-role buckets are off and the STS cap matches the pool.
+            limits = RateLimits(0, 0, 0, 0, max_concurrent_sts_calls=workers)
+            kwargs["settings"] = attrs.evolve(kwargs["settings"], rate_limits=limits)
+            return Backend(transport=transport, **kwargs)
 
-    api = VaultAPI(storage=MemoryStorage(), root_token=ROOT, backend_factory=factory)
+        return VaultAPI(storage=storage, root_token=ROOT, backend_factory=factory)
+
+    path = str(tempfile.mkdtemp() + "/bench.db")
+    storage: Storage = MemoryStorage() if processes == 1 else SQLiteStorage(path)
+    api = make_api(storage)
     api.mounts.ensure("aws/")
     backend = api.mounts.backend("aws/")
     assert backend is not None
     backend.write_client_config({"sts_endpoint": sts_endpoint})
     backend.write_role("bench", {"bound_iam_principal_arn": ARN, "resolve_aws_unique_ids": False})
-    serve(make_asgi_app(api, max_workers=workers), bind("127.0.0.1", port), log_level="warning")
+    sock = bind("127.0.0.1", port)
+    if processes == 1:
+        serve(make_asgi_app(api, max_workers=workers), sock, log_level="warning")
+        return
+    assert isinstance(storage, SQLiteStorage)
+    storage.close()
+
+    def make_app() -> ASGIApp:
+        return make_asgi_app(make_api(SQLiteStorage(path)), max_workers=workers // processes)
+
+    serve_workers(make_app, sock, processes, log_level="warning")
 
 
 # --------------------------------------------------------------------- client
@@ -187,10 +208,15 @@ async def drive(port: int, logins: int, clients: int) -> tuple[float, list[float
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of ``pid`` (Linux ``/proc/<pid>/stat``)."""
-    with open(f"/proc/{pid}/stat") as handle:
-        fields = handle.read().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User + system CPU seconds of ``pid`` and its live children (Linux ``/proc``)."""
+    total = 0.0
+    with open(f"/proc/{pid}/task/{pid}/children") as handle:
+        children = [int(child) for child in handle.read().split()]
+    for process in (pid, *children):
+        with open(f"/proc/{process}/stat") as handle:
+            fields = handle.read().rpartition(")")[2].split()
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
 
 
 def free_port() -> int:
@@ -212,13 +238,13 @@ def wait_ready(port: int) -> None:
     raise RuntimeError("server did not start")
 
 
-def benchmark(logins: int, clients: int, delay: float) -> dict[str, Any]:
+def benchmark(logins: int, clients: int, delay: float, processes: int) -> dict[str, Any]:
     stub_port, server_port = free_port(), free_port()
     me = [sys.executable, "-m", "benchmarks.server_throughput"]
     stub = subprocess.Popen([*me, "--stub", str(stub_port), "--sts-delay", str(delay)])
     server = subprocess.Popen(
         [*me, "--serve", str(server_port), "--sts", f"http://127.0.0.1:{stub_port}",
-         "--workers", str(max(clients, 8))]
+         "--workers", str(max(clients, 8)), "--processes", str(processes)]
     )  # fmt: skip
     try:
         wait_ready(server_port)
@@ -244,6 +270,7 @@ def benchmark(logins: int, clients: int, delay: float) -> dict[str, Any]:
     return {
         "logins": len(latencies),
         "clients": clients,
+        "server_processes": processes,
         "errors": len(errors),
         "first_errors": errors[:3],
         "elapsed_s": round(elapsed, 2),
@@ -267,14 +294,16 @@ def main() -> None:
     parser.add_argument("--stub", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--sts", help=argparse.SUPPRESS)
+    parser.add_argument("--processes", type=int, default=1, help="server processes (SQLite)")
     parser.add_argument("--workers", type=int, default=256, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.stub:
         run_stub(args.stub, args.sts_delay)
     elif args.serve:
-        run_server(args.serve, args.sts, args.workers)
+        run_server(args.serve, args.sts, args.workers, args.processes)
     else:
-        print(json.dumps(benchmark(args.logins, args.clients, args.sts_delay), indent=2))
+        result = benchmark(args.logins, args.clients, args.sts_delay, args.processes)
+        print(json.dumps(result, indent=2))
 
 
 if __name__ == "__main__":

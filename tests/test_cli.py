@@ -37,7 +37,7 @@ from aws_iam_backend.server.config import (
     parse_listen,
 )
 from tests.support.moto_server import Keys, MotoServer, free_port
-from tests.support.server import DevServer
+from tests.support.server import DevServer, wait_healthy
 
 # ------------------------------------------------------------------------- login
 
@@ -367,6 +367,21 @@ def test_limits_section() -> None:
 
 
 @pytest.mark.parametrize(
+    ("listener", "message"),
+    [
+        ({"workers": 0}, "listener.workers: expected an integer from 1 to 64"),
+        ({"workers": "2"}, "listener.workers: expected an integer from 1 to 64"),
+        ({"workers": 2}, "several workers need shared storage"),
+    ],
+)
+def test_workers_rejections(listener: dict[str, Any], message: str) -> None:
+    doc = with_(**{f"listener__{k}": v for k, v in listener.items()})
+    with pytest.raises(ConfigError) as error:
+        config_from_document(doc, ENV)
+    assert message in str(error.value)
+
+
+@pytest.mark.parametrize(
     ("limits", "message"),
     [
         ({"per_source_burst": 1.5}, "limits.per_source_burst: expected a non-negative integer"),
@@ -472,6 +487,60 @@ env = "TEST_ROOT_TOKEN"
         process.terminate()
         _out, err = process.communicate(timeout=15)
     assert "Traceback" not in err
+
+
+def test_production_server_with_worker_processes(tmp_path: Path) -> None:
+    port = free_port()
+    config = write(
+        tmp_path / "server.toml",
+        f"""
+log_level = "warning"
+[listener]
+address = "127.0.0.1:{port}"
+tls_disable = true
+workers = 2
+[storage]
+url = "sqlite:///{tmp_path / "s.db"}"
+[root_token]
+env = "TEST_ROOT_TOKEN"
+""",
+    )
+    env = {**os.environ, "TEST_ROOT_TOKEN": "prod-root"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "aws_iam_backend", "server", "--config", config],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    address = f"http://127.0.0.1:{port}"
+    root = {"X-Vault-Token": "prod-root"}
+    try:
+        wait_healthy(address, process)
+        children = Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()
+        assert len(children) == 2
+        enabled = requests.post(
+            f"{address}/v1/sys/auth/aws", json={"type": "aws"}, headers=root, timeout=10
+        )
+        assert enabled.status_code == 204
+        role = {
+            "bound_iam_principal_arn": "arn:aws:iam::123456789012:role/app",
+            "resolve_aws_unique_ids": False,  # no IAM lookup (no AWS here)
+        }
+        written = requests.post(
+            f"{address}/v1/auth/aws/role/app", json=role, headers=root, timeout=10
+        )
+        assert written.status_code == 204
+        for _ in range(20):  # fresh connections: the kernel spreads them over both workers
+            read = requests.get(f"{address}/v1/auth/aws/role/app", headers=root, timeout=10)
+            assert read.status_code == 200
+    finally:
+        process.terminate()
+        _out, err = process.communicate(timeout=20)
+    assert process.returncode == 0, err
+    assert "Traceback" not in err
+    for child in children:
+        assert (
+            not Path(f"/proc/{child}").exists()
+            or "zombie" in Path(f"/proc/{child}/status").read_text()
+        )
 
 
 def wait_tls_healthy(address: str, process: subprocess.Popen[str], context: ssl.SSLContext) -> None:

@@ -112,6 +112,7 @@ class VaultAPI:
         self._auth = Authenticator(root_token, issuer)
         settings = settings or BackendSettings()
         self._hasher: AuditHasher | None = None
+        self.audit_sink = audit
         self._auditor: Auditor | None = None
         if audit is not None:
             self._hasher = AuditHasher.from_storage(storage)

@@ -9,6 +9,7 @@ Example::
 
     [listener]
     address = "0.0.0.0:8200"
+    workers = 2                         # processes sharing the socket (needs SQLite storage)
     tls_cert_file = "/etc/aws-iam-backend/tls.crt"
     tls_key_file = "/etc/aws-iam-backend/tls.key"
     # tls_disable = true                # plain HTTP must be asked for
@@ -63,7 +64,7 @@ _SECTIONS: dict[str, frozenset[str]] = {
             "limits",
         }
     ),
-    "listener": frozenset({"address", "tls_cert_file", "tls_key_file", "tls_disable"}),
+    "listener": frozenset({"address", "tls_cert_file", "tls_key_file", "tls_disable", "workers"}),
     "storage": frozenset({"url"}),
     "root_token": frozenset({"file", "env"}),
     "audit": frozenset({"file", "required"}),
@@ -102,6 +103,7 @@ class ServerConfig:
     audit_file: str | None = None
     audit_required: bool = True
     rate_limits: RateLimits = attrs.field(factory=RateLimits)
+    workers: int = 1
     sts_timeout: float = 10.0
     challenge_ttl: int = DEFAULT_CHALLENGE_TTL
 
@@ -214,6 +216,12 @@ def config_from_document(doc: Mapping[str, Any], environ: Mapping[str, str]) -> 
         raise ConfigError("[listener]: set tls_cert_file and tls_key_file, or tls_disable = true")
     if cert is not None and tls_disable:
         raise ConfigError("[listener]: tls_disable = true conflicts with tls_cert_file")
+    workers = listener.get("workers", 1)
+    if isinstance(workers, bool) or not isinstance(workers, int) or not 1 <= workers <= 64:
+        raise ConfigError("listener.workers: expected an integer from 1 to 64")
+    storage_url = _string(storage, "url", "storage.") or "memory://"
+    if workers > 1 and storage_url.startswith("memory:"):
+        raise ConfigError("listener.workers: several workers need shared storage (sqlite:///...)")
     proxies = doc.get("trusted_proxies", [])
     if not isinstance(proxies, list) or not all(isinstance(p, str) for p in proxies):
         raise ConfigError("trusted_proxies: expected a list of addresses or CIDRs")
@@ -236,7 +244,7 @@ def config_from_document(doc: Mapping[str, Any], environ: Mapping[str, str]) -> 
         host=host,
         port=port,
         root_token=_root_token(_table(doc, "root_token"), environ),
-        storage_url=_string(storage, "url", "storage.") or "memory://",
+        storage_url=storage_url,
         tls_cert_file=cert,
         tls_key_file=key,
         default_ttl=default_ttl,
@@ -246,6 +254,7 @@ def config_from_document(doc: Mapping[str, Any], environ: Mapping[str, str]) -> 
         audit_file=_string(audit, "file", "audit."),
         audit_required=audit_required,
         rate_limits=rate_limits,
+        workers=workers,
         sts_timeout=sts_timeout,
         challenge_ttl=challenge_ttl,
     )

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import socket
 import ssl
+import sys
+from collections.abc import Callable
+from types import FrameType
 
 from .asgi import ASGIApp
 
@@ -60,3 +65,59 @@ def serve(
         timeout_graceful_shutdown=10,
     )
     uvicorn.Server(config).run(sockets=[sock])
+
+
+def serve_workers(
+    make_app: Callable[[], ASGIApp],
+    sock: socket.socket,
+    workers: int,
+    *,
+    log_level: str = "info",
+    tls_cert_file: str | None = None,
+    tls_key_file: str | None = None,
+) -> int:
+    """Pre-fork ``workers`` processes that all serve ``make_app()`` on the shared ``sock``.
+
+    Each child builds its own app after the fork, so no storage connection crosses a
+    fork. SIGINT/SIGTERM to the parent are passed on to every child; when one child exits,
+    the others are stopped too. Returns 0 when every child ended cleanly, else 1.
+    """
+    children: list[int] = []
+    for _ in range(workers):
+        pid = os.fork()
+        if pid == 0:  # the child never returns into the parent's code
+            code = 0
+            try:
+                serve(
+                    make_app(),
+                    sock,
+                    log_level=log_level,
+                    tls_cert_file=tls_cert_file,
+                    tls_key_file=tls_key_file,
+                )
+            except BaseException as exc:
+                print(f"error: worker {os.getpid()}: {exc}", file=sys.stderr, flush=True)
+                code = 1
+            os._exit(code)
+        children.append(pid)
+    sock.close()
+
+    def forward(signum: int, _frame: FrameType | None) -> None:
+        for child in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child, signum)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    status = 0
+    remaining = set(children)
+    while remaining:
+        pid, code = os.wait()
+        if pid not in remaining:
+            continue
+        remaining.discard(pid)
+        # uvicorn re-raises the signal it stopped on, so death by SIGTERM/SIGINT is clean
+        if os.waitstatus_to_exitcode(code) not in (0, -signal.SIGTERM, -signal.SIGINT):
+            status = 1
+        forward(signal.SIGTERM, None)  # one worker gone: stop the others
+    return status
