@@ -18,11 +18,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
-import boto3
-from botocore.credentials import Credentials
 from fastapi import Depends, FastAPI
 from fastapi.testclient import TestClient
-from moto.server import ThreadedMotoServer
 
 from aws_iam_backend import MemoryStorage, open_storage
 from aws_iam_backend.client import build_login_payload
@@ -61,46 +58,22 @@ def create_app(api: VaultAPI | None = None) -> FastAPI:
 
 
 def main() -> None:
-    emulator = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    emulator.start()
-    host, port = emulator.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
-    try:
-        iam = boto3.client(
-            "iam",
-            endpoint_url=endpoint,
-            region_name="us-east-1",
-            aws_access_key_id="AKIAEXAMPLE0000000000",
-            aws_secret_access_key="example",
-        )
-        user = iam.create_user(UserName="build-agent", Path="/ci/")["User"]
-        key = iam.create_access_key(UserName="build-agent")["AccessKey"]
+    from _demo_aws import demo_aws  # the demo only: `flask`/`uvicorn` import create_app alone
 
+    with demo_aws() as aws:  # moto on loopback; with real AWS none of this is needed
         app = create_app(VaultAPI(storage=MemoryStorage(), root_token="example-root"))
         with TestClient(app) as client:
             admin = {"X-Vault-Token": "example-root"}
 
             # 1. The operator enables and configures the method through Vault's API.
             client.post("/vault/v1/sys/auth/aws", json={"type": "aws"}, headers=admin)
-            client.post(
-                "/vault/v1/auth/aws/config/client",
-                json={
-                    "sts_endpoint": endpoint,  # real AWS: leave unset
-                    "iam_endpoint": endpoint,  # real AWS: leave unset
-                    "access_key": "AKIAEXAMPLE0000000000",
-                    "secret_key": "example",
-                },
-                headers=admin,
-            )
-            client.post(
-                "/vault/v1/auth/aws/role/ci",
-                json={"bound_iam_principal_arn": user["Arn"], "token_policies": "deploy"},
-                headers=admin,
-            )
+            config = aws.client_config()
+            client.post("/vault/v1/auth/aws/config/client", json=config, headers=admin)
+            role = {"bound_iam_principal_arn": aws.user_arn, "token_policies": "deploy"}
+            client.post("/vault/v1/auth/aws/role/ci", json=role, headers=admin)
 
             # 2. The workload logs in with a signed sts:GetCallerIdentity.
-            credentials = Credentials(key["AccessKeyId"], key["SecretAccessKey"])
-            payload = build_login_payload(credentials, role="ci", region="us-east-1")
+            payload = build_login_payload(aws.user_credentials, role="ci", region="us-east-1")
             login = client.post("/vault/v1/auth/aws/login", json=payload)
             assert login.status_code == 200, login.text
             token = login.json()["auth"]["client_token"]
@@ -111,8 +84,6 @@ def main() -> None:
             print("identity:", response.json())
             assert client.post("/deploy").status_code == 403
             print("without a token: 403")
-    finally:
-        emulator.stop()
 
 
 if __name__ == "__main__":
