@@ -442,8 +442,9 @@ def self_signed(tmp_path: Path) -> tuple[str, str]:
     return str(cert_path), str(key_path)
 
 
-def test_production_server_with_tls_and_env_root_token(tmp_path: Path) -> None:
-    cert, key = self_signed(tmp_path)
+def start_config_server(tmp_path: Path, listener: str) -> tuple[subprocess.Popen[str], int]:
+    """``server --config`` on a free port with SQLite storage and the root token from the
+    environment (``prod-root``); ``listener`` adds lines to the ``[listener]`` table."""
     port = free_port()
     config = write(
         tmp_path / "server.toml",
@@ -451,8 +452,7 @@ def test_production_server_with_tls_and_env_root_token(tmp_path: Path) -> None:
 log_level = "warning"
 [listener]
 address = "127.0.0.1:{port}"
-tls_cert_file = "{cert}"
-tls_key_file = "{key}"
+{listener}
 [storage]
 url = "sqlite:///{tmp_path / "s.db"}"
 [root_token]
@@ -464,6 +464,13 @@ env = "TEST_ROOT_TOKEN"
         [sys.executable, "-m", "aws_iam_backend", "server", "--config", config],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
+    return process, port
+
+
+def test_production_server_with_tls_and_env_root_token(tmp_path: Path) -> None:
+    cert, key = self_signed(tmp_path)
+    listener = f'tls_cert_file = "{cert}"\ntls_key_file = "{key}"'
+    process, port = start_config_server(tmp_path, listener)
     address = f"https://127.0.0.1:{port}"
     try:
         context = ssl.create_default_context(cafile=cert)
@@ -490,26 +497,7 @@ env = "TEST_ROOT_TOKEN"
 
 
 def test_production_server_with_worker_processes(tmp_path: Path) -> None:
-    port = free_port()
-    config = write(
-        tmp_path / "server.toml",
-        f"""
-log_level = "warning"
-[listener]
-address = "127.0.0.1:{port}"
-tls_disable = true
-workers = 2
-[storage]
-url = "sqlite:///{tmp_path / "s.db"}"
-[root_token]
-env = "TEST_ROOT_TOKEN"
-""",
-    )
-    env = {**os.environ, "TEST_ROOT_TOKEN": "prod-root"}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "aws_iam_backend", "server", "--config", config],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+    process, port = start_config_server(tmp_path, "tls_disable = true\nworkers = 2")
     address = f"http://127.0.0.1:{port}"
     root = {"X-Vault-Token": "prod-root"}
     try:
