@@ -10,6 +10,7 @@ The token issuer lives in :mod:`aws_iam_backend.tokens`, the clock in
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Protocol
 
 import attrs
@@ -34,6 +35,10 @@ class Storage(Protocol):
 
     def put(self, key: str, value: JSONDict) -> None:
         """Store ``value`` at ``key``, replacing any previous document."""
+        ...
+
+    def put_many(self, items: Mapping[str, JSONDict]) -> None:
+        """Store several documents in one atomic write: all of them, or none."""
         ...
 
     def create(self, key: str, value: JSONDict) -> bool:

@@ -352,17 +352,12 @@ class StoreTokenIssuer:
             role_name=spec.role_name,
         )
         token_key = self._token_key(token)
-        self._storage.put(token_key, _to_document(record))
+        documents = {token_key: _to_document(record)}
         if record.accessor:
-            try:
-                self._storage.put(
-                    ACCESSOR_PREFIX + record.accessor,
-                    {"token_hmac": token_key[len(TOKEN_PREFIX) :]},
-                )
-            except BaseException:
-                with contextlib.suppress(InternalError):
-                    self._storage.delete(token_key)
-                raise
+            documents[ACCESSOR_PREFIX + record.accessor] = {
+                "token_hmac": token_key[len(TOKEN_PREFIX) :]
+            }
+        self._storage.put_many(documents)  # the record and its index: both or neither
         return attrs.evolve(record, client_token=token)
 
     def lookup(self, token: str) -> TokenRecord | None:

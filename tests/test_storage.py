@@ -49,6 +49,15 @@ def test_put_get_overwrite_delete(storage: Storage) -> None:
     storage.delete("role/a")  # absent: no error
 
 
+def test_put_many_is_all_or_nothing(storage: Storage) -> None:
+    storage.put_many({"batch/a": {"v": 1}, "batch/b": {"v": 2}})
+    assert storage.list("batch/") == ["a", "b"]
+    with pytest.raises(InternalError):
+        storage.put_many({"batch/a": {"v": 9}, "batch/c": {"bad": object()}})
+    assert storage.get("batch/a") == {"v": 1}
+    assert storage.get("batch/c") is None
+
+
 def test_create_only_if_absent(storage: Storage) -> None:
     assert storage.create("nonce/a", {"v": 1}) is True
     assert storage.create("nonce/a", {"v": 2}) is False

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Mapping
 
 from ..errors import InternalError
 from ..interfaces import JSONDict
@@ -53,6 +54,12 @@ class MemoryStorage:
         text = encode_document(value)
         with self._lock:
             self._data[key] = text
+
+    def put_many(self, items: Mapping[str, JSONDict]) -> None:
+        """Store several documents atomically (all encoded before any is stored)."""
+        texts = {key: encode_document(value) for key, value in items.items()}
+        with self._lock:
+            self._data.update(texts)
 
     def create(self, key: str, value: JSONDict) -> bool:
         """Store ``value`` only if ``key`` is absent; True if it was stored."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from ..interfaces import JSONDict, Storage
 
 
@@ -25,6 +27,10 @@ class PrefixedStorage:
     def put(self, key: str, value: JSONDict) -> None:
         """Store ``value`` at ``key``, replacing any previous document."""
         self.inner.put(self.prefix + key, value)
+
+    def put_many(self, items: Mapping[str, JSONDict]) -> None:
+        """Store several documents in one atomic write."""
+        self.inner.put_many({self.prefix + key: value for key, value in items.items()})
 
     def create(self, key: str, value: JSONDict) -> bool:
         """Store ``value`` only if ``key`` is absent; True if it was stored."""

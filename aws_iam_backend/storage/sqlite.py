@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 
 from ..errors import InternalError
@@ -118,6 +118,13 @@ class SQLiteStorage:
         conn.execute("COMMIT")
         return changed
 
+    @staticmethod
+    def _run_many(conn: sqlite3.Connection, sql: str, rows: list[tuple[str, str]]) -> None:
+        """Execute one write statement for every row, in one immediate transaction."""
+        conn.execute("BEGIN IMMEDIATE")
+        conn.executemany(sql, rows)
+        conn.execute("COMMIT")
+
     def get(self, key: str) -> JSONDict | None:
         """The document at ``key``, or None."""
         with self._connection() as conn:
@@ -133,6 +140,17 @@ class SQLiteStorage:
                 "INSERT INTO kv (key, value) VALUES (?, ?) "
                 "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                 (key, text),
+            )
+
+    def put_many(self, items: Mapping[str, JSONDict]) -> None:
+        """Store several documents in one transaction (one fsync): all or none."""
+        rows = [(key, encode_document(value)) for key, value in items.items()]
+        with self._connection() as conn:
+            self._run_many(
+                conn,
+                "INSERT INTO kv (key, value) VALUES (?, ?) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                rows,
             )
 
     def create(self, key: str, value: JSONDict) -> bool:
