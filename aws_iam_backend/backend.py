@@ -221,7 +221,7 @@ class Backend:
         elif path == "config/identity":
             table = {"read": lambda _r: Response(data=self.read_identity_config())}
             if write:
-                return lambda r: self._deleted(lambda: self.write_identity_config(r.data))
+                return lambda r: Response(warnings=tuple(self.write_identity_config(r.data)))
         elif path == "config/sts":
             table = {"list": lambda _r: self.list_sts_configs()}
         elif match := _ROLE_PATH.fullmatch(path):
@@ -239,7 +239,9 @@ class Backend:
                 "delete": lambda _r: self._deleted(lambda: self.delete_sts_config(account)),
             }
             if write:
-                return lambda r: self._deleted(lambda: self.write_sts_config(account, r.data))
+                return lambda r: Response(
+                    warnings=tuple(self.write_sts_config(account, r.data))
+                )
         else:
             raise NotFoundError("unsupported path")
         handler = table.get(operation)
@@ -495,7 +497,7 @@ class Backend:
                 system_default_ttl=self.settings.default_ttl,
             )
             self.storage.put(f"role/{key}", role_mod.role_to_storage(role))
-        return warnings
+        return warnings + unrecognized_warning(data, role_mod.ROLE_FIELDS)
 
     def _resolve_unique_id(self, arn: str, client_config: cfg.ClientConfig) -> str:
         try:
@@ -551,7 +553,7 @@ class Backend:
             )
             self.storage.put("config/client", cfg.client_config_to_storage(new))
             self._flush_aws_caches()
-        return []
+        return unrecognized_warning(data, cfg.CLIENT_CONFIG_FIELDS)
 
     def read_client_config(self) -> dict[str, Any]:
         """``config/client`` without ``secret_key``; :class:`NotFoundError` if never written."""
@@ -572,21 +574,23 @@ class Backend:
             clear()
         self._arn_cache.clear()
 
-    def write_identity_config(self, data: Mapping[str, Any]) -> None:
-        """Create or update ``config/identity``."""
+    def write_identity_config(self, data: Mapping[str, Any]) -> list[str]:
+        """Create or update ``config/identity``; returns Vault's warnings."""
         with self._write_lock:
             new = cfg.write_identity_config(self._identity_config(), data)
             self.storage.put("config/identity", cfg.identity_config_to_storage(new))
+        return unrecognized_warning(data, cfg.IDENTITY_CONFIG_FIELDS)
 
     def read_identity_config(self) -> dict[str, Any]:
         """``config/identity`` (defaults when never written)."""
         return cfg.identity_config_read_data(self._identity_config())
 
-    def write_sts_config(self, account_id: str, data: Mapping[str, Any]) -> None:
-        """Create or update ``config/sts/<account_id>``."""
+    def write_sts_config(self, account_id: str, data: Mapping[str, Any]) -> list[str]:
+        """Create or update ``config/sts/<account_id>``; returns Vault's warnings."""
         with self._write_lock:
             entry = cfg.write_sts_config(account_id, data, existing=self._sts_config(account_id))
             self.storage.put(f"config/sts/{account_id}", cfg.sts_config_to_storage(entry))
+        return unrecognized_warning(data, cfg.STS_CONFIG_FIELDS)
 
     def read_sts_config(self, account_id: str) -> dict[str, Any]:
         """``config/sts/<account_id>``; :class:`NotFoundError` if absent."""

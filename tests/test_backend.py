@@ -211,3 +211,20 @@ def test_other_principal_denied_then_allowed_after_rebind() -> None:
     backend.iam = FakeIam({OTHER_ARN: "AIDAOTHERUSER0000001"})
     backend.write_role("dev", {"bound_iam_principal_arn": OTHER_ARN})
     assert backend.login(valid()).auth
+
+
+def test_writes_warn_about_unrecognized_parameters_like_vault() -> None:
+    backend = backend_with()
+    warning = "Endpoint ignored these unrecognized parameters: [colour shade]"
+    role = {"bound_iam_principal_arn": USER_ARN, "colour": "red", "shade": 1}
+    assert backend.write_role("dev", role) == [warning]
+    assert backend.write_client_config({"max_retries": 1, "colour": "x", "shade": 2}) == [warning]
+    assert backend.write_identity_config({"iam_alias": "role_id", "colour": 1, "shade": 1}) == [
+        warning
+    ]
+    sts = {"sts_role": "arn:aws:iam::222222222222:role/r", "colour": 1, "shade": 1}
+    assert backend.write_sts_config("222222222222", sts) == [warning]
+    # the fields hvac sends are all known: no warning
+    assert backend.write_role("dev", {"role": "dev", "auth_type": "iam", "policies": "a"}) == []
+    response = backend.handle_request(req("update", "config/identity", {"iam_alias": "role_id"}))
+    assert response.warnings == ()
