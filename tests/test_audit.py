@@ -398,12 +398,7 @@ def test_dev_server_audit_file_after_hvac_login(moto: MotoServer, tmp_path: Path
     server = DevServer(None, "--audit-file", str(path))
     try:
         admin = server.client()
-        admin.auth.aws.configure(
-            access_key=moto.admin.access_key,
-            secret_key=moto.admin.secret_key,
-            sts_endpoint=moto.endpoint,
-            iam_endpoint=moto.endpoint,
-        )
+        server.configure_for(moto)
         user, keys = moto.create_user(unique("audited"))
         admin.auth.aws.create_role(
             "audited", auth_type="iam", bound_iam_principal_arn=[user["Arn"]]

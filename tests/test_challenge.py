@@ -189,10 +189,7 @@ def test_vault_api_challenge_is_unauthenticated() -> None:
 def dev(moto: MotoServer) -> Iterator[DevServer]:
     server = DevServer()
     try:
-        server.client().auth.aws.configure(
-            access_key=moto.admin.access_key, secret_key=moto.admin.secret_key,
-            sts_endpoint=moto.endpoint, iam_endpoint=moto.endpoint,
-        )  # fmt: skip
+        server.configure_for(moto)
         server.client().write("auth/aws/config/client", require_challenge=True)
         yield server
     finally:

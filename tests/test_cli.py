@@ -46,10 +46,7 @@ from tests.support.server import DevServer, wait_healthy
 def dev(moto: MotoServer) -> Iterator[DevServer]:
     server = DevServer()
     try:
-        server.client().auth.aws.configure(
-            access_key=moto.admin.access_key, secret_key=moto.admin.secret_key,
-            sts_endpoint=moto.endpoint, iam_endpoint=moto.endpoint,
-        )  # fmt: skip
+        server.configure_for(moto)
         yield server
     finally:
         server.stop()
@@ -126,11 +123,7 @@ def test_login_with_server_id_header(
     mount = f"sid{uuid.uuid4().hex[:6]}"
     admin = dev.client()
     admin.sys.enable_auth_method("aws", path=mount)
-    admin.auth.aws.configure(
-        access_key=moto.admin.access_key, secret_key=moto.admin.secret_key,
-        sts_endpoint=moto.endpoint, iam_endpoint=moto.endpoint,
-        iam_server_id_header_value="vault.example.com", mount_point=mount,
-    )  # fmt: skip
+    dev.configure_for(moto, mount, iam_server_id_header_value="vault.example.com")
     user, keys = moto.create_user(f"sid{uuid.uuid4().hex[:8]}")
     admin.auth.aws.create_role(
         "sid", auth_type="iam", bound_iam_principal_arn=[user["Arn"]], mount_point=mount

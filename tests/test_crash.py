@@ -41,12 +41,7 @@ ACCESSOR_PREFIX = "sys/token/accessor/"
 
 def configure(server: DevServer, moto: MotoServer) -> Keys:
     admin = server.client()
-    admin.auth.aws.configure(
-        access_key=moto.admin.access_key,
-        secret_key=moto.admin.secret_key,
-        sts_endpoint=moto.endpoint,
-        iam_endpoint=moto.endpoint,
-    )
+    server.configure_for(moto)
     user, keys = moto.create_user(f"storm-{uuid.uuid4().hex[:8]}")
     admin.auth.aws.create_role(
         "storm", auth_type="iam", bound_iam_principal_arn=[user["Arn"]], ttl="1h"

@@ -40,13 +40,7 @@ def mount(server: DevServer, moto: MotoServer) -> str:
     """A second mount, ``aws2``, configured for moto through hvac."""
     client = server.client()
     client.sys.enable_auth_method("aws", path="aws2")
-    client.auth.aws.configure(
-        access_key=moto.admin.access_key,
-        secret_key=moto.admin.secret_key,
-        sts_endpoint=moto.endpoint,
-        iam_endpoint=moto.endpoint,
-        mount_point="aws2",
-    )
+    server.configure_for(moto, "aws2")  # hvac's configure, as a user would call it
     return "aws2"
 
 
@@ -170,10 +164,7 @@ def test_restart_keeps_roles_config_mounts_and_tokens(moto: MotoServer, tmp_path
     try:
         admin = first.client()
         admin.sys.enable_auth_method("aws", path="persist")
-        admin.auth.aws.configure(
-            access_key=moto.admin.access_key, secret_key=moto.admin.secret_key,
-            sts_endpoint=moto.endpoint, iam_endpoint=moto.endpoint, mount_point="persist",
-        )  # fmt: skip
+        first.configure_for(moto, "persist")
         user, keys = moto.create_user(unique("keeper"))
         admin.auth.aws.create_role(
             "keeper", auth_type="iam", bound_iam_principal_arn=[user["Arn"]], mount_point="persist"

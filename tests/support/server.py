@@ -14,7 +14,7 @@ from typing import IO
 
 import hvac
 
-from tests.support.moto_server import free_port
+from tests.support.moto_server import MotoServer, free_port
 
 ROOT = "root"
 
@@ -52,6 +52,17 @@ class DevServer:
         except BaseException:
             self.stop()
             raise
+
+    def configure_for(self, moto: MotoServer, mount: str = "aws", **extra: object) -> None:
+        """Point ``config/client`` of ``mount`` at moto (its admin keys for IAM lookups)."""
+        self.client().auth.aws.configure(
+            access_key=moto.admin.access_key,
+            secret_key=moto.admin.secret_key,
+            sts_endpoint=moto.endpoint,
+            iam_endpoint=moto.endpoint,
+            mount_point=mount,
+            **extra,
+        )
 
     def client(self, token: str | None = ROOT) -> hvac.Client:
         return hvac.Client(url=self.address, token=token)
