@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import enum
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 import attrs
 
@@ -268,14 +268,23 @@ def unrecognized_warning(data: Mapping[str, object], known: Iterable[str]) -> li
     return [f"Endpoint ignored these unrecognized parameters: {go_list(ignored)}"]
 
 
-def reject_duplicate_keys(pairs: list[tuple[str, object]]) -> dict[str, object]:
-    """``json`` ``object_pairs_hook`` that refuses an object with a repeated key."""
+def object_without_duplicates(
+    pairs: list[tuple[str, object]], error: Callable[[str], Exception]
+) -> dict[str, object]:
+    """The object of ``pairs``; raises ``error(key)`` for a repeated key (attack 100)."""
     result: dict[str, object] = {}
     for key, value in pairs:
         if key in result:
-            raise InvalidRequestError(f"duplicate key in request: {key}")
+            raise error(key)
         result[key] = value
     return result
+
+
+def reject_duplicate_keys(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    """``json`` ``object_pairs_hook`` that refuses an object with a repeated key."""
+    return object_without_duplicates(
+        pairs, lambda key: InvalidRequestError(f"duplicate key in request: {key}")
+    )
 
 
 def _refuse_constant(name: str) -> object:

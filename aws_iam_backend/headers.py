@@ -17,6 +17,7 @@ from collections.abc import Iterator, Mapping, Sequence
 import attrs
 
 from aws_iam_backend.errors import InvalidRequestError
+from aws_iam_backend.fields import object_without_duplicates
 from aws_iam_backend.gocompat import Base64Error, b64decode_std, canonical_header_key, go_quote
 
 MAX_HEADER_NAMES = 64
@@ -196,12 +197,9 @@ def _check_nesting(text: str, limit: int = 2) -> None:
 
 
 def _no_duplicates(pairs: list[tuple[str, object]]) -> dict[str, object]:
-    result: dict[str, object] = {}
-    for key, value in pairs:
-        if key in result:
-            raise _error(f"duplicate header key {short_quote(key)} in JSON")
-        result[key] = value
-    return result
+    return object_without_duplicates(
+        pairs, lambda key: _error(f"duplicate header key {short_quote(key)} in JSON")
+    )
 
 
 def _reject_constant(name: str) -> object:

@@ -31,6 +31,7 @@ from .tokenutil import (
     format_cidr,
     parse_cidrs,
     parse_token_fields,
+    token_response_fields,
 )
 
 ROLE_VERSION = 3
@@ -392,15 +393,7 @@ def role_read_data(role: Role) -> dict[str, object]:
         allow_instance_migration=role.allow_instance_migration,
         disallow_reauthentication=role.disallow_reauthentication,
         require_challenge=role.require_challenge,
-        token_bound_cidrs=[format_cidr(cidr) for cidr in token.token_bound_cidrs],
-        token_explicit_max_ttl=token.token_explicit_max_ttl,
-        token_max_ttl=token.token_max_ttl,
-        token_no_default_policy=token.token_no_default_policy,
-        token_period=token.token_period,
-        token_policies=list(token.token_policies),
-        token_type=token.token_type,
-        token_ttl=token.token_ttl,
-        token_num_uses=token.token_num_uses,
+        **token_response_fields(token),
     )
     if token.legacy_ttl > 0:
         data["ttl"] = token.legacy_ttl

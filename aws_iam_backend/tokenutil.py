@@ -2,8 +2,8 @@
 
 :func:`parse_token_fields` is ``TokenParams.ParseTokenFields`` plus the deprecated-field
 upgrades (``policies``, ``ttl``, ``max_ttl``, ``period``) and the mount-limit checks
-Vault's AWS role write makes. :func:`compute_lease` and :func:`renewed_ttl` are
-``framework.CalculateTTL`` as core runs it at login and at renewal.
+Vault's AWS role write makes. :func:`compute_lease` is
+``framework.CalculateTTL`` as core runs it at login.
 """
 
 from __future__ import annotations
@@ -263,26 +263,27 @@ def _human_duration(seconds: int) -> str:
     return text
 
 
-def _calculate(
-    *,
-    increment: int,
-    ttl: int,
-    period: int,
-    role_max_ttl: int,
-    explicit_max_ttl: int,
-    elapsed: int,
-    default_ttl: int,
-    max_ttl: int,
-) -> Lease:
+def compute_lease(settings: TokenSettings, *, default_ttl: int, max_ttl: int) -> Lease:
+    """The lease of a token issued now (core's ``CalculateTTL`` at login).
+
+    ``default_ttl``/``max_ttl`` are the mount's (or system's) default and max lease TTLs.
+    The effective max is ``max_ttl``, lowered by ``token_max_ttl`` and
+    ``token_explicit_max_ttl`` when those are set. With ``token_period`` the TTL is the
+    period (capped at the effective max, with a warning) and only the explicit max
+    limits it further; otherwise the TTL is ``token_ttl`` or ``default_ttl`` when unset,
+    capped at the effective max. Renewals re-apply these limits from the issue time
+    (:meth:`aws_iam_backend.tokens.TokenIssuer.extend`).
+    """
+    explicit_max_ttl = settings.token_explicit_max_ttl
     effective_max = max_ttl
-    if 0 < role_max_ttl < effective_max:
-        effective_max = role_max_ttl
-    if 0 < explicit_max_ttl < effective_max:
-        effective_max = explicit_max_ttl
+    for cap in (settings.token_max_ttl, explicit_max_ttl):
+        if 0 < cap < effective_max:
+            effective_max = cap
     if effective_max <= 0:
         raise InternalError("max TTL must be greater than zero")
     warnings = []
-    limit: int | None
+    period = settings.token_period
+    limit: int
     if period > 0:
         if period > effective_max:
             warnings.append(
@@ -292,70 +293,14 @@ def _calculate(
             )
             period = effective_max
         granted = period
-        limit = explicit_max_ttl - elapsed if explicit_max_ttl > 0 else None
+        limit = explicit_max_ttl if explicit_max_ttl > 0 else granted
     else:
-        period = 0
-        granted = increment if increment > 0 else ttl if ttl > 0 else default_ttl
-        limit = effective_max - elapsed
-    if limit is not None:
-        if limit <= 0:
-            raise InvalidRequestError("past the max TTL, cannot renew")
-        if granted > limit:
-            warnings.append(
-                f"TTL of {go_quote(_human_duration(granted))} exceeded the effective max_ttl "
-                f"of {go_quote(_human_duration(limit))}; TTL value is capped accordingly"
-            )
-            granted = limit
+        granted = settings.token_ttl if settings.token_ttl > 0 else default_ttl
+        limit = effective_max
+    if granted > limit:
+        warnings.append(
+            f"TTL of {go_quote(_human_duration(granted))} exceeded the effective max_ttl "
+            f"of {go_quote(_human_duration(limit))}; TTL value is capped accordingly"
+        )
+        granted = limit
     return Lease(granted, effective_max, period, explicit_max_ttl, tuple(warnings))
-
-
-def compute_lease(settings: TokenSettings, *, default_ttl: int, max_ttl: int) -> Lease:
-    """The lease of a token issued now (core's ``CalculateTTL`` at login).
-
-    ``default_ttl``/``max_ttl`` are the mount's (or system's) default and max lease TTLs.
-    The effective max is ``max_ttl``, lowered by ``token_max_ttl`` and
-    ``token_explicit_max_ttl`` when those are set. With ``token_period`` the TTL is the
-    period (capped at the effective max, with a warning) and only the explicit max
-    limits it further; otherwise the TTL is ``token_ttl`` or ``default_ttl`` when unset,
-    capped at the effective max.
-    """
-    return _calculate(
-        increment=0,
-        ttl=settings.token_ttl,
-        period=settings.token_period,
-        role_max_ttl=settings.token_max_ttl,
-        explicit_max_ttl=settings.token_explicit_max_ttl,
-        elapsed=0,
-        default_ttl=default_ttl,
-        max_ttl=max_ttl,
-    )
-
-
-def renewed_ttl(
-    settings: TokenSettings,
-    *,
-    elapsed: int,
-    explicit_max_ttl: int,
-    default_ttl: int,
-    max_ttl: int,
-    increment: int = 0,
-) -> Lease:
-    """The lease after a renewal, ``elapsed`` whole seconds after the token was issued.
-
-    ``settings`` are the role's *current* values (Vault's renew handler returns them);
-    ``explicit_max_ttl`` is the one recorded on the token at issue. Periodic tokens get
-    the period again, limited only by the explicit max counted from issue; others get
-    ``increment`` (if > 0), else ``token_ttl``, else ``default_ttl``, never beyond
-    issue time + effective max. Raises :class:`InvalidRequestError` ``past the max TTL,
-    cannot renew`` once that limit has been reached.
-    """
-    return _calculate(
-        increment=increment,
-        ttl=settings.token_ttl,
-        period=settings.token_period,
-        role_max_ttl=settings.token_max_ttl,
-        explicit_max_ttl=explicit_max_ttl,
-        elapsed=elapsed,
-        default_ttl=default_ttl,
-        max_ttl=max_ttl,
-    )

@@ -12,7 +12,6 @@ from aws_iam_backend.tokenutil import (
     compute_lease,
     format_cidr,
     parse_token_fields,
-    renewed_ttl,
     token_response_fields,
 )
 
@@ -246,25 +245,3 @@ def test_compute_lease_system_caps_and_warnings() -> None:
     assert compute_lease(TokenSettings(), default_ttl=90, max_ttl=2 * H).ttl == 90
 
 
-def test_renewal_capped_at_creation_plus_max() -> None:
-    settings = TokenSettings(token_ttl=H, token_max_ttl=3 * H)
-    assert renewed_ttl(settings, elapsed=H, explicit_max_ttl=0, **SYS).ttl == H
-    assert renewed_ttl(settings, elapsed=150 * 60, explicit_max_ttl=0, **SYS).ttl == 30 * 60
-    assert renewed_ttl(settings, elapsed=0, explicit_max_ttl=0, increment=600, **SYS).ttl == 600
-    with pytest.raises(InvalidRequestError, match="past the max TTL, cannot renew"):
-        renewed_ttl(settings, elapsed=3 * H, explicit_max_ttl=0, **SYS)
-
-
-def test_renewal_explicit_max_from_token() -> None:
-    settings = TokenSettings(token_ttl=H)
-    lease = renewed_ttl(settings, elapsed=5 * H, explicit_max_ttl=6 * H, **SYS)
-    assert (lease.ttl, lease.max_ttl, lease.explicit_max_ttl) == (H, 6 * H, 6 * H)
-    assert renewed_ttl(settings, elapsed=5 * H + 1800, explicit_max_ttl=6 * H, **SYS).ttl == 1800
-
-
-def test_renewal_periodic_ignores_role_max_but_not_explicit_max() -> None:
-    settings = TokenSettings(token_period=H, token_max_ttl=2 * H)
-    assert renewed_ttl(settings, elapsed=100 * H, explicit_max_ttl=0, **SYS).ttl == H
-    assert renewed_ttl(settings, elapsed=100 * H, explicit_max_ttl=100 * H + 60, **SYS).ttl == 60
-    with pytest.raises(InvalidRequestError):
-        renewed_ttl(settings, elapsed=100 * H, explicit_max_ttl=100 * H, **SYS)
