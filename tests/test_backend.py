@@ -228,3 +228,11 @@ def test_writes_warn_about_unrecognized_parameters_like_vault() -> None:
     assert backend.write_role("dev", {"role": "dev", "auth_type": "iam", "policies": "a"}) == []
     response = backend.handle_request(req("update", "config/identity", {"iam_alias": "role_id"}))
     assert response.warnings == ()
+
+
+def test_renew_increment_must_not_be_negative() -> None:
+    backend = backend_with()
+    token = (backend.login(valid()).auth or {})["client_token"]
+    with pytest.raises(InvalidRequestError, match="increment must not be negative"):
+        backend.renew_token(token, increment=-1)
+    assert backend.renew_token(token, increment=120).ttl == 120
