@@ -65,6 +65,26 @@ class InternalError(BackendError):
     status = 500
 
 
+class ConflictError(InternalError):
+    """A conditional storage write found the document changed (HTTP 409 if it escapes).
+
+    Callers that read, compute and write back retry on it; ``key`` names the document
+    (never its value). The message carries no key, which may be derived from a token.
+    """
+
+    status = 409
+
+    def __init__(self, key: str) -> None:
+        super().__init__("storage conflict: the entry was changed concurrently; retry")
+        self.key = key
+
+
+class StorageUnavailableError(InternalError):
+    """The store cannot be reached right now (HTTP 503); it recovers by itself."""
+
+    status = 503
+
+
 class UpstreamError(BackendError):
     """STS or IAM answered with something unusable, or could not be reached (HTTP 502)."""
 

@@ -1,6 +1,7 @@
 """The I/O the core needs, as small protocols. Implement these to embed the backend.
 
-- :class:`Storage`: a JSON document store (the backend's only state).
+- :class:`Storage`: a versioned JSON document store with conditional writes (the
+  backend's only durable state), with :class:`Document`, :class:`Put` and :class:`Delete`.
 - :class:`STSTransport`: sends the rebuilt GetCallerIdentity request.
 - :class:`IamLookups`: IAM queries for unique IDs and full ARNs.
 
@@ -10,7 +11,7 @@ The token issuer lives in :mod:`aws_iam_backend.tokens`, the clock in
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 import attrs
@@ -21,36 +22,88 @@ from .messages import OutboundRequest, STSResponse
 JSONDict = dict[str, Any]
 
 
-class Storage(Protocol):
-    """A key/value store of JSON documents.
+@attrs.frozen
+class Document:
+    """A stored document: its ``key``, JSON ``value``, ``version`` and optional expiry.
 
-    Keys are ``/``-separated strings. Every ``put`` and ``delete`` is atomic and
-    durable when it returns; readers never see half a document. Implementations
-    raise :class:`aws_iam_backend.errors.InternalError` on failure.
+    ``version`` (>= 1) changes on every write and never repeats for a key, even after a
+    delete and re-create, so a write conditioned on it cannot succeed against a document
+    that was replaced in between. ``expires_at`` (epoch seconds) is only an index for
+    :meth:`Storage.expired`; storage never drops a document by itself.
     """
 
-    def get(self, key: str) -> JSONDict | None:
+    key: str
+    value: JSONDict = attrs.field(repr=False)
+    version: int
+    expires_at: float | None = None
+
+
+ABSENT = 0
+"""The ``expect`` of a write that requires the key to be absent."""
+
+
+def _check_expect(_: object, attribute: attrs.Attribute[int | None], value: int | None) -> None:
+    if value is not None and (isinstance(value, bool) or value < 0):
+        raise ValueError(f"{attribute.name} must be None, ABSENT (0) or a version >= 1")
+
+
+@attrs.frozen
+class Put:
+    """Write ``value`` at ``key``. ``expect``: None (unconditional), :data:`ABSENT`, or the
+    version the key must be at. ``expires_at`` (epoch seconds) indexes it for tidying."""
+
+    key: str
+    value: JSONDict = attrs.field(repr=False)
+    expect: int | None = attrs.field(default=None, validator=_check_expect)
+    expires_at: float | None = None
+
+
+@attrs.frozen
+class Delete:
+    """Delete ``key``. ``expect``: None (unconditional, no error if absent) or the version
+    the key must be at (a conflict if it is absent or at another version)."""
+
+    key: str
+    expect: int | None = attrs.field(default=None, validator=_check_expect)
+
+    @expect.validator
+    def _not_absent(self, _: attrs.Attribute[int | None], value: int | None) -> None:
+        if value == ABSENT:
+            raise ValueError("a delete cannot expect the key to be absent")
+
+
+Operation = Put | Delete
+
+
+class Storage(Protocol):
+    """A store of versioned JSON documents with conditional, atomic multi-key writes.
+
+    Keys are ``/``-separated strings. :meth:`commit` applies every operation or none;
+    when any ``expect`` does not hold it raises
+    :class:`~aws_iam_backend.errors.ConflictError` and changes nothing. A commit is
+    durable when it returns and readers never see part of one. Failures raise
+    :class:`~aws_iam_backend.errors.InternalError` (or
+    :class:`~aws_iam_backend.errors.StorageUnavailableError` while the store cannot be
+    reached). :mod:`aws_iam_backend.storage.ops` builds ``get``/``put``/``create``/
+    ``update`` on these four methods; the async twin has the same methods, awaitable.
+    """
+
+    def read(self, key: str) -> Document | None:
         """The document at ``key``, or None."""
         ...
 
-    def put(self, key: str, value: JSONDict) -> None:
-        """Store ``value`` at ``key``, replacing any previous document."""
-        ...
-
-    def put_many(self, items: Mapping[str, JSONDict]) -> None:
-        """Store several documents in one atomic write: all of them, or none."""
-        ...
-
-    def create(self, key: str, value: JSONDict) -> bool:
-        """Store ``value`` only if ``key`` is absent, atomically; True if it was stored."""
-        ...
-
-    def delete(self, key: str) -> None:
-        """Remove ``key``; no error if absent."""
+    def commit(self, operations: Sequence[Operation]) -> tuple[int, ...]:
+        """Apply ``operations`` atomically (each key at most once); the new version of each
+        (0 for a delete)."""
         ...
 
     def list(self, prefix: str) -> list[str]:
         """Sorted keys starting with ``prefix``, with the prefix removed."""
+        ...
+
+    def expired(self, prefix: str, before: float, limit: int) -> list[Document]:
+        """At most ``limit`` documents under ``prefix`` whose ``expires_at`` <= ``before``,
+        soonest first (keys in full, prefix included)."""
         ...
 
 

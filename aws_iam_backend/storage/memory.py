@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import threading
-from collections.abc import Mapping
+from collections.abc import Sequence
 
-from ..errors import InternalError
-from ..interfaces import JSONDict
+import attrs
+
+from ..errors import ConflictError, InternalError
+from ..interfaces import ABSENT, Delete, Document, JSONDict, Operation
+from .ops import check_operations
 
 
 def encode_document(value: JSONDict) -> str:
@@ -31,52 +35,71 @@ def decode_document(text: str) -> JSONDict:
     return value
 
 
-class MemoryStorage:
-    """A thread-safe dict of JSON documents, lost when the process exits.
+@attrs.frozen
+class _Row:
+    text: str
+    version: int
+    expires_at: float | None
 
-    Documents are kept as JSON text, so callers never share mutable state with
-    the store: what ``get`` returns is a fresh copy and mutating a value after
-    ``put`` has no effect on what is stored.
+
+class MemoryStorage:
+    """A thread-safe dict of versioned JSON documents, lost when the process exits.
+
+    Documents are kept as JSON text, so callers never share mutable state with the
+    store. Versions come from one counter, so they never repeat. :meth:`expired` scans
+    every key (this store is for tests and throwaway servers).
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._data: dict[str, str] = {}
+        self._rows: dict[str, _Row] = {}
+        self._versions = itertools.count(1)
 
-    def get(self, key: str) -> JSONDict | None:
+    def read(self, key: str) -> Document | None:
         """The document at ``key``, or None."""
         with self._lock:
-            text = self._data.get(key)
-        return None if text is None else decode_document(text)
+            row = self._rows.get(key)
+        return None if row is None else _document(key, row)
 
-    def put(self, key: str, value: JSONDict) -> None:
-        """Store ``value`` at ``key``, replacing any previous document."""
-        text = encode_document(value)
+    def commit(self, operations: Sequence[Operation]) -> tuple[int, ...]:
+        """Apply every operation or none (:class:`ConflictError`); the new versions."""
+        check_operations(operations)
+        texts = [
+            None if isinstance(op, Delete) else encode_document(op.value) for op in operations
+        ]
         with self._lock:
-            self._data[key] = text
-
-    def put_many(self, items: Mapping[str, JSONDict]) -> None:
-        """Store several documents atomically (all encoded before any is stored)."""
-        texts = {key: encode_document(value) for key, value in items.items()}
-        with self._lock:
-            self._data.update(texts)
-
-    def create(self, key: str, value: JSONDict) -> bool:
-        """Store ``value`` only if ``key`` is absent; True if it was stored."""
-        text = encode_document(value)
-        with self._lock:
-            if key in self._data:
-                return False
-            self._data[key] = text
-            return True
-
-    def delete(self, key: str) -> None:
-        """Remove ``key``; no error if absent."""
-        with self._lock:
-            self._data.pop(key, None)
+            for op in operations:
+                row = self._rows.get(op.key)
+                if op.expect is not None and (row.version if row else ABSENT) != op.expect:
+                    raise ConflictError(op.key)
+            versions: list[int] = []
+            for op, text in zip(operations, texts, strict=True):
+                if text is None:
+                    self._rows.pop(op.key, None)
+                    versions.append(0)
+                else:
+                    version = next(self._versions)
+                    self._rows[op.key] = _Row(text, version, getattr(op, "expires_at", None))
+                    versions.append(version)
+        return tuple(versions)
 
     def list(self, prefix: str) -> list[str]:
         """Sorted keys starting with ``prefix``, with the prefix removed."""
         with self._lock:
-            keys = [k for k in self._data if k.startswith(prefix)]
+            keys = [k for k in self._rows if k.startswith(prefix)]
         return sorted(k[len(prefix) :] for k in keys)
+
+    def expired(self, prefix: str, before: float, limit: int) -> list[Document]:
+        """At most ``limit`` documents under ``prefix`` expiring by ``before``, soonest first."""
+        with self._lock:
+            due = [
+                (row.expires_at, key, row)
+                for key, row in self._rows.items()
+                if row.expires_at is not None and row.expires_at <= before and key.startswith(prefix)
+            ]
+        due.sort(key=lambda item: (item[0], item[1]))
+        return [_document(key, row) for _, key, row in due[: max(limit, 0)]]
+
+
+def _document(key: str, row: _Row) -> Document:
+    return Document(key, decode_document(row.text), row.version, row.expires_at)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Sequence
 
-from ..interfaces import JSONDict, Storage
+import attrs
+
+from ..interfaces import Delete, Document, Operation, Put, Storage
 
 
 class PrefixedStorage:
@@ -20,31 +22,35 @@ class PrefixedStorage:
         self.inner = inner
         self.prefix = prefix
 
-    def get(self, key: str) -> JSONDict | None:
+    def read(self, key: str) -> Document | None:
         """The document at ``key``, or None."""
-        return self.inner.get(self.prefix + key)
+        document = self.inner.read(self.prefix + key)
+        return None if document is None else attrs.evolve(document, key=key)
 
-    def put(self, key: str, value: JSONDict) -> None:
-        """Store ``value`` at ``key``, replacing any previous document."""
-        self.inner.put(self.prefix + key, value)
+    def commit(self, operations: Sequence[Operation]) -> tuple[int, ...]:
+        """Apply ``operations`` (keys relative to the view) atomically."""
+        return self.inner.commit([self._outer(op) for op in operations])
 
-    def put_many(self, items: Mapping[str, JSONDict]) -> None:
-        """Store several documents in one atomic write."""
-        self.inner.put_many({self.prefix + key: value for key, value in items.items()})
-
-    def create(self, key: str, value: JSONDict) -> bool:
-        """Store ``value`` only if ``key`` is absent; True if it was stored."""
-        return self.inner.create(self.prefix + key, value)
-
-    def delete(self, key: str) -> None:
-        """Remove ``key``; no error if absent."""
-        self.inner.delete(self.prefix + key)
+    def _outer(self, op: Operation) -> Operation:
+        if isinstance(op, Put):
+            return attrs.evolve(op, key=self.prefix + op.key)
+        return Delete(self.prefix + op.key, expect=op.expect)
 
     def list(self, prefix: str) -> list[str]:
         """Sorted keys starting with ``prefix``, with the prefix removed."""
         return self.inner.list(self.prefix + prefix)
 
+    def expired(self, prefix: str, before: float, limit: int) -> list[Document]:
+        """Expired documents under ``prefix``, keys relative to the view."""
+        start = len(self.prefix)
+        return [
+            attrs.evolve(d, key=d.key[start:])
+            for d in self.inner.expired(self.prefix + prefix, before, limit)
+        ]
+
     def clear(self) -> None:
-        """Delete every key of this view."""
-        for key in self.inner.list(self.prefix):
-            self.inner.delete(self.prefix + key)
+        """Delete every key of this view (in batches, each one atomic)."""
+        keys = self.inner.list(self.prefix)
+        for start in range(0, len(keys), 500):
+            batch = keys[start : start + 500]
+            self.inner.commit([Delete(self.prefix + key) for key in batch])
