@@ -8,8 +8,8 @@ lookups, token issuer and clock.
 
 from __future__ import annotations
 
+import contextlib
 import re
-import threading
 import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -26,6 +26,7 @@ from .clock import Clock, SystemClock
 from .endpoints import lookup_sts_host, partition_of_host
 from .errors import (
     BackendError,
+    ConflictError,
     InvalidRequestError,
     NotFoundError,
     PermissionDeniedError,
@@ -34,15 +35,15 @@ from .errors import (
 from .fields import unrecognized_warning
 from .gocompat import go_quote
 from .iam import BotocoreIamLookups, UniqueIdArnCache
-from .interfaces import AwsAccess, IamLookups, Storage, STSTransport
+from .interfaces import AwsAccess, Document, IamLookups, Operation, Put, Storage, STSTransport
 from .login import VerifiedLogin, entity_id
 from .login_guards import LoginGuards
 from .messages import CallerIdentity
 from .payload import KNOWN_LOGIN_FIELDS, decode_login
-from .ratelimit import ConcurrencyLimiter, LoginRateLimiter, RateLimits
+from .ratelimit import ConcurrencyLimiter, LoginRateLimiter, RateLimiter, RateLimits
 from .replay import ReplayCache, StorageReplayCache
 from .roles import Role
-from .storage import MemoryStorage
+from .storage import MemoryStorage, ops
 from .sts_request import RequestPolicy, build_outbound, validate_allowed_header_names
 from .sts_response import parse_sts_response
 from .tokens import StoreTokenIssuer, TokenIssuer, TokenRecord, TokenSpec
@@ -110,6 +111,7 @@ class Backend:
         replay_cache: ReplayCache | None = None,
         audit: AuditSink | None = None,
         audit_hasher: AuditHasher | None = None,
+        rate_limiter: RateLimiter | None = None,
     ) -> None:
         self.storage: Storage = storage if storage is not None else MemoryStorage()
         self.clock: Clock = clock or SystemClock()
@@ -118,7 +120,6 @@ class Backend:
         self.issuer: TokenIssuer = issuer or StoreTokenIssuer(self.storage, clock=self.clock)
         self.settings = settings or BackendSettings()
         self._arn_cache = UniqueIdArnCache()
-        self._write_lock = threading.Lock()
         self.replay_cache: ReplayCache = (
             replay_cache
             if replay_cache is not None
@@ -132,7 +133,7 @@ class Backend:
             challenge_ttl=self.settings.challenge_ttl,
         )
         limits = self.settings.rate_limits
-        self._rate_limiter = LoginRateLimiter(limits)
+        self._rate_limiter: RateLimiter = rate_limiter or LoginRateLimiter(limits)
         self._sts_slots = ConcurrencyLimiter(limits.max_concurrent_sts_calls, limits.sts_slot_wait)
         self.audit = audit
         self._auditor: Auditor | None = None
@@ -482,12 +483,18 @@ class Backend:
     # ------------------------------------------------------------------ roles
 
     def write_role(self, name: str, data: Mapping[str, Any]) -> list[str]:
-        """Create or update ``role/<name>``; returns Vault's warnings."""
+        """Create or update ``role/<name>``; returns Vault's warnings.
+
+        A conditional write on the role just read: two admins writing one role at once
+        each see the other's change (the later one is recomputed), none is lost.
+        """
         key = role_mod.normalize_role_name(name)
-        with self._write_lock:
-            existing = self._load_role(key)
-            client_config = self._client_config()
-            role, warnings = role_mod.write_role(
+        client_config = self._client_config()
+        warnings: list[str] = []
+
+        def change(doc: Document | None) -> list[Operation]:
+            existing = None if doc is None else self._role_from(key, doc.value)
+            role, found = role_mod.write_role(
                 existing,
                 data,
                 name=key,
@@ -496,7 +503,10 @@ class Backend:
                 system_max_ttl=self.settings.max_ttl,
                 system_default_ttl=self.settings.default_ttl,
             )
-            self.storage.put(f"role/{key}", role_mod.role_to_storage(role))
+            warnings[:] = found
+            return [Put(f"role/{key}", role_mod.role_to_storage(role))]
+
+        ops.update(self.storage, f"role/{key}", change)
         return warnings + unrecognized_warning(data, role_mod.ROLE_FIELDS)
 
     def _resolve_unique_id(self, arn: str, client_config: cfg.ClientConfig) -> str:
@@ -515,58 +525,62 @@ class Backend:
 
     def delete_role(self, name: str) -> None:
         """Delete ``role/<name>`` (no error if absent)."""
-        with self._write_lock:
-            self.storage.delete(f"role/{role_mod.normalize_role_name(name)}")
+        ops.delete(self.storage, f"role/{role_mod.normalize_role_name(name)}")
 
     def list_roles(self) -> Response:
         """Role names, as Vault's LIST answers them."""
         return _list_response(self.storage.list("role/"))
 
     def _load_role(self, key: str) -> Role | None:
-        doc = self.storage.get(f"role/{key}")
-        if doc is None:
-            return None
-        role = role_mod.role_from_storage(key, doc)
-        if doc.get("version", 0) != role.version:
-            # Persist Vault's storage upgrade once, so the new role_id sticks.
-            with self._write_lock:
-                self.storage.put(f"role/{key}", role_mod.role_to_storage(role))
+        doc = self.storage.read(f"role/{key}")
+        return None if doc is None else self._role_from(key, doc.value, doc.version)
+
+    def _role_from(self, key: str, value: Mapping[str, Any], version: int | None = None) -> Role:
+        role = role_mod.role_from_storage(key, dict(value))
+        if version is not None and value.get("version", 0) != role.version:
+            # Persist Vault's storage upgrade once, so the new role_id sticks; if another
+            # writer got there first, its document wins.
+            with contextlib.suppress(ConflictError):
+                self.storage.commit(
+                    [Put(f"role/{key}", role_mod.role_to_storage(role), expect=version)]
+                )
         return role
 
     # ----------------------------------------------------------------- config
 
     def _client_config(self) -> cfg.ClientConfig:
-        doc = self.storage.get("config/client")
+        doc = ops.get(self.storage, "config/client")
         return cfg.ClientConfig() if doc is None else cfg.client_config_from_storage(doc)
 
     def _identity_config(self) -> cfg.IdentityConfig:
-        doc = self.storage.get("config/identity")
+        doc = ops.get(self.storage, "config/identity")
         return cfg.IdentityConfig() if doc is None else cfg.identity_config_from_storage(doc)
 
     def write_client_config(self, data: Mapping[str, Any]) -> list[str]:
         """Create or update ``config/client``."""
-        with self._write_lock:
-            doc = self.storage.get("config/client")
-            existing = None if doc is None else cfg.client_config_from_storage(doc)
+
+        def change(doc: Document | None) -> list[Operation]:
+            existing = None if doc is None else cfg.client_config_from_storage(doc.value)
             new = cfg.write_client_config(
                 existing, data, validate_headers=validate_allowed_header_names
             )
-            self.storage.put("config/client", cfg.client_config_to_storage(new))
-            self._flush_aws_caches()
+            return [Put("config/client", cfg.client_config_to_storage(new))]
+
+        ops.update(self.storage, "config/client", change)
+        self._flush_aws_caches()
         return unrecognized_warning(data, cfg.CLIENT_CONFIG_FIELDS)
 
     def read_client_config(self) -> dict[str, Any]:
         """``config/client`` without ``secret_key``; :class:`NotFoundError` if never written."""
-        doc = self.storage.get("config/client")
+        doc = ops.get(self.storage, "config/client")
         if doc is None:
             raise NotFoundError("")
         return cfg.client_config_read_data(cfg.client_config_from_storage(doc))
 
     def delete_client_config(self) -> None:
         """Delete ``config/client``."""
-        with self._write_lock:
-            self.storage.delete("config/client")
-            self._flush_aws_caches()
+        ops.delete(self.storage, "config/client")
+        self._flush_aws_caches()
 
     def _flush_aws_caches(self) -> None:
         clear = getattr(self.iam, "clear", None)
@@ -576,9 +590,17 @@ class Backend:
 
     def write_identity_config(self, data: Mapping[str, Any]) -> list[str]:
         """Create or update ``config/identity``; returns Vault's warnings."""
-        with self._write_lock:
-            new = cfg.write_identity_config(self._identity_config(), data)
-            self.storage.put("config/identity", cfg.identity_config_to_storage(new))
+
+        def change(doc: Document | None) -> list[Operation]:
+            existing = (
+                cfg.IdentityConfig()
+                if doc is None
+                else cfg.identity_config_from_storage(doc.value)
+            )
+            new = cfg.write_identity_config(existing, data)
+            return [Put("config/identity", cfg.identity_config_to_storage(new))]
+
+        ops.update(self.storage, "config/identity", change)
         return unrecognized_warning(data, cfg.IDENTITY_CONFIG_FIELDS)
 
     def read_identity_config(self) -> dict[str, Any]:
@@ -587,9 +609,14 @@ class Backend:
 
     def write_sts_config(self, account_id: str, data: Mapping[str, Any]) -> list[str]:
         """Create or update ``config/sts/<account_id>``; returns Vault's warnings."""
-        with self._write_lock:
-            entry = cfg.write_sts_config(account_id, data, existing=self._sts_config(account_id))
-            self.storage.put(f"config/sts/{account_id}", cfg.sts_config_to_storage(entry))
+        key = f"config/sts/{account_id}"
+
+        def change(doc: Document | None) -> list[Operation]:
+            existing = None if doc is None else cfg.sts_config_from_storage(account_id, doc.value)
+            entry = cfg.write_sts_config(account_id, data, existing=existing)
+            return [Put(key, cfg.sts_config_to_storage(entry))]
+
+        ops.update(self.storage, key, change)
         return unrecognized_warning(data, cfg.STS_CONFIG_FIELDS)
 
     def read_sts_config(self, account_id: str) -> dict[str, Any]:
@@ -601,8 +628,7 @@ class Backend:
 
     def delete_sts_config(self, account_id: str) -> None:
         """Delete ``config/sts/<account_id>``."""
-        with self._write_lock:
-            self.storage.delete(f"config/sts/{account_id}")
+        ops.delete(self.storage, f"config/sts/{account_id}")
 
     def list_sts_configs(self) -> Response:
         """Account IDs with an STS role configured."""
@@ -611,7 +637,7 @@ class Backend:
     def _sts_config(self, account_id: str) -> cfg.StsRoleConfig | None:
         if not re.fullmatch(r"[0-9]{12}", account_id, re.ASCII):
             return None
-        doc = self.storage.get(f"config/sts/{account_id}")
+        doc = ops.get(self.storage, f"config/sts/{account_id}")
         return None if doc is None else cfg.sts_config_from_storage(account_id, doc)
 
     def _aws_access(

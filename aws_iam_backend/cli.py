@@ -22,10 +22,11 @@ from .backend import BackendSettings
 from .client import login as client_login
 from .errors import BackendError
 from .server.api import VaultAPI
-from .server.asgi import make_asgi_app
+from .server.asgi import ASGIApp, make_asgi_app
 from .server.config import ConfigError, ServerConfig, load_config, parse_listen
 from .server.serve import ServeError, bind, check_tls, serve, serve_workers
-from .storage import open_storage
+from .server.state import State, StateError, open_state
+from .server.tidy import start_tidy
 
 DEV_LISTEN = "127.0.0.1:8200"
 
@@ -133,14 +134,17 @@ Example with hvac:
 """
 
 
-def _build_api(config: ServerConfig, *, dev: bool) -> VaultAPI:
-    """Open storage and the audit sink and build the API (once per serving process)."""
+def _build_api(config: ServerConfig, *, dev: bool) -> tuple[VaultAPI, State]:
+    """Open state and the audit sink and build the API (once per serving process)."""
     try:
         audit = JsonLinesAuditSink(config.audit_file) if config.audit_file else None
     except OSError as exc:
         raise CommandError(f"audit: cannot open {config.audit_file}: {exc.strerror}") from None
     try:
-        storage = open_storage(config.storage_url)
+        state = open_state(config, os.environ)
+    except StateError as exc:
+        raise CommandError(str(exc)) from None
+    try:
         settings = attrs.evolve(
             BackendSettings(),
             default_ttl=config.default_ttl,
@@ -151,27 +155,33 @@ def _build_api(config: ServerConfig, *, dev: bool) -> VaultAPI:
             challenge_ttl=config.challenge_ttl,
         )
         api = VaultAPI(
-            storage=storage,
+            storage=state.storage,
             root_token=config.root_token,
             settings=settings,
             trusted_proxies=config.trusted_proxies,
             audit=audit,
+            cache=state.cache,
         )
         if dev:
             api.mounts.ensure("aws/")
-    except ValueError as exc:
-        raise CommandError(f"storage: {exc}") from None
     except BackendError as exc:
+        state.close()
         raise CommandError(f"storage: {exc.message}") from None
-    return api
+    return api, state
 
 
-def _close(api: VaultAPI) -> None:
-    """Release the parent's storage and audit file before forking workers."""
-    for resource in (api.storage, api.audit_sink):
-        close = getattr(resource, "close", None)
-        if callable(close):
-            close()
+def _close(api: VaultAPI, state: State) -> None:
+    """Release the parent's storage, cache and audit file before forking workers."""
+    state.close()
+    close = getattr(api.audit_sink, "close", None)
+    if callable(close):
+        close()
+
+
+def _serve_app(api: VaultAPI, _state: State) -> ASGIApp:
+    """The ASGI app for ``api``, with its periodic tidy running in the background."""
+    start_tidy(api)
+    return make_asgi_app(api)
 
 
 def _run_server(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
@@ -179,7 +189,7 @@ def _run_server(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
     logging.basicConfig(level=config.log_level.upper(), format="%(levelname)s: %(message)s")
     if config.tls_cert_file and config.tls_key_file:
         check_tls(config.tls_cert_file, config.tls_key_file)
-    api = _build_api(config, dev=args.dev)
+    api, state = _build_api(config, dev=args.dev)
     sock = bind(config.host, config.port)
     if args.dev:
         persistent = not config.storage_url.startswith("memory:")
@@ -195,15 +205,15 @@ def _run_server(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
         )
     tls = {"tls_cert_file": config.tls_cert_file, "tls_key_file": config.tls_key_file}
     if config.workers > 1:
-        _close(api)  # each worker opens its own storage after the fork
+        _close(api, state)  # each worker opens its own storage after the fork
         return serve_workers(
-            lambda: make_asgi_app(_build_api(config, dev=False)),
+            lambda: _serve_app(*_build_api(config, dev=False)),
             sock,
             config.workers,
             log_level=config.log_level,
             **tls,
         )
-    serve(make_asgi_app(api), sock, log_level=config.log_level, **tls)
+    serve(_serve_app(api, state), sock, log_level=config.log_level, **tls)
     return 0
 
 

@@ -8,19 +8,20 @@ import secrets
 
 from .errors import InternalError
 from .interfaces import Storage
+from .storage import ops
 
 
 def stored_key(storage: Storage, path: str, *, size: int = 32) -> bytes:
     """The random key at ``path``, created on first use.
 
-    Creation is atomic (``Storage.create``), so processes starting together on one
+    Creation is atomic (create-if-absent), so processes starting together on one
     store agree on one key. A missing, malformed or short key raises
     :class:`InternalError` without showing the stored value.
     """
-    doc = storage.get(path)
+    doc = ops.get(storage, path)
     if doc is None:
-        storage.create(path, {"key": base64.b64encode(secrets.token_bytes(size)).decode()})
-        doc = storage.get(path)
+        ops.create(storage, path, {"key": base64.b64encode(secrets.token_bytes(size)).decode()})
+        doc = ops.get(storage, path)
     try:
         key = base64.b64decode(str((doc or {})["key"]), validate=True)
     except (KeyError, binascii.Error, ValueError):

@@ -1,6 +1,9 @@
 """Rate limits and a concurrency cap for the unauthenticated login path.
 
 - :class:`TokenBucket`: ``rate`` tokens per second, at most ``burst`` saved up.
+- :class:`RateLimiter`: what the login path needs (``check``); :class:`LoginRateLimiter`
+  (in process) and :class:`~aws_iam_backend.cache.redis.RedisRateLimiter` (shared by
+  every process on one Redis) satisfy it.
 - :class:`LoginRateLimiter`: one bucket per source address and one per requested role
   name (lower-cased; no role is its own bucket), each table bounded (LRU); raises
   :class:`~aws_iam_backend.errors.RateLimitedError` (429 with ``Retry-After``).
@@ -18,14 +21,20 @@ import math
 import threading
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, Protocol
 
 import attrs
 from cachetools import LRUCache
 
 from .errors import RateLimitedError
 
-__all__ = ["ConcurrencyLimiter", "LoginRateLimiter", "RateLimits", "TokenBucket"]
+__all__ = [
+    "ConcurrencyLimiter",
+    "LoginRateLimiter",
+    "RateLimiter",
+    "RateLimits",
+    "TokenBucket",
+]
 
 
 def _not_negative(_: object, attribute: attrs.Attribute[Any], value: float) -> None:
@@ -48,6 +57,18 @@ class RateLimits:
     max_concurrent_sts_calls: int = attrs.field(default=64, validator=_not_negative)
     sts_slot_wait: float = attrs.field(default=1.0, validator=_not_negative)
     max_tracked_keys: int = attrs.field(default=100_000, validator=_not_negative)
+
+
+class RateLimiter(Protocol):
+    """Spends one login per call, per source address and per role."""
+
+    def check(self, remote_addr: str | None, role: str | None) -> None:
+        """Spend one login from ``remote_addr`` (skipped when None) and for ``role``.
+
+        Raises :class:`~aws_iam_backend.errors.RateLimitedError`; a refused login spends
+        nothing (a login the role bucket refuses gives its source token back).
+        """
+        ...
 
 
 class TokenBucket:

@@ -6,8 +6,9 @@ answers True exactly once per unexpired key.
 
 - :class:`MemoryReplayCache`: one process; bounded (cachetools, per-entry expiry).
 - :class:`StorageReplayCache`: on the backend's :class:`~aws_iam_backend.interfaces.Storage`
-  (``storage.create`` is atomic), so every process sharing one SQLite file agrees. This is
-  the :class:`~aws_iam_backend.Backend` default.
+  (conditional writes), so every process sharing the store agrees. This is the
+  :class:`~aws_iam_backend.Backend` default.
+- ``RedisReplayCache`` (:mod:`aws_iam_backend.cache`): in Redis, shared by every server.
 
 Keys are hashed (SHA-256) before they are stored, so neither signatures nor nonces are
 written anywhere.
@@ -23,7 +24,8 @@ from typing import Protocol
 from cachetools import TLRUCache
 
 from .clock import Clock, SystemClock
-from .interfaces import Storage
+from .errors import ConflictError
+from .interfaces import ABSENT, Delete, Put, Storage
 
 __all__ = ["MemoryReplayCache", "ReplayCache", "StorageReplayCache"]
 
@@ -96,57 +98,55 @@ class MemoryReplayCache:
 class StorageReplayCache:
     """A :class:`ReplayCache` over :class:`~aws_iam_backend.interfaces.Storage`.
 
-    Each claim is ``storage.create("replay/<sha256(key)>", {"expires": <epoch>})``. An
-    existing but expired entry is deleted and the create retried once. Processes sharing
-    the storage (one SQLite file) see each other's claims. Every ``tidy_every`` claims,
-    expired entries are removed (:meth:`tidy`); a host may also call :meth:`tidy` itself.
+    Each claim is a create-if-absent of ``replay/<sha256(key)>`` carrying its expiry (also
+    its ``expires_at`` index). A claim found expired is replaced by a write conditioned on
+    its version, so two processes racing for it cannot both win. Processes sharing the
+    storage see each other's claims. Expired entries are removed by :meth:`tidy`, in
+    batches by expiry index, off the login path (the server runs it periodically).
     """
 
-    def __init__(
-        self, storage: Storage, *, clock: Clock | None = None, tidy_every: int = 1024
-    ) -> None:
+    def __init__(self, storage: Storage, *, clock: Clock | None = None) -> None:
         self._storage = storage
         self._now = (clock or SystemClock()).now
-        self._tidy_every = tidy_every
-        self._count = 0
-        self._lock = threading.Lock()
 
     def claim(self, key: str, expires_at: datetime) -> bool:
         path = REPLAY_PREFIX + _digest(key)
-        document = {"expires": _epoch(expires_at)}
-        self._maybe_tidy()
-        if self._storage.create(path, document):
+        expires = _epoch(expires_at)
+        document = {"expires": expires}
+        try:
+            self._storage.commit([Put(path, document, expect=ABSENT, expires_at=expires)])
             return True
-        existing = self._storage.get(path)
-        if existing is not None and not _expired(existing, _epoch(self._now())):
+        except ConflictError:
+            pass
+        existing = self._storage.read(path)
+        if existing is not None and not _expired(existing.value, _epoch(self._now())):
             return False
-        # Expired (or vanished): a request past its window is refused by the freshness
+        # Expired (or just tidied): a request past its window is refused by the freshness
         # check before it gets here, so reusing the key is safe.
-        self._storage.delete(path)
-        return self._storage.create(path, document)
+        expect = ABSENT if existing is None else existing.version
+        try:
+            self._storage.commit([Put(path, document, expect=expect, expires_at=expires)])
+        except ConflictError:
+            return False  # another claimant replaced it first
+        return True
 
     def release(self, key: str) -> None:
-        self._storage.delete(REPLAY_PREFIX + _digest(key))
+        self._storage.commit([Delete(REPLAY_PREFIX + _digest(key))])
 
-    def tidy(self, now: datetime | None = None) -> int:
-        """Delete expired entries; returns how many."""
+    def tidy(self, now: datetime | None = None, *, batch: int = 500) -> int:
+        """Delete expired entries, ``batch`` at a time; returns how many."""
         cutoff = _epoch(now if now is not None else self._now())
         removed = 0
-        for name in self._storage.list(REPLAY_PREFIX):
-            doc = self._storage.get(REPLAY_PREFIX + name)
-            if doc is not None and _expired(doc, cutoff):
-                self._storage.delete(REPLAY_PREFIX + name)
+        while True:
+            due = self._storage.expired(REPLAY_PREFIX, cutoff, batch)
+            for doc in due:
+                try:
+                    self._storage.commit([Delete(doc.key, expect=doc.version)])
+                except ConflictError:
+                    continue  # claimed again meanwhile
                 removed += 1
-        return removed
-
-    def _maybe_tidy(self) -> None:
-        if self._tidy_every <= 0:
-            return
-        with self._lock:
-            self._count += 1
-            due = self._count % self._tidy_every == 0
-        if due:
-            self.tidy()
+            if len(due) < batch:
+                return removed
 
 
 def _expired(doc: dict[str, object], now: float) -> bool:

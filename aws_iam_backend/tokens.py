@@ -18,17 +18,17 @@ import hashlib
 import hmac
 import re
 import secrets
-import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 import attrs
 
 from .clock import Clock
-from .errors import InternalError, InvalidRequestError, PermissionDeniedError
-from .interfaces import JSONDict, Storage
+from .errors import ConflictError, InternalError, InvalidRequestError, PermissionDeniedError
+from .interfaces import ABSENT, Delete, JSONDict, Operation, Put, Storage
 from .keys import stored_key
+from .storage.ops import backoff
 
 HMAC_KEY_PATH = "sys/token-hmac-key"
 TOKEN_PREFIX = "token/"
@@ -287,46 +287,46 @@ class StoreTokenIssuer:
     """A :class:`TokenIssuer` keeping tokens in a :class:`Storage`, keyed by their HMAC.
 
     ``key`` (at least 32 bytes) is the HMAC key; without it the key at
-    ``sys/token-hmac-key`` is used, created on first start. Processes sharing one
-    store must not *first* start concurrently without a ``key`` (the store has no
-    create-if-absent, so two could each create one). Use counts and renewals are
-    serialised per instance, not across processes.
+    ``sys/token-hmac-key`` is used, created race-free on first start.
+
+    Every change to a record is a conditional write on the version just read, so
+    processes and hosts sharing one store agree: a ``num_uses=N`` token is honoured at
+    most N times in all, and a revocation (an unconditional delete of the record and
+    its accessor, in one commit) can never be undone by a renewal or use that read the
+    record before it: their write-back fails its condition and finds the token gone.
     """
 
-    def __init__(self, storage: Storage, *, key: bytes | None = None, clock: Clock) -> None:
+    def __init__(
+        self, storage: Storage, *, key: bytes | None = None, clock: Clock, attempts: int = 32
+    ) -> None:
         if key is not None and len(key) < 32:
             raise ValueError("token HMAC key must be at least 32 bytes")
         self._storage = storage
         self._clock = clock
         self._key = key if key is not None else stored_key(storage, HMAC_KEY_PATH)
-        self._lock = threading.Lock()
+        self._attempts = attempts
 
     def _token_key(self, token: str) -> str:
         digest = hmac.new(self._key, token.encode("utf-8", "surrogatepass"), hashlib.sha256)
         return TOKEN_PREFIX + digest.hexdigest()
 
-    def _load(self, token_key: str) -> TokenRecord | None:
-        """The live record at ``token_key``; an expired one is deleted and gives None."""
-        doc = self._storage.get(token_key)
+    def _load(self, token_key: str) -> tuple[TokenRecord, int] | None:
+        """The live record at ``token_key`` and its version; an expired one is deleted."""
+        doc = self._storage.read(token_key)
         if doc is None:
             return None
-        record = _from_document(doc)
+        record = _from_document(doc.value)
         if self._clock.now() >= record.expire_time:
-            with contextlib.suppress(InternalError):  # best effort: it is gone either way
-                self._delete(token_key, record.accessor)
+            with contextlib.suppress(InternalError):  # best effort: it is dead either way
+                self._storage.commit(_deletion(token_key, record.accessor, doc.version))
             return None
-        return record
-
-    def _delete(self, token_key: str, accessor: str) -> None:
-        """Delete the record first, so the token stops working even if the index delete fails."""
-        self._storage.delete(token_key)
-        if accessor:
-            self._storage.delete(ACCESSOR_PREFIX + accessor)
+        return record, doc.version
 
     def issue(self, spec: TokenSpec) -> TokenRecord:
         """Create a token; the returned record carries ``client_token`` (the only time it does).
 
-        Batch tokens get no accessor, as in Vault.
+        Batch tokens get no accessor, as in Vault. The record and its accessor index are
+        one commit, each required to be new.
         """
         batch = spec.token_type == "batch"
         token = ("hvb." if batch else "hvs.") + secrets.token_urlsafe(32)
@@ -352,32 +352,62 @@ class StoreTokenIssuer:
             role_name=spec.role_name,
         )
         token_key = self._token_key(token)
-        documents = {token_key: _to_document(record)}
+        operations: list[Operation] = [_put_record(token_key, record, ABSENT)]
         if record.accessor:
-            documents[ACCESSOR_PREFIX + record.accessor] = {
-                "token_hmac": token_key[len(TOKEN_PREFIX) :]
-            }
-        self._storage.put_many(documents)  # the record and its index: both or neither
+            index = {"token_hmac": token_key[len(TOKEN_PREFIX) :]}
+            operations.append(Put(ACCESSOR_PREFIX + record.accessor, index, expect=ABSENT))
+        self._storage.commit(operations)
         return attrs.evolve(record, client_token=token)
 
     def lookup(self, token: str) -> TokenRecord | None:
         """The live token ``token``, or None."""
-        return self._load(self._token_key(token))
+        loaded = self._load(self._token_key(token))
+        return None if loaded is None else loaded[0]
 
     def _accessor_token_key(self, accessor: str) -> str | None:
         if not _ACCESSOR_RE.fullmatch(accessor):
             return None
-        index = self._storage.get(ACCESSOR_PREFIX + accessor)
-        token_hmac = index.get("token_hmac") if index else None
+        index = self._storage.read(ACCESSOR_PREFIX + accessor)
+        token_hmac = index.value.get("token_hmac") if index else None
         return TOKEN_PREFIX + token_hmac if isinstance(token_hmac, str) else None
 
     def lookup_accessor(self, accessor: str) -> TokenRecord | None:
         """The live token with this accessor, or None."""
         token_key = self._accessor_token_key(accessor)
-        record = None if token_key is None else self._load(token_key)
-        if record is None or not _same(record.accessor, accessor):
+        loaded = None if token_key is None else self._load(token_key)
+        if loaded is None or not _same(loaded[0].accessor, accessor):
             return None
-        return record
+        return loaded[0]
+
+    def _change(
+        self, token_key: str, change: Callable[[TokenRecord], TokenRecord | None]
+    ) -> tuple[TokenRecord, bool] | None:
+        """Apply ``change`` to the live record until no other writer got in between.
+
+        ``change`` returns the new record, the same record (nothing to write), or None
+        to delete the token. Returns the record ``change`` produced (or the last one it
+        saw) and whether it was deleted; None if the token is gone.
+        """
+        for attempt in range(1, self._attempts + 1):
+            loaded = self._load(token_key)
+            if loaded is None:
+                return None
+            record, version = loaded
+            updated = change(record)
+            if updated is record:
+                return record, False
+            operations = (
+                _deletion(token_key, record.accessor, version)
+                if updated is None
+                else [_put_record(token_key, updated, version)]
+            )
+            try:
+                self._storage.commit(operations)
+            except ConflictError:
+                backoff(attempt)
+                continue
+            return (record, True) if updated is None else (updated, False)
+        raise InternalError("storage error: too many concurrent updates of one token; retry")
 
     def extend(
         self,
@@ -395,50 +425,51 @@ class StoreTokenIssuer:
         ``period``, when given, replace the stored values.
         """
         now = _utc(now)
-        token_key = self._token_key(token)
-        with self._lock:
-            record = self._load(token_key)
-            if record is None:
-                raise PermissionDeniedError()
+
+        def renew(record: TokenRecord) -> TokenRecord:
             if not record.renewable:
                 raise InvalidRequestError("batch tokens cannot be renewed")
-            max_ttl = record.max_ttl if max_ttl is None else max_ttl
-            period = record.period if period is None else period
-            expire = now + timedelta(seconds=period or ttl)
-            caps = [record.explicit_max_ttl] + ([] if period else [max_ttl])
+            new_max_ttl = record.max_ttl if max_ttl is None else max_ttl
+            new_period = record.period if period is None else period
+            expire = now + timedelta(seconds=new_period or ttl)
+            caps = [record.explicit_max_ttl] + ([] if new_period else [new_max_ttl])
             for cap in caps:
                 if cap > 0:
                     expire = min(expire, record.issue_time + timedelta(seconds=cap))
             granted = int((expire - now).total_seconds())
             if granted <= 0:
                 raise InvalidRequestError("past the max TTL, cannot renew")
-            record = attrs.evolve(
+            return attrs.evolve(
                 record,
                 expire_time=expire,
                 ttl=granted,
-                max_ttl=max_ttl,
-                period=period,
+                max_ttl=new_max_ttl,
+                period=new_period,
                 last_renewal_time=now,
             )
-            self._storage.put(token_key, _to_document(record))
-        return record
+
+        result = self._change(self._token_key(token), renew)
+        if result is None:
+            raise PermissionDeniedError()
+        return result[0]
 
     def revoke(self, token: str) -> None:
         """Revoke ``token``; no error if it does not exist."""
         token_key = self._token_key(token)
-        doc = self._storage.get(token_key)
+        doc = self._storage.read(token_key)
         if doc is not None:
-            self._delete(token_key, str(doc.get("accessor", "")))
+            self._storage.commit(_deletion(token_key, str(doc.value.get("accessor", ""))))
 
     def revoke_accessor(self, accessor: str) -> None:
         """Revoke the token with this accessor; no error if there is none."""
         token_key = self._accessor_token_key(accessor)
         if token_key is None:
             return
-        doc = self._storage.get(token_key)
-        if doc is not None and _same(str(doc.get("accessor", "")), accessor):
-            self._storage.delete(token_key)
-        self._storage.delete(ACCESSOR_PREFIX + accessor)
+        doc = self._storage.read(token_key)
+        if doc is not None and _same(str(doc.value.get("accessor", "")), accessor):
+            self._storage.commit(_deletion(token_key, accessor))
+        else:
+            self._storage.commit([Delete(ACCESSOR_PREFIX + accessor)])
 
     def use(self, token: str) -> TokenRecord | None:
         """:meth:`lookup`, consuming one use of a limited-use token (revoked after its last).
@@ -446,32 +477,65 @@ class StoreTokenIssuer:
         The returned record's ``num_uses`` is the count left; after the last use
         it is 0 and the token is already revoked.
         """
-        token_key = self._token_key(token)
-        with self._lock:
-            record = self._load(token_key)
-            if record is None or record.num_uses == 0:
-                return record
-            record = attrs.evolve(record, num_uses=record.num_uses - 1)
-            if record.num_uses == 0:
-                self._delete(token_key, record.accessor)
-            else:
-                self._storage.put(token_key, _to_document(record))
-        return record
 
-    def tidy(self) -> int:
-        """Delete every expired token and dangling accessor; returns how many tokens went."""
-        removed = 0
-        now = self._clock.now()
+        def spend(record: TokenRecord) -> TokenRecord | None:
+            if record.num_uses == 0:  # unlimited
+                return record
+            if record.num_uses == 1:
+                return None
+            return attrs.evolve(record, num_uses=record.num_uses - 1)
+
+        result = self._change(self._token_key(token), spend)
+        if result is None:
+            return None
+        record, deleted = result
+        return attrs.evolve(record, num_uses=0) if deleted else record
+
+    def revoke_mount(self, mount: str) -> int:
+        """Revoke every token issued by ``mount`` (a disabled mount); returns how many."""
+        revoked = 0
         for name in self._storage.list(TOKEN_PREFIX):
-            doc = self._storage.get(TOKEN_PREFIX + name)
-            if doc is not None and now >= _from_document(doc).expire_time:
-                self._delete(TOKEN_PREFIX + name, str(doc.get("accessor", "")))
+            doc = self._storage.read(TOKEN_PREFIX + name)
+            if doc is not None and doc.value.get("mount") == mount:
+                self._storage.commit(
+                    _deletion(TOKEN_PREFIX + name, str(doc.value.get("accessor", "")))
+                )
+                revoked += 1
+        return revoked
+
+    def tidy(self, *, now: datetime | None = None, batch: int = 500) -> int:
+        """Delete expired tokens (and their accessors), by expiry index, ``batch`` at a time.
+
+        A token renewed after it was found is left alone (its delete is conditional).
+        Returns how many were deleted.
+        """
+        cutoff = (now or self._clock.now()).timestamp()
+        removed = 0
+        while True:
+            due = self._storage.expired(TOKEN_PREFIX, cutoff, batch)
+            for doc in due:
+                accessor = str(doc.value.get("accessor", ""))
+                try:
+                    self._storage.commit(_deletion(doc.key, accessor, doc.version))
+                except ConflictError:
+                    continue
                 removed += 1
-        for accessor in self._storage.list(ACCESSOR_PREFIX):
-            token_key = self._accessor_token_key(accessor)
-            if token_key is None or self._storage.get(token_key) is None:
-                self._storage.delete(ACCESSOR_PREFIX + accessor)
-        return removed
+            if len(due) < batch:
+                return removed
+
+
+def _put_record(token_key: str, record: TokenRecord, expect: int) -> Put:
+    return Put(
+        token_key, _to_document(record), expect=expect, expires_at=record.expire_time.timestamp()
+    )
+
+
+def _deletion(token_key: str, accessor: str, version: int | None = None) -> list[Operation]:
+    """Delete the record (at ``version``, or whatever it is) and its accessor, in one commit."""
+    operations: list[Operation] = [Delete(token_key, expect=version)]
+    if accessor:
+        operations.append(Delete(ACCESSOR_PREFIX + accessor))
+    return operations
 
 
 __all__ = [

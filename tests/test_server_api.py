@@ -35,7 +35,9 @@ ENVELOPE_KEYS = {
 }  # fmt: skip
 
 
-def make_api(storage: Storage | None = None, trusted: Sequence[str] = ()) -> VaultAPI:
+def make_api(
+    storage: Storage | None = None, trusted: Sequence[str] = (), coherence_interval: float = 0.25
+) -> VaultAPI:
     factory = functools.partial(
         Backend,
         transport=RecordingTransport(lambda _r: ok_response(ARN, "AIDAALICE")),
@@ -46,6 +48,7 @@ def make_api(storage: Storage | None = None, trusted: Sequence[str] = ()) -> Vau
         root_token=ROOT,
         trusted_proxies=trusted,
         backend_factory=factory,
+        coherence_interval=coherence_interval,
     )
     api.mounts.ensure("aws")
     return api
@@ -408,7 +411,8 @@ def test_token_endpoints_refuse_missing_or_unknown_tokens(
 
 def test_mount_changes_are_seen_by_another_process_on_the_same_storage() -> None:
     shared = MemoryStorage()
-    first, second = make_api(shared), make_api(shared)
+    # no caching interval: each request sees the other process's last change
+    first, second = make_api(shared, coherence_interval=0), make_api(shared, coherence_interval=0)
     assert call(first, "POST", "/v1/sys/auth/extra", {"type": "aws"}, token=ROOT).status == 204
     assert "extra/" in call(second, "GET", "/v1/sys/auth", token=ROOT).json["data"]
     assert call(second, "GET", "/v1/auth/extra/roles", query="list=true", token=ROOT).status == 404

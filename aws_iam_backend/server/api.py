@@ -9,6 +9,7 @@ itself; everything else needs the root token.
 from __future__ import annotations
 
 import logging
+import re
 import time
 import uuid
 from collections.abc import Sequence
@@ -39,12 +40,15 @@ from ..errors import (
 )
 from ..fields import loads_strict
 from ..interfaces import Storage
+from ..replay import StorageReplayCache
+from ..storage import ops
+from ..storage.cached import CachedStorage, uncached
 from ..storage.prefixed import PrefixedStorage
 from ..tokens import StoreTokenIssuer, TokenRecord
 from .auth import Authenticator, request_token
 from .client_ip import client_ip, parse_networks
 from .messages import HTTPRequest, HTTPResponse
-from .mounts import BackendFactory, MountTable
+from .mounts import BackendFactory, MountTable, SharedCache
 from .openapi import OPENAPI
 from .responses import (
     REQUEST_ID,
@@ -59,6 +63,12 @@ from .token_endpoints import TokenEndpoints
 MAX_BODY = 64 * 1024
 TOKEN_STORAGE_PREFIX = "sys/token/"
 CLUSTER_KEY = "sys/cluster"
+# Documents read on every request and written by administrators: cached per process.
+_CACHED = re.compile(r"sys/mounts|sys/cluster|auth/[^/]+/(role|config)/.+")
+
+
+def _cacheable(key: str) -> bool:
+    return _CACHED.fullmatch(key) is not None
 
 _OPERATIONS = {
     "GET": "read",
@@ -103,12 +113,17 @@ class VaultAPI:
         backend_factory: BackendFactory | None = None,
         clock: Clock | None = None,
         audit: AuditSink | None = None,
+        cache: SharedCache | None = None,
+        coherence_interval: float = 0.25,
     ) -> None:
         self.storage = storage
+        self.cache = cache
         self._clock = clock or SystemClock()
         self._trusted = parse_networks(trusted_proxies)
-        token_storage = PrefixedStorage(storage, TOKEN_STORAGE_PREFIX)
+        self._store = CachedStorage(storage, cacheable=_cacheable, interval=coherence_interval)
+        token_storage = PrefixedStorage(self._store, TOKEN_STORAGE_PREFIX)
         issuer = StoreTokenIssuer(token_storage, clock=self._clock)
+        self.issuer = issuer
         self._auth = Authenticator(root_token, issuer)
         settings = settings or BackendSettings()
         self._hasher: AuditHasher | None = None
@@ -120,23 +135,21 @@ class VaultAPI:
                 audit, self._hasher, required=settings.audit_required, clock=self._clock
             )
         self.mounts = MountTable(
-            storage=storage,
+            storage=self._store,
             issuer=issuer,
-            token_storage=token_storage,
             settings=settings,
             backend_factory=backend_factory or Backend,
             backend_options={"audit": audit, "audit_hasher": self._hasher} if audit else None,
+            cache=cache,
         )
         self._tokens = TokenEndpoints(self._auth, self.mounts, self._clock)
         self._cluster_id = self._load_cluster_id()
         self._version = _version()
 
     def _load_cluster_id(self) -> str:
-        doc = self.storage.get(CLUSTER_KEY)
-        if doc is None:
-            doc = {"id": str(uuid.uuid4())}
-            self.storage.put(CLUSTER_KEY, doc)
-        return str(doc["id"])
+        ops.create(self._store, CLUSTER_KEY, {"id": str(uuid.uuid4())})
+        doc = ops.get(self._store, CLUSTER_KEY) or {}
+        return str(doc.get("id", ""))
 
     def lookup_token(
         self, token: str, *, remote_addr: str | None, forwarded_for: str | None = None
@@ -221,6 +234,18 @@ class VaultAPI:
             return resolved[0].settings.mount if resolved else ""
         return "sys/" if path.startswith("sys/") else ""
 
+    def tidy(self) -> int:
+        """Remove expired tokens and signature/nonce claims (by expiry index, in batches).
+
+        Safe to run from every process at once; the reference server runs it every
+        minute off the request path. Returns how many entries went.
+        """
+        removed = self.issuer.tidy()
+        replay = self.mounts.replay_cache
+        if isinstance(replay, StorageReplayCache):
+            removed += replay.tidy()
+        return removed
+
     def audit_hash(self, value: str) -> str:
         """The HMAC this server's audit records show for ``value`` (``sys/audit-hash``)."""
         if self._hasher is None:
@@ -272,6 +297,15 @@ class VaultAPI:
 
     def _health(self, operation: str, head: bool) -> HTTPResponse:
         _only(operation, "read")
+        try:
+            uncached(self._store).read(CLUSTER_KEY)  # a load balancer takes us out if this fails
+            ping = getattr(self.cache, "ping", None)
+            if callable(ping):
+                ping()
+        except BackendError as exc:
+            _log.warning("health check failed: %s", exc.message)
+            failed = error_response(503, [exc.message])
+            return HTTPResponse(status=503, headers=failed.headers) if head else failed
         response = json_response(
             200,
             {

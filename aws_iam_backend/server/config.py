@@ -15,7 +15,14 @@ Example::
     # tls_disable = true                # plain HTTP must be asked for
 
     [storage]
-    url = "sqlite:////var/lib/aws-iam-backend/state.db"
+    url = "sqlite:////var/lib/aws-iam-backend/state.db"   # or postgresql://user@host/db
+
+    [cache]                             # optional: replay claims, nonces, rate limits
+    url = "redis://127.0.0.1:6379/0"    # shared by every server process
+
+    [seal]                              # required with postgresql, optional with sqlite
+    key_file = "/etc/aws-iam-backend/seal.key"  # base64 32-byte keys, first line active
+    # key_env = "AWS_IAM_BACKEND_SEAL_KEY"
 
     [root_token]
     file = "/etc/aws-iam-backend/root-token"   # or: env = "AWS_IAM_BACKEND_ROOT_TOKEN"
@@ -47,6 +54,7 @@ from ..backend import DEFAULT_TTL
 from ..challenge import DEFAULT_CHALLENGE_TTL
 from ..fields import to_duration
 from ..ratelimit import RateLimits
+from ..storage import POSTGRES_SCHEMES
 from .client_ip import parse_networks
 
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
@@ -62,10 +70,14 @@ _SECTIONS: dict[str, frozenset[str]] = {
             "root_token",
             "audit",
             "limits",
+            "cache",
+            "seal",
         }
     ),
     "listener": frozenset({"address", "tls_cert_file", "tls_key_file", "tls_disable", "workers"}),
     "storage": frozenset({"url"}),
+    "cache": frozenset({"url"}),
+    "seal": frozenset({"key_file", "key_env"}),
     "root_token": frozenset({"file", "env"}),
     "audit": frozenset({"file", "required"}),
     "limits": frozenset(
@@ -94,6 +106,9 @@ class ServerConfig:
     port: int
     root_token: str = attrs.field(repr=False)
     storage_url: str = "memory://"
+    cache_url: str | None = attrs.field(default=None, repr=False)
+    seal_key_file: str | None = None
+    seal_key_env: str | None = None
     tls_cert_file: str | None = None
     tls_key_file: str | None = None
     default_ttl: int = DEFAULT_TTL
@@ -221,7 +236,16 @@ def config_from_document(doc: Mapping[str, Any], environ: Mapping[str, str]) -> 
         raise ConfigError("listener.workers: expected an integer from 1 to 64")
     storage_url = _string(storage, "url", "storage.") or "memory://"
     if workers > 1 and storage_url.startswith("memory:"):
-        raise ConfigError("listener.workers: several workers need shared storage (sqlite:///...)")
+        raise ConfigError(
+            "listener.workers: several workers need shared storage (sqlite:/// or postgresql://)"
+        )
+    cache_url = _string(_table(doc, "cache"), "url", "cache.")
+    seal = _table(doc, "seal")
+    seal_file, seal_env = _string(seal, "key_file", "seal."), _string(seal, "key_env", "seal.")
+    if seal and (seal_file is None) == (seal_env is None):
+        raise ConfigError("[seal]: set exactly one of 'key_file' or 'key_env'")
+    if storage_url.startswith(POSTGRES_SCHEMES) and not seal:
+        raise ConfigError("[seal]: required with postgresql storage (see docs/seal.md)")
     proxies = doc.get("trusted_proxies", [])
     if not isinstance(proxies, list) or not all(isinstance(p, str) for p in proxies):
         raise ConfigError("trusted_proxies: expected a list of addresses or CIDRs")
@@ -245,6 +269,9 @@ def config_from_document(doc: Mapping[str, Any], environ: Mapping[str, str]) -> 
         port=port,
         root_token=_root_token(_table(doc, "root_token"), environ),
         storage_url=storage_url,
+        cache_url=cache_url,
+        seal_key_file=seal_file,
+        seal_key_env=seal_env,
         tls_cert_file=cert,
         tls_key_file=key,
         default_ttl=default_ttl,

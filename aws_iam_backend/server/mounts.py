@@ -7,21 +7,27 @@ starts afresh; every mount shares one token issuer (see :class:`MountTable`).
 
 from __future__ import annotations
 
+import contextlib
 import re
 import secrets
 import threading
 import uuid
 from collections.abc import Callable, Mapping
-from typing import Any
+from datetime import datetime
+from typing import Any, Protocol
 
 import attrs
 
 from ..backend import Backend, BackendSettings
-from ..errors import InvalidRequestError
+from ..errors import InvalidRequestError, NotFoundError
 from ..fields import to_duration
-from ..interfaces import JSONDict, Storage
+from ..interfaces import Document, JSONDict, Operation, Put, Storage
+from ..ratelimit import RateLimiter, RateLimits
+from ..replay import ReplayCache, StorageReplayCache
+from ..storage import ops
+from ..storage.cached import uncached
 from ..storage.prefixed import PrefixedStorage
-from ..tokens import ACCESSOR_PREFIX, TOKEN_PREFIX, TokenIssuer
+from ..tokens import StoreTokenIssuer, TokenRecord, TokenSpec
 
 MOUNTS_KEY = "sys/mounts"
 MOUNT_TYPE = "aws"
@@ -29,6 +35,18 @@ TOKEN_MOUNT = "token/"
 _SEGMENT = re.compile(r"[A-Za-z0-9_.-]+", re.ASCII)
 
 BackendFactory = Callable[..., Backend]
+
+
+class SharedCache(Protocol):
+    """Ephemeral state shared by every server process (Redis: :mod:`aws_iam_backend.cache`)."""
+
+    def replay_cache(self) -> ReplayCache:
+        """One-time claims of signatures and challenge nonces, server-wide."""
+        ...
+
+    def rate_limiter(self, limits: RateLimits, scope: str) -> RateLimiter:
+        """Login rate limits for one mount (``scope``), shared by every process."""
+        ...
 
 
 @attrs.frozen
@@ -119,54 +137,108 @@ def _ttl(config: Mapping[str, Any], name: str) -> int:
         raise InvalidRequestError(f"error parsing {name}: {exc}") from None
 
 
+class _MountIssuer:
+    """The shared issuer as one mount's backend sees it: a token issued while the mount
+    was being disabled is revoked at once (the mount must still be there, with the same
+    uuid, after the token's commit; the disable revokes every token committed before
+    it removed the mount, so no token outlives its mount)."""
+
+    def __init__(self, issuer: StoreTokenIssuer, table: MountTable, mount: Mount) -> None:
+        self._issuer = issuer
+        self._table = table
+        self._mount = mount
+
+    def issue(self, spec: TokenSpec) -> TokenRecord:
+        record = self._issuer.issue(spec)
+        if not self._table.is_mounted(self._mount):
+            self._issuer.revoke(record.client_token or "")
+            raise NotFoundError(f"no handler for route \"auth/{self._mount.path}login\"")
+        return record
+
+    def lookup(self, token: str) -> TokenRecord | None:
+        return self._issuer.lookup(token)
+
+    def lookup_accessor(self, accessor: str) -> TokenRecord | None:
+        return self._issuer.lookup_accessor(accessor)
+
+    def extend(
+        self,
+        token: str,
+        *,
+        ttl: int,
+        now: datetime,
+        max_ttl: int | None = None,
+        period: int | None = None,
+    ) -> TokenRecord:
+        return self._issuer.extend(token, ttl=ttl, now=now, max_ttl=max_ttl, period=period)
+
+    def revoke(self, token: str) -> None:
+        self._issuer.revoke(token)
+
+    def revoke_accessor(self, accessor: str) -> None:
+        self._issuer.revoke_accessor(accessor)
+
+    def use(self, token: str) -> TokenRecord | None:
+        return self._issuer.use(token)
+
+
 class MountTable:
-    """Enabled mounts and their backends. Thread-safe; changes are written through to storage.
+    """Enabled mounts and their backends; changes are conditional writes to storage.
 
     ``issuer`` is shared by every mount, so a token from any mount works with the
-    token endpoints and records its mount in ``TokenRecord.mount``; ``token_storage``
-    is the storage the issuer writes to (scanned to revoke a disabled mount's tokens).
-    ``backend_options`` are further keywords for ``backend_factory`` (the audit sink).
+    token endpoints and records its mount in ``TokenRecord.mount``. ``storage`` is
+    normally a :class:`~aws_iam_backend.storage.cached.CachedStorage`: the table is
+    re-read from its cache on each request and backends are rebuilt only when the
+    stored table's version moved, so an enable or disable on any process holds on
+    every process within the cache's interval. ``backend_options`` are further
+    keywords for ``backend_factory`` (the audit sink). Signature and nonce claims are
+    server-wide, not per mount: in ``cache`` when given, else in ``storage``; so are
+    rate limits (per mount) when ``cache`` is given, else they are per process.
     """
 
     def __init__(
         self,
         *,
         storage: Storage,
-        issuer: TokenIssuer,
-        token_storage: Storage,
+        issuer: StoreTokenIssuer,
         settings: BackendSettings,
         backend_factory: BackendFactory,
         backend_options: Mapping[str, Any] | None = None,
+        cache: SharedCache | None = None,
     ) -> None:
         self._options = dict(backend_options or {})
+        self._cache = cache
+        self._replay = (
+            cache.replay_cache() if cache is not None else StorageReplayCache(storage)
+        )
         self._storage = storage
         self._issuer = issuer
-        self._token_storage = token_storage
         self._settings = settings
         self._factory = backend_factory
-        self._lock = threading.Lock()
-        self._doc: JSONDict | None = None
+        self._lock = threading.Lock()  # serialises rebuilds only
+        self._version = -1
         self._mounts: dict[str, Mount] = {}
         self._backends: dict[str, Backend] = {}
         self._refresh()
 
     def _refresh(self) -> None:
-        """Adopt the stored mount table if another process changed it.
-
-        Several server processes may share one storage: the table is re-read on every
-        request (one small document) and backends are rebuilt only for changed mounts.
-        """
-        doc = self._storage.get(MOUNTS_KEY) or {}
-        if doc == self._doc:
+        """Adopt the stored mount table if its version moved (rebuilding changed mounts)."""
+        doc = self._storage.read(MOUNTS_KEY)
+        if (0 if doc is None else doc.version) == self._version:
             return
-        mounts = {p: _from_storage(p, d) for p, d in dict(doc.get("auth", {})).items()}
-        backends = {
-            p: self._backends[p]
-            if p in self._mounts and self._mounts[p] == m and p in self._backends
-            else self._backend(m)
-            for p, m in mounts.items()
-        }
-        self._doc, self._mounts, self._backends = doc, mounts, backends
+        with self._lock:
+            doc = self._storage.read(MOUNTS_KEY)
+            version = 0 if doc is None else doc.version
+            if version == self._version:
+                return
+            mounts = _parse_table(doc)
+            backends = {
+                p: self._backends[p]
+                if self._mounts.get(p) == m and p in self._backends
+                else self._backend(m)
+                for p, m in mounts.items()
+            }
+            self._mounts, self._backends, self._version = mounts, backends, version
 
     def _backend(self, mount: Mount) -> Backend:
         settings = attrs.evolve(
@@ -175,29 +247,35 @@ class MountTable:
             default_ttl=mount.default_lease_ttl or self._settings.default_ttl,
             max_ttl=mount.max_lease_ttl or self._settings.max_ttl,
         )
+        options = dict(self._options)
+        if self._cache is not None:
+            options["rate_limiter"] = self._cache.rate_limiter(settings.rate_limits, mount.uuid)
         return self._factory(
             storage=PrefixedStorage(self._storage, f"auth/{mount.uuid}/"),
-            issuer=self._issuer,
+            issuer=_MountIssuer(self._issuer, self, mount),
             settings=settings,
-            **self._options,
+            replay_cache=self._replay,
+            **options,
         )
 
-    def _save(self) -> None:
-        doc = {"auth": {p: m.to_storage() for p, m in self._mounts.items()}}
-        self._storage.put(MOUNTS_KEY, doc)
-        self._doc = doc
+    @property
+    def replay_cache(self) -> ReplayCache:
+        """The server-wide claims of signatures and nonces."""
+        return self._replay
+
+    def is_mounted(self, mount: Mount) -> bool:
+        """Whether ``mount`` is enabled right now (read past any cache)."""
+        return _parse_table(uncached(self._storage).read(MOUNTS_KEY)).get(mount.path) == mount
 
     def backend(self, path: str) -> Backend | None:
         """The backend mounted exactly at ``path`` (``aws/``), or None."""
-        with self._lock:
-            self._refresh()
+        self._refresh()
         return self._backends.get(path)
 
     def resolve(self, rest: str) -> tuple[Backend, str] | None:
         """For ``rest`` (what follows ``/v1/auth/``): the longest matching mount's backend
         and the path relative to it."""
-        with self._lock:
-            self._refresh()
+        self._refresh()
         backends = self._backends
         for path in sorted(backends, key=len, reverse=True):
             if rest.startswith(path) or rest == path[:-1]:
@@ -206,8 +284,7 @@ class MountTable:
 
     def describe(self) -> dict[str, Any]:
         """Every mount as ``GET /v1/sys/auth`` shows it, the built-in ``token/`` included."""
-        with self._lock:
-            self._refresh()
+        self._refresh()
         listing = {p: m.describe() for p, m in sorted(self._mounts.items())}
         listing[TOKEN_MOUNT] = describe_entry(
             "token", "token based credentials", "auth_token_root", "token", 0, 0
@@ -239,40 +316,49 @@ class MountTable:
             default_lease_ttl=default_ttl,
             max_lease_ttl=max_ttl,
         )
-        with self._lock:
-            self._refresh()
-            for taken in [*self._mounts, TOKEN_MOUNT]:
+
+        def change(doc: Document | None) -> list[Operation]:
+            mounts = _parse_table(doc)
+            for taken in [*mounts, TOKEN_MOUNT]:
                 if path.startswith(taken) or taken.startswith(path):
                     raise InvalidRequestError(f"path is already in use at {taken}")
-            self._mounts[path] = mount
-            self._save()
-            self._backends = {**self._backends, path: self._backend(mount)}
+            return [Put(MOUNTS_KEY, _table_document({**mounts, path: mount}))]
+
+        ops.update(self._storage, MOUNTS_KEY, change)
+        self._refresh()
 
     def ensure(self, path: str) -> None:
         """Mount ``path`` unless something is mounted there already (the dev server's ``aws/``)."""
-        if self.backend(mount_path(path)) is None:
+        if self.backend(mount_path(path)) is not None:
+            return
+        with contextlib.suppress(InvalidRequestError):  # another process mounted it first
             self.enable(path, {"type": MOUNT_TYPE})
+        if self.backend(mount_path(path)) is None:
+            raise InvalidRequestError(f"cannot mount {path}: path is in use")
 
     def disable(self, path: str) -> None:
         """Unmount ``path``, delete its data and revoke its tokens; no error if not mounted."""
         path = mount_path(path)
         if path == TOKEN_MOUNT:
             raise InvalidRequestError("cannot disable the token auth method")
-        with self._lock:
-            self._refresh()
-            mount = self._mounts.pop(path, None)
-            if mount is None:
-                return
-            self._backends = {p: b for p, b in self._backends.items() if p != path}
-            self._save()
-        PrefixedStorage(self._storage, f"auth/{mount.uuid}/").clear()
-        self._revoke_tokens(path)
+        removed: list[Mount] = []
 
-    def _revoke_tokens(self, path: str) -> None:
-        store = self._token_storage
-        for name in store.list(TOKEN_PREFIX):
-            doc = store.get(TOKEN_PREFIX + name)
-            if doc is not None and doc.get("mount") == path:
-                store.delete(TOKEN_PREFIX + name)
-                if doc.get("accessor"):
-                    store.delete(ACCESSOR_PREFIX + str(doc["accessor"]))
+        def change(doc: Document | None) -> list[Operation] | None:
+            mounts = _parse_table(doc)
+            removed[:] = [mounts.pop(path)] if path in mounts else []
+            return [Put(MOUNTS_KEY, _table_document(mounts))] if removed else None
+
+        ops.update(self._storage, MOUNTS_KEY, change)
+        self._refresh()
+        if removed:
+            PrefixedStorage(self._storage, f"auth/{removed[0].uuid}/").clear()
+            self._issuer.revoke_mount(path)
+
+
+def _parse_table(doc: Document | None) -> dict[str, Mount]:
+    table = {} if doc is None else dict(doc.value.get("auth", {}))
+    return {p: _from_storage(p, d) for p, d in table.items()}
+
+
+def _table_document(mounts: Mapping[str, Mount]) -> JSONDict:
+    return {"auth": {p: m.to_storage() for p, m in mounts.items()}}

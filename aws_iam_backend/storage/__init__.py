@@ -1,8 +1,12 @@
-"""Storage implementations of :class:`aws_iam_backend.interfaces.Storage`.
+"""Implementations of the :class:`~aws_iam_backend.interfaces.Storage` contract.
 
 - :class:`MemoryStorage`: in-process, for tests and throwaway servers;
 - :class:`SQLiteStorage`: the embedded default, one file shared by threads and processes;
-- :func:`open_storage`: either, from a URL (``memory://``, ``sqlite:///<path>``).
+- ``PostgresStorage`` (:mod:`aws_iam_backend.storage.postgres`, extra ``postgresql``):
+  one database shared by any number of servers;
+- wrappers: :class:`~.prefixed.PrefixedStorage`, :class:`~.cached.CachedStorage`,
+  :class:`~.sealed.SealedStorage` (encryption at rest);
+- :func:`open_storage`: one of them from a URL; :mod:`.ops`: get/put/create/update.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from .memory import MemoryStorage
 from .sqlite import SQLiteStorage
 
 _SQLITE_SCHEME = "sqlite:///"
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 
 
 def open_storage(url: str) -> Storage:
@@ -20,8 +25,10 @@ def open_storage(url: str) -> Storage:
     ``memory://`` is a fresh :class:`MemoryStorage`. ``sqlite:///<path>`` opens
     :class:`SQLiteStorage` at ``<path>`` as written, SQLAlchemy-style:
     ``sqlite:///vault.db`` is relative to the working directory and
-    ``sqlite:////var/lib/aws-auth/vault.db`` is absolute. Anything else raises
-    :class:`ValueError` (the message never repeats the URL, which may hold credentials).
+    ``sqlite:////var/lib/aws-auth/vault.db`` is absolute. ``postgresql://...`` (libpq
+    URL: password, ``sslmode`` and the rest in the URL or libpq's environment) opens
+    ``PostgresStorage``. Anything else raises :class:`ValueError` (the message never
+    repeats the URL, which may hold credentials).
     """
     if url == "memory://":
         return MemoryStorage()
@@ -30,7 +37,17 @@ def open_storage(url: str) -> Storage:
         if not path or path == ":memory:":
             raise ValueError("sqlite storage URL needs a file path: sqlite:///<path>")
         return SQLiteStorage(path)
-    raise ValueError("unsupported storage URL: use memory:// or sqlite:///<path>")
+    if url.startswith(POSTGRES_SCHEMES):
+        try:
+            from .postgres import PostgresStorage
+        except ImportError:
+            raise ValueError(
+                "postgresql storage needs psycopg: pip install 'aws_iam_backend[postgresql]'"
+            ) from None
+        return PostgresStorage(url)
+    raise ValueError(
+        "unsupported storage URL: use memory://, sqlite:///<path> or postgresql://..."
+    )
 
 
-__all__ = ["MemoryStorage", "SQLiteStorage", "open_storage"]
+__all__ = ["POSTGRES_SCHEMES", "MemoryStorage", "SQLiteStorage", "open_storage"]

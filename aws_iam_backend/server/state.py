@@ -1,0 +1,102 @@
+"""Open the server's shared state from its configuration: storage, seal and cache.
+
+:func:`open_state` is what every serving process (and the ``storage`` commands) calls:
+it opens ``[storage]``, wraps it in the ``[seal]`` when one is configured, refuses a
+sealed store opened without the seal, and connects ``[cache]``. Failures are one-line
+:class:`StateError` messages that name the store but never a password or key.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Mapping
+
+import attrs
+
+from ..errors import BackendError
+from ..interfaces import Storage
+from ..seal import AesGcmSeal, is_sealed, load_seal
+from ..storage import open_storage
+from ..storage.sealed import SealedStorage
+from .config import ServerConfig
+from .mounts import SharedCache
+
+# A document every server writes at first start (the cluster ID): the probe for "sealed".
+PROBE_KEY = "sys/cluster"
+
+
+class StateError(Exception):
+    """The state cannot be opened; the message says which part and why."""
+
+
+@attrs.frozen
+class State:
+    """What a serving process works on. ``raw`` is the store under the seal."""
+
+    storage: Storage
+    raw: Storage
+    cache: SharedCache | None = None
+    seal: AesGcmSeal | None = None
+
+    def close(self) -> None:
+        """Close the store's and the cache's connections."""
+        for resource in (self.raw, self.cache):
+            close = getattr(resource, "close", None)
+            if callable(close):
+                with contextlib.suppress(Exception):
+                    close()
+
+
+def open_seal(config: ServerConfig, environ: Mapping[str, str]) -> AesGcmSeal | None:
+    """The ``[seal]`` of ``config``, or None when it has none."""
+    if config.seal_key_file is None and config.seal_key_env is None:
+        return None
+    try:
+        return load_seal(config.seal_key_file, config.seal_key_env, environ)
+    except ValueError as exc:
+        raise StateError(f"seal: {exc}") from None
+
+
+def open_raw_storage(url: str) -> Storage:
+    """The store at ``url``, unsealed; :class:`StateError` if it cannot be opened."""
+    try:
+        return open_storage(url)
+    except ValueError as exc:
+        raise StateError(f"storage: {exc}") from None
+    except BackendError as exc:
+        raise StateError(exc.message) from None
+
+
+def open_state(config: ServerConfig, environ: Mapping[str, str]) -> State:
+    """Open ``[storage]``, ``[seal]`` and ``[cache]`` of ``config``."""
+    seal = open_seal(config, environ)
+    raw = open_raw_storage(config.storage_url)
+    try:
+        storage: Storage = raw if seal is None else SealedStorage(raw, seal)
+        if seal is None:
+            probe = raw.read(PROBE_KEY)
+            if probe is not None and is_sealed(probe.value):
+                raise StateError("storage: the stored data is sealed; configure [seal]")
+        else:
+            storage.read(PROBE_KEY)  # the right key? (fails here, not on the first login)
+        cache = _open_cache(config.cache_url) if config.cache_url else None
+    except BackendError as exc:
+        State(raw, raw).close()
+        raise StateError(exc.message) from None
+    except StateError:
+        State(raw, raw).close()
+        raise
+    return State(storage=storage, raw=raw, cache=cache, seal=seal)
+
+
+def _open_cache(url: str) -> SharedCache:
+    try:
+        from ..cache import open_cache
+    except ImportError:
+        raise StateError("cache: Redis needs redis-py: pip install 'aws_iam_backend[redis]'") from None
+    try:
+        cache = open_cache(url)
+        cache.ping()
+    except ValueError as exc:
+        raise StateError(f"cache: {exc}") from None
+    return cache
