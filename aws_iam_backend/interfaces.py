@@ -11,6 +11,8 @@ The token issuer lives in :mod:`aws_iam_backend.tokens`, the clock in
 
 from __future__ import annotations
 
+import builtins
+
 from collections.abc import Sequence
 from typing import Any, Protocol
 
@@ -101,7 +103,7 @@ class Storage(Protocol):
         """Sorted keys starting with ``prefix``, with the prefix removed."""
         ...
 
-    def expired(self, prefix: str, before: float, limit: int) -> list[Document]:
+    def expired(self, prefix: str, before: float, limit: int) -> builtins.list[Document]:
         """At most ``limit`` documents under ``prefix`` whose ``expires_at`` <= ``before``,
         soonest first (keys in full, prefix included)."""
         ...

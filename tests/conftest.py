@@ -6,6 +6,8 @@ import pytest
 
 from tests.support.moto_server import MotoServer
 
+pytest_plugins = ["tests.support.services"]
+
 
 @pytest.fixture(scope="session")
 def moto() -> Iterator[MotoServer]:

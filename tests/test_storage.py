@@ -1,249 +1,373 @@
-"""Storage contract (memory and SQLite alike), then SQLite's durability and concurrency."""
+"""SQLite storage beyond the shared contract (tests/test_storage_contract.py): the file on
+disk, its schema and migrations, its modes, its errors and its connection pool; then
+``open_storage``."""
 
 from __future__ import annotations
 
+import contextlib
+import json
+import multiprocessing
 import os
 import sqlite3
-import subprocess
-import sys
-import textwrap
+import stat
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from aws_iam_backend.errors import InternalError
-from aws_iam_backend.interfaces import Storage
-from aws_iam_backend.storage import MemoryStorage, SQLiteStorage, open_storage
+from aws_iam_backend.errors import ConflictError, InternalError
+from aws_iam_backend.interfaces import ABSENT, Delete, Document, Put
+from aws_iam_backend.storage import MemoryStorage, SQLiteStorage, open_storage, ops
+from aws_iam_backend.storage import sqlite as sqlite_module
+from aws_iam_backend.storage.memory import encode_document
 
-REPO = Path(__file__).resolve().parent.parent
+SECRET = "s3cr3t-Zq9-do-not-leak"
+
+# The previous release's schema, exactly as it created it.
+OLD_SCHEMA = "CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
 
 
-@pytest.fixture(params=["memory", "sqlite"])
-def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Storage]:
-    if request.param == "memory":
-        yield MemoryStorage()
-        return
-    store = SQLiteStorage(str(tmp_path / "kv.db"))
+@pytest.fixture
+def path(tmp_path: Path) -> str:
+    return str(tmp_path / "kv.db")
+
+
+@pytest.fixture
+def store(path: str) -> Iterator[SQLiteStorage]:
+    storage = SQLiteStorage(path)
     try:
-        yield store
+        yield storage
     finally:
-        store.close()
+        storage.close()
 
 
-# ------------------------------------------------------------------ contract
+def raw(path: str) -> sqlite3.Connection:
+    """A plain connection to the file, outside the storage."""
+    return sqlite3.connect(path, isolation_level=None)
 
 
-def test_get_missing_is_none(storage: Storage) -> None:
-    assert storage.get("nope") is None
+def schema(path: str) -> list[tuple[str, str, str | None]]:
+    conn = raw(path)
+    try:
+        rows = conn.execute("SELECT type, name, sql FROM sqlite_master ORDER BY name").fetchall()
+    finally:
+        conn.close()
+    return rows
 
 
-def test_put_get_overwrite_delete(storage: Storage) -> None:
-    storage.put("role/a", {"x": 1, "nested": {"l": [1, "two", None, True, 1.5]}})
-    assert storage.get("role/a") == {"x": 1, "nested": {"l": [1, "two", None, True, 1.5]}}
-    storage.put("role/a", {"x": 2})
-    assert storage.get("role/a") == {"x": 2}
-    storage.delete("role/a")
-    assert storage.get("role/a") is None
-    storage.delete("role/a")  # absent: no error
+def mode(path: str) -> int:
+    return stat.S_IMODE(os.stat(path).st_mode)
 
 
-def test_put_many_is_all_or_nothing(storage: Storage) -> None:
-    storage.put_many({"batch/a": {"v": 1}, "batch/b": {"v": 2}})
-    assert storage.list("batch/") == ["a", "b"]
-    with pytest.raises(InternalError):
-        storage.put_many({"batch/a": {"v": 9}, "batch/c": {"bad": object()}})
-    assert storage.get("batch/a") == {"v": 1}
-    assert storage.get("batch/c") is None
+def build_old_file(path: str, rows: dict[str, str]) -> None:
+    """A file as the previous release left it: ``kv(key, value)``, ``user_version`` 0."""
+    conn = raw(path)
+    try:
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute(OLD_SCHEMA)
+        conn.executemany("INSERT INTO kv (key, value) VALUES (?, ?)", rows.items())
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 0
+    finally:
+        conn.close()
 
 
-def test_create_only_if_absent(storage: Storage) -> None:
-    assert storage.create("nonce/a", {"v": 1}) is True
-    assert storage.create("nonce/a", {"v": 2}) is False
-    assert storage.get("nonce/a") == {"v": 1}
+# ------------------------------------------------------------ file and schema
 
 
-def test_create_is_atomic_across_threads(storage: Storage) -> None:
-    winners: list[int] = []
-
-    def attempt(i: int) -> None:
-        if storage.create("race", {"winner": i}):
-            winners.append(i)
-
-    threads = [threading.Thread(target=attempt, args=(i,)) for i in range(16)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert len(winners) == 1
-    assert storage.get("race") == {"winner": winners[0]}
-
-
-def test_list_sorted_with_prefix_removed(storage: Storage) -> None:
-    for key in ["role/b", "role/a", "role/c/d", "rolex", "config/client"]:
-        storage.put(key, {})
-    assert storage.list("role/") == ["a", "b", "c/d"]
-    assert storage.list("") == ["config/client", "role/a", "role/b", "role/c/d", "rolex"]
-    assert storage.list("missing/") == []
-
-
-def test_list_treats_like_wildcards_literally(storage: Storage) -> None:
-    for key in ["a%b/x", "a%c", "a_b/y", "aXb/z", "aYc", "A%b", "a\\b"]:
-        storage.put(key, {})
-    assert storage.list("a%") == ["b/x", "c"]
-    assert storage.list("a_") == ["b/y"]
-    assert storage.list("a\\") == ["b"]
-    assert storage.list("a") == ["%b/x", "%c", "Xb/z", "Yc", "\\b", "_b/y"]
-
-
-def test_list_prefix_is_case_sensitive(storage: Storage) -> None:
-    storage.put("Role/a", {})
-    storage.put("role/b", {})
-    assert storage.list("role/") == ["b"]
-    assert storage.list("Role/") == ["a"]
-
-
-@pytest.mark.parametrize("last", ["\U0010ffff", "\ud7ff", "\uffff", "\U0001f600"])
-def test_list_prefix_ending_in_edge_code_points(storage: Storage, last: str) -> None:
-    prefix = "p" + last
-    for key in [prefix, prefix + "x", prefix + "\U0010ffff", "p", "q", "p\U0010ffff\U0010ffff"]:
-        storage.put(key, {})
-    expected = sorted(k[len(prefix) :] for k in storage.list("") if k.startswith(prefix))
-    assert storage.list(prefix) == expected
-    assert "x" in expected
-
-
-def test_values_are_isolated_from_callers(storage: Storage) -> None:
-    value = {"list": [1, 2], "inner": {"k": "v"}}
-    storage.put("k", value)
-    value["list"].append(3)  # type: ignore[attr-defined]
-    value["inner"]["k"] = "changed"  # type: ignore[index]
-    got = storage.get("k")
-    assert got == {"list": [1, 2], "inner": {"k": "v"}}
-    assert got is not None
-    got["list"].append(99)
-    assert storage.get("k") == {"list": [1, 2], "inner": {"k": "v"}}
-
-
-@pytest.mark.parametrize("bad", [{"x": object()}, {"x": float("nan")}, ["not", "a", "dict"]])
-def test_non_json_values_are_internal_errors(storage: Storage, bad: object) -> None:
-    with pytest.raises(InternalError, match=r"^storage error: "):
-        storage.put("k", bad)  # type: ignore[arg-type]
-    assert storage.get("k") is None
-
-
-def test_concurrent_writers_from_threads(storage: Storage) -> None:
-    errors: list[BaseException] = []
-
-    def writer(n: int) -> None:
-        try:
-            for i in range(50):
-                storage.put(f"t/{n}/{i:03d}", {"n": n, "i": i})
-                assert storage.get(f"t/{n}/{i:03d}") == {"n": n, "i": i}
-        except BaseException as exc:
-            errors.append(exc)
-
-    threads = [threading.Thread(target=writer, args=(n,)) for n in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert errors == []
-    assert len(storage.list("t/")) == 400
-
-
-# -------------------------------------------------------------------- SQLite
-
-
-def test_sqlite_persists_across_reopen(tmp_path: Path) -> None:
-    path = str(tmp_path / "kv.db")
+def test_sqlite_persists_across_reopen(path: str) -> None:
     first = SQLiteStorage(path)
-    first.put("config/client", {"a": "b"})
+    version = ops.put(first, "config/client", {"a": "b"}, expires_at=7.5)
     first.close()
     second = SQLiteStorage(path)
     try:
-        assert second.get("config/client") == {"a": "b"}
+        assert second.read("config/client") == Document("config/client", {"a": "b"}, version, 7.5)
         assert second.list("config/") == ["client"]
+        ops.delete(second, "config/client")
+        assert ops.put(second, "config/client", {}) > version  # the counter is in the file
     finally:
         second.close()
 
 
-def test_sqlite_uses_wal(tmp_path: Path) -> None:
-    path = str(tmp_path / "kv.db")
-    SQLiteStorage(path).close()
-    conn = sqlite3.connect(path)
+def test_sqlite_uses_wal_and_numbered_schema(path: str, store: SQLiteStorage) -> None:
+    conn = raw(path)
     try:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        tables = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
-        assert tables == [("kv",)]
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == sqlite_module.SCHEMA_VERSION
+        assert sqlite_module.SCHEMA_VERSION == 1
+        columns = [(r[1], r[2], r[3], r[5]) for r in conn.execute("PRAGMA table_info(kv)")]
+        assert columns == [
+            ("key", "TEXT", 0, 1),
+            ("value", "TEXT", 1, 0),
+            ("version", "INTEGER", 1, 0),
+            ("expires_at", "REAL", 0, 0),
+        ]
+    finally:
+        conn.close()
+    tables = [name for kind, name, _ in schema(path) if kind == "table"]
+    assert tables == ["kv", "kv_version"]
+    index = {name: sql for kind, name, sql in schema(path) if kind == "index"}
+    assert index["kv_expires_at"] is not None
+    assert "WHERE expires_at IS NOT NULL" in index["kv_expires_at"]
+
+
+def test_sqlite_connections_are_durable_and_wipe_deleted_content(store: SQLiteStorage) -> None:
+    with store._connection() as conn:
+        assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+        assert conn.execute("PRAGMA secure_delete").fetchone()[0] == 1
+        assert conn.execute("PRAGMA busy_timeout").fetchone()[0] == 10_000
+
+
+@pytest.mark.parametrize("bounded", [True, False])
+def test_sqlite_expired_walks_the_index(path: str, store: SQLiteStorage, bounded: bool) -> None:
+    for i in range(50):
+        ops.put(store, f"t/{i}", {}, expires_at=None if i % 2 else float(i))
+    query = sqlite_module._EXPIRED_BOUNDED if bounded else sqlite_module._EXPIRED
+    params = (10.0, "t/", "t0", 5) if bounded else (10.0, "", 5)
+    conn = raw(path)
+    try:
+        plan = " ".join(str(row[-1]) for row in conn.execute(f"EXPLAIN QUERY PLAN {query}", params))
+    finally:
+        conn.close()
+    assert "INDEX kv_expires_at" in plan
+    assert "TEMP B-TREE" not in plan  # the index gives the order too
+    assert [d.key for d in store.expired("t/", 10.0, 5)] == ["t/0", "t/2", "t/4", "t/6", "t/8"]
+
+
+def test_sqlite_stores_plain_json_text(path: str, store: SQLiteStorage) -> None:
+    version = ops.put(store, "k", {"a": [1], "é": "😀"}, expires_at=3)
+    conn = raw(path)
+    try:
+        rows = conn.execute("SELECT key, value, version, expires_at FROM kv").fetchall()
+        assert rows == [("k", '{"a":[1],"\\u00e9":"\\ud83d\\ude00"}', version, 3.0)]
+        assert conn.execute("SELECT id, last FROM kv_version").fetchall() == [(1, version)]
     finally:
         conn.close()
 
 
-def test_sqlite_stores_plain_json_text(tmp_path: Path) -> None:
+def _column_hits(path: str, needle: str) -> list[tuple[str, str, str]]:
+    """(table, column, text) of every stored cell, in any table, containing ``needle``."""
+    conn = raw(path)
+    hits: list[tuple[str, str, str]] = []
+    try:
+        tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+        for table in tables:
+            for column in [r[1] for r in conn.execute(f'PRAGMA table_info("{table}")')]:
+                for (text,) in conn.execute(f'SELECT CAST("{column}" AS TEXT) FROM "{table}"'):
+                    if text is not None and needle in text:
+                        hits.append((table, column, text))
+    finally:
+        conn.close()
+    return hits
+
+
+def _file_count(path: str, needle: str) -> int:
+    """Occurrences of ``needle`` in the database file, after moving the WAL into it."""
+    conn = raw(path)
+    try:
+        busy, _, _ = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        assert busy == 0
+    finally:
+        conn.close()
+    assert os.path.getsize(path + "-wal") == 0
+    return Path(path).read_bytes().count(needle.encode())
+
+
+def test_secret_appears_in_the_file_only_as_written(path: str, store: SQLiteStorage) -> None:
+    value = {"secret": SECRET, "n": 1}
+    ops.put(store, "token/a", value, expires_at=100.0)
+    ops.put(store, "token/b", {"other": "x"}, expires_at=100.0)
+    assert _column_hits(path, SECRET) == [("kv", "value", encode_document(value))]
+    assert _file_count(path, SECRET) == 1  # one copy: no index, log or second table holds it
+    # neither a read nor an expiry scan writes anything
+    store.read("token/a")
+    store.expired("token/", 1000.0, 10)
+    assert _file_count(path, SECRET) == 1
+    # an overwrite and a delete leave no copy behind in the file's free space
+    ops.put(store, "token/a", {"n": 2})
+    assert _column_hits(path, SECRET) == []
+    assert _file_count(path, SECRET) == 0
+    ops.put(store, "token/c", {"secret": SECRET})
+    store.commit([Delete("token/c")])
+    assert _file_count(path, SECRET) == 0
+
+
+# ----------------------------------------------------------------- file modes
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o000])
+def test_sqlite_files_are_private(tmp_path: Path, umask: int) -> None:
     path = str(tmp_path / "kv.db")
-    store = SQLiteStorage(path)
-    store.put("k", {"a": [1]})
-    store.close()
-    conn = sqlite3.connect(path)
+    previous = os.umask(umask)
     try:
-        assert conn.execute("SELECT key, value FROM kv").fetchall() == [("k", '{"a":[1]}')]
+        store = SQLiteStorage(path)
+        try:
+            ops.put(store, "k", {"secret": SECRET})
+            modes = {suffix: mode(path + suffix) for suffix in ("", "-wal", "-shm")}
+        finally:
+            store.close()
     finally:
-        conn.close()
+        os.umask(previous)
+    assert modes == {"": 0o600, "-wal": 0o600, "-shm": 0o600}
 
 
-_WRITER = textwrap.dedent(
-    """
-    import sys
-    from aws_iam_backend.storage.sqlite import SQLiteStorage
+def test_sqlite_tightens_an_existing_readable_file(path: str) -> None:
+    build_old_file(path, {"k": '{"v":1}'})
+    os.chmod(path, 0o644)
+    other = raw(path)  # keeps the -wal and -shm files, created 0644 like the database
+    try:
+        other.execute("INSERT INTO kv VALUES ('j', '{}')")
+        assert mode(path + "-wal") == 0o644
+        assert mode(path + "-shm") == 0o644
+        store = SQLiteStorage(path)
+        try:
+            assert {s: mode(path + s) for s in ("", "-wal", "-shm")} == dict.fromkeys(
+                ("", "-wal", "-shm"), 0o600
+            )
+            assert ops.get(store, "k") == {"v": 1}
+        finally:
+            store.close()
+    finally:
+        other.close()
 
-    store = SQLiteStorage(sys.argv[1])
-    for i in range(200):
-        store.put(f"p/{sys.argv[2]}/{i:03d}", {"i": i})
-    store.close()
-    """
-)
 
-
-def test_sqlite_two_processes_write_one_file(tmp_path: Path) -> None:
-    path = str(tmp_path / "shared.db")
+def test_sqlite_never_loosens_a_mode(path: str) -> None:
     SQLiteStorage(path).close()
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-c", _WRITER, path, name],
-            cwd=REPO,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-        )
-        for name in ("a", "b")
-    ]
-    for proc in procs:
-        _, err = proc.communicate(timeout=120)
-        assert proc.returncode == 0, err.decode()
+    os.chmod(path, 0o400)
+    with contextlib.suppress(InternalError):  # opens as root; otherwise it cannot write
+        SQLiteStorage(path).close()
+    assert mode(path) == 0o400
+
+
+# ------------------------------------------------------------------ migrations
+
+
+def test_sqlite_migrates_the_previous_schema_in_place(tmp_path: Path, path: str) -> None:
+    old = {"role/a": '{"x":1}', "config/client": '{"k":"v"}', "z": json.dumps({"secret": SECRET})}
+    build_old_file(path, old)
     store = SQLiteStorage(path)
     try:
-        assert len(store.list("p/a/")) == 200
-        assert len(store.list("p/b/")) == 200
-        assert store.get("p/b/199") == {"i": 199}
+        documents = [store.read(key) for key in sorted(old)]
+        assert [d.value if d else None for d in documents] == [
+            {"k": "v"},
+            {"x": 1},
+            {"secret": SECRET},
+        ]
+        versions = [d.version for d in documents if d is not None]
+        assert len(set(versions)) == 3
+        assert min(versions) >= 1
+        assert all(d is not None and d.expires_at is None for d in documents)
+        assert store.list("") == sorted(old)
+        # conditions work on the migrated versions, and new versions never repeat them
+        (new,) = store.commit([Put("role/a", {"x": 2}, expect=versions[1])])
+        assert new > max(versions)
+        ops.delete(store, "z")
+        assert store.commit([Put("z", {}, expect=ABSENT)])[0] > new
     finally:
         store.close()
+    fresh = str(tmp_path / "fresh.db")
+    SQLiteStorage(fresh).close()
+    assert schema(path) == schema(fresh)  # the same schema as a file created today
+    conn = raw(path)
+    try:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
+    finally:
+        conn.close()
 
 
-@pytest.mark.parametrize("kind", ["missing-dir", "directory", "not-a-database"])
-def test_sqlite_unusable_path_is_internal_error(tmp_path: Path, kind: str) -> None:
+def test_sqlite_migration_runs_once(path: str) -> None:
+    build_old_file(path, {"a": "{}"})
+    first = SQLiteStorage(path)
+    before = first.read("a")
+    first.close()
+    second = SQLiteStorage(path)
+    try:
+        assert second.read("a") == before
+    finally:
+        second.close()
+
+
+def test_sqlite_failed_migration_changes_nothing(path: str) -> None:
+    build_old_file(path, {"a": '{"v":1}'})
+    conn = raw(path)
+    conn.execute("CREATE TABLE kv_version (x)")  # migration 1 cannot create its counter
+    conn.close()
+    with pytest.raises(InternalError) as info:
+        SQLiteStorage(path)
+    assert info.value.message == f"storage error: cannot open SQLite database {path}: SQLITE_ERROR"
+    conn = raw(path)
+    try:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 0
+        assert conn.execute("SELECT * FROM kv").fetchall() == [("a", '{"v":1}')]
+        tables = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
+        assert sorted(tables) == [("kv",), ("kv_version",)]
+    finally:
+        conn.close()
+
+
+def test_sqlite_refuses_a_newer_schema(path: str) -> None:
+    SQLiteStorage(path).close()
+    conn = raw(path)
+    conn.execute("PRAGMA user_version = 99")
+    conn.close()
+    with pytest.raises(InternalError) as info:
+        SQLiteStorage(path)
+    assert info.value.message == (
+        f"storage error: cannot open SQLite database {path}: "
+        "schema version 99 is newer than this release supports"
+    )
+
+
+def _open_and_read(path: str, keys: list[str]) -> list[tuple[object, int]]:
+    """A spawned process: open (and maybe migrate) the file, read ``keys``."""
+    store = SQLiteStorage(path)
+    try:
+        documents = [store.read(key) for key in keys]
+    finally:
+        store.close()
+    return [(d.value, d.version) if d else (None, 0) for d in documents]
+
+
+def test_sqlite_processes_migrating_at_once(path: str) -> None:
+    old = {f"k/{i:03d}": f'{{"i":{i}}}' for i in range(100)}
+    build_old_file(path, old)
+    keys = sorted(old)
+    with multiprocessing.get_context("spawn").Pool(4) as pool:
+        seen = pool.starmap(_open_and_read, [(path, keys)] * 4)
+    assert seen[0] == seen[1] == seen[2] == seen[3]
+    assert [value for value, _ in seen[0]] == [{"i": i} for i in range(100)]
+    assert len({version for _, version in seen[0]}) == 100
+
+
+# ---------------------------------------------------------------------- errors
+
+
+@pytest.mark.parametrize(
+    ("kind", "code"),
+    [
+        ("missing-dir", "SQLITE_CANTOPEN"),
+        ("directory", "SQLITE_CANTOPEN"),
+        ("garbage", "SQLITE_NOTADB"),
+    ],
+)
+def test_sqlite_unusable_path_names_the_file_and_code(tmp_path: Path, kind: str, code: str) -> None:
     if kind == "missing-dir":
         path = tmp_path / "no" / "such" / "dir" / "kv.db"
     elif kind == "directory":
         path = tmp_path
     else:
         path = tmp_path / "garbage.db"
-        path.write_bytes(b"this is not an sqlite database, secret-value-123" * 100)
+        path.write_bytes(f"this is not an sqlite database, {SECRET}".encode() * 100)
     with pytest.raises(InternalError) as info:
         SQLiteStorage(str(path))
-    assert info.value.message.startswith("storage error: ")
-    assert str(tmp_path) not in info.value.message
-    assert "secret-value" not in info.value.message
+    assert info.value.message == f"storage error: cannot open SQLite database {path}: {code}"
+    assert not (tmp_path / "no").exists()
+
+
+@pytest.mark.parametrize("bad", ["", ":memory:"])
+def test_sqlite_needs_a_file(bad: str) -> None:
+    with pytest.raises(ValueError, match="file path"):
+        SQLiteStorage(bad)
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root ignores file permissions")
@@ -251,56 +375,150 @@ def test_sqlite_read_only_file_is_internal_error(tmp_path: Path) -> None:
     path = tmp_path / "kv.db"
     SQLiteStorage(str(path)).close()
     for name in os.listdir(tmp_path):
-        (tmp_path / name).chmod(0o444)
+        (tmp_path / name).chmod(0o400)
     tmp_path.chmod(0o555)
     try:
         with pytest.raises(InternalError, match=r"^storage error: "):  # noqa: PT012
             store = SQLiteStorage(str(path))  # opening may already fail, or the write
-            store.put("k", {"v": 1})
+            ops.put(store, "k", {"v": 1})
     finally:
         tmp_path.chmod(0o755)
 
 
-def test_sqlite_lock_timeout_is_internal_error(tmp_path: Path) -> None:
-    path = str(tmp_path / "kv.db")
+def test_sqlite_lock_timeout_is_internal_error(path: str) -> None:
     store = SQLiteStorage(path, busy_timeout=0.05)
-    blocker = sqlite3.connect(path, isolation_level=None)
+    blocker = raw(path)
     blocker.execute("BEGIN IMMEDIATE")
     try:
         with pytest.raises(InternalError) as info:
-            store.put("k", {"secret": "s3cr3t"})
+            store.commit([Put(f"token/{SECRET}", {"secret": SECRET})])
         assert info.value.message == "storage error: SQLITE_BUSY"
+        assert not isinstance(info.value, ConflictError)
+        assert store.read(f"token/{SECRET}") is None  # readers are not blocked
     finally:
         blocker.execute("ROLLBACK")
         blocker.close()
-    store.put("k", {"ok": True})  # the pooled connection is usable again
-    assert store.get("k") == {"ok": True}
+    ops.put(store, "k", {"ok": True})  # the pooled connection is usable again
+    assert ops.get(store, "k") == {"ok": True}
+    assert store.read(f"token/{SECRET}") is None
     store.close()
 
 
-def test_sqlite_closed_storage_raises(tmp_path: Path) -> None:
-    store = SQLiteStorage(str(tmp_path / "kv.db"))
-    store.close()
-    with pytest.raises(InternalError, match=r"^storage error: closed$"):
-        store.get("k")
+def test_sqlite_bad_key_error_names_no_key(store: SQLiteStorage) -> None:
+    key = f"token/{SECRET}\udc80"  # a lone surrogate cannot be encoded as UTF-8
+    with pytest.raises(InternalError) as info:
+        ops.put(store, key, {"secret": SECRET})
+    assert info.value.message == "storage error: UnicodeEncodeError"
+    assert store.list("") == []
 
 
-def test_sqlite_corrupt_document_is_internal_error(tmp_path: Path) -> None:
-    path = str(tmp_path / "kv.db")
+def test_sqlite_closed_storage_raises(path: str) -> None:
     store = SQLiteStorage(path)
-    conn = sqlite3.connect(path, isolation_level=None)
-    conn.execute("INSERT INTO kv VALUES ('bad', '[1, 2')")
-    conn.execute("INSERT INTO kv VALUES ('list', '[1, 2]')")
+    store.close()
+    store.close()  # twice is fine
+    calls: list[Callable[[], object]] = [
+        lambda: store.read("k"),
+        lambda: store.commit([Put("k", {})]),
+        lambda: store.list(""),
+        lambda: store.expired("", 1.0, 1),
+    ]
+    for call in calls:
+        with pytest.raises(InternalError, match=r"^storage error: closed$"):
+            call()
+
+
+@pytest.mark.parametrize(
+    ("value", "version", "expires_at"),
+    [
+        ("[1, 2", 1, None),
+        ("[1, 2]", 1, None),
+        ('"text"', 1, 5.0),
+        ("{}", 0, 5.0),
+        ("{}", "one", 5.0),
+        ("{}", 1.5, None),
+        ("{}", 1, "soon"),
+    ],
+    ids=[
+        "bad-json",
+        "json-list",
+        "json-string",
+        "version-0",
+        "version-text",
+        "version-real",
+        "expiry-text",
+    ],
+)
+def test_sqlite_corrupt_row_is_internal_error(
+    path: str, store: SQLiteStorage, value: str, version: object, expires_at: object
+) -> None:
+    conn = raw(path)
+    conn.execute("INSERT INTO kv VALUES ('bad', ?, ?, ?)", (value, version, expires_at))
     conn.close()
-    try:
-        for key in ("bad", "list"):
-            with pytest.raises(InternalError, match=r"^storage error: corrupt document$"):
-                store.get(key)
-    finally:
-        store.close()
+    ops.put(store, "good", {}, expires_at=1.0)
+    with pytest.raises(InternalError, match=r"^storage error: corrupt document$"):
+        store.read("bad")
+    assert store.list("") == ["bad", "good"]
+    if isinstance(expires_at, float):
+        with pytest.raises(InternalError, match=r"^storage error: corrupt document$"):
+            store.expired("", 10.0, 10)
+    assert store.expired("good", 10.0, 10)[0].key == "good"
 
 
-# --------------------------------------------------------------- open_storage
+def test_sqlite_corrupt_version_counter_writes_nothing(path: str, store: SQLiteStorage) -> None:
+    conn = raw(path)
+    conn.execute("DELETE FROM kv_version")
+    conn.close()
+    with pytest.raises(InternalError, match=r"^storage error: corrupt version counter$"):
+        store.commit([Put("a", {}), Delete("b")])
+    assert store.list("") == []
+    assert store.commit([Delete("a")]) == (0,)  # a commit of deletes takes no version
+
+
+# ------------------------------------------------------------------------ pool
+
+
+def test_sqlite_pool_keeps_a_few_idle_connections(store: SQLiteStorage) -> None:
+    barrier = threading.Barrier(16)
+    errors: list[BaseException] = []
+
+    def reader() -> None:
+        try:
+            barrier.wait(timeout=60)
+            for _ in range(20):
+                store.read("k")
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=reader) for _ in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert 1 <= len(store._idle) <= sqlite_module._MAX_IDLE
+
+
+def test_sqlite_pool_drops_a_broken_connection(store: SQLiteStorage) -> None:
+    ops.put(store, "k", {"v": 1})
+    assert len(store._idle) == 1
+    store._idle[0].close()  # broken under the pool's feet
+    with pytest.raises(InternalError, match=r"^storage error: ProgrammingError$"):
+        store.read("k")
+    assert store._idle == []
+    assert ops.get(store, "k") == {"v": 1}  # a new connection
+
+
+def test_sqlite_rolls_back_a_commit_that_fails_midway(store: SQLiteStorage) -> None:
+    ops.put(store, "a", {"v": 1})
+    with pytest.raises(InternalError, match=r"^storage error: UnicodeEncodeError$"):
+        store.commit([Put("a", {"v": 2}), Put("b", {}), Put("c\udc80", {})])
+    assert ops.get(store, "a") == {"v": 1}
+    assert store.list("") == ["a"]
+    assert len(store._idle) == 1
+    assert not store._idle[0].in_transaction
+
+
+# ----------------------------------------------------------------- open_storage
 
 
 def test_open_storage_memory() -> None:
@@ -315,6 +533,7 @@ def test_open_storage_sqlite_relative_and_absolute(
     assert isinstance(rel, SQLiteStorage)
     rel.close()
     assert (tmp_path / "rel.db").exists()
+    assert mode(str(tmp_path / "rel.db")) == 0o600
     absolute = tmp_path / "sub" / "abs.db"
     absolute.parent.mkdir()
     store = open_storage(f"sqlite:///{absolute}")
@@ -331,7 +550,7 @@ def test_open_storage_sqlite_relative_and_absolute(
         "sqlite://",
         "sqlite:///",
         "sqlite:///:memory:",
-        "postgres://user:hunter2@db/x",
+        "mysql://user:hunter2@db/x",
         "SQLITE:///x.db",
         "file:///x.db",
     ],

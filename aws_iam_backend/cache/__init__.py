@@ -23,28 +23,25 @@ extra). A cache that cannot be reached fails closed: logins get a 503
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
+from .redis import SCHEMES, RedisCache, RedisRateLimiter, RedisReplayCache, source_group
 
-from .redis import RedisCache, RedisRateLimiter, RedisReplayCache, source_group
-
-__all__ = ["RedisCache", "RedisRateLimiter", "RedisReplayCache", "open_cache", "source_group"]
-
-SCHEMES = ("redis", "rediss")
+__all__ = [
+    "SCHEMES",
+    "RedisCache",
+    "RedisRateLimiter",
+    "RedisReplayCache",
+    "open_cache",
+    "source_group",
+]
 
 
 def open_cache(url: str, *, prefix: str | None = None, socket_timeout: float = 2.0) -> RedisCache:
     """The cache at ``url``: ``redis://[:password@]host[:port][/db]`` or ``rediss://`` (TLS).
 
     Nothing connects until the first use (:meth:`RedisCache.ping` checks). Raises
-    :class:`ValueError` for any other scheme; no message repeats the URL, which may hold
-    a password.
+    :class:`ValueError` for any other scheme (the message names the accepted ones) or a
+    malformed URL; no message repeats the URL, which may hold a password.
     """
-    try:
-        scheme = urlsplit(url).scheme.lower()
-    except ValueError:
-        scheme = ""
-    if scheme not in SCHEMES:
-        raise ValueError("unsupported cache URL: the accepted schemes are redis://, rediss://")
     if prefix is None:
         return RedisCache(url, socket_timeout=socket_timeout)
     return RedisCache(url, prefix=prefix, socket_timeout=socket_timeout)

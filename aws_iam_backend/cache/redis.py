@@ -34,6 +34,7 @@ from urllib.parse import urlsplit
 
 import redis
 from redis.backoff import ExponentialBackoff
+from redis.exceptions import ClusterDownError, OutOfMemoryError, ReadOnlyError, TryAgainError
 from redis.retry import Retry
 
 from ..clock import Clock, SystemClock
@@ -46,9 +47,10 @@ DEFAULT_PREFIX: Final = "aws-iam-backend:"
 HEALTH_CHECK_INTERVAL: Final = 15  # seconds a pooled connection may idle before a PING
 SCHEMES: Final = ("redis", "rediss")
 
-# Error replies meaning "not now" rather than "never": a replica, a loading or busy server,
-# a full one. Anything else Redis refuses is a fault on our side (500).
-_TRANSIENT_REPLIES: Final = ("READONLY", "LOADING", "BUSY", "MASTERDOWN", "OOM", "TRYAGAIN")
+# Error replies meaning "not now" rather than "never": a replica, a full server, a cluster
+# failing over, a server busy with a script. Anything else Redis refuses (a missing ACL
+# permission, say) is a fault on our side (500).
+_TRANSIENT_ERRORS: Final = (ReadOnlyError, OutOfMemoryError, TryAgainError, ClusterDownError)
 
 # Both token buckets of one login, taken atomically.
 #
@@ -208,7 +210,7 @@ class RedisCache:
         except (redis.ConnectionError, redis.TimeoutError) as exc:
             raise self._unavailable() from exc
         except redis.ResponseError as exc:
-            if str(exc).startswith(_TRANSIENT_REPLIES):
+            if isinstance(exc, _TRANSIENT_ERRORS) or str(exc).startswith("BUSY"):
                 raise self._unavailable() from exc
             raise InternalError(f"cache error: Redis at {self.location} refused a command") from exc
         except redis.RedisError as exc:
@@ -223,7 +225,7 @@ class RedisCache:
             self._client.ping()
 
     def close(self) -> None:
-        """Close every pooled connection (the caches handed out stop working)."""
+        """Disconnect every pooled connection (a later command connects again)."""
         self._client.close()
 
     def __enter__(self) -> RedisCache:
@@ -298,6 +300,8 @@ class RedisRateLimiter:
     """
 
     def __init__(self, cache: RedisCache, limits: RateLimits, scope: str) -> None:
+        if not (math.isfinite(limits.per_source_rate) and math.isfinite(limits.per_role_rate)):
+            raise ValueError("rate limits must be finite numbers")
         self._cache = cache
         self._base = f"{cache.prefix}rl:{_sha256(scope)[:16]}:"
         self._source_rate = float(limits.per_source_rate)

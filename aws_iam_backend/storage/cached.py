@@ -12,6 +12,8 @@ in this process is seen at once. No lock is held around a storage read.
 
 from __future__ import annotations
 
+import builtins
+
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -112,7 +114,7 @@ class CachedStorage:
         """Sorted keys under ``prefix`` (never cached)."""
         return self.inner.list(prefix)
 
-    def expired(self, prefix: str, before: float, limit: int) -> list[Document]:
+    def expired(self, prefix: str, before: float, limit: int) -> builtins.list[Document]:
         """Expired documents under ``prefix`` (never cached)."""
         return self.inner.expired(prefix, before, limit)
 

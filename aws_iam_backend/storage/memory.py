@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import builtins
+
 import itertools
 import json
 import threading
@@ -89,7 +91,7 @@ class MemoryStorage:
             keys = [k for k in self._rows if k.startswith(prefix)]
         return sorted(k[len(prefix) :] for k in keys)
 
-    def expired(self, prefix: str, before: float, limit: int) -> list[Document]:
+    def expired(self, prefix: str, before: float, limit: int) -> builtins.list[Document]:
         """At most ``limit`` documents under ``prefix`` expiring by ``before``, soonest first."""
         with self._lock:
             due = [

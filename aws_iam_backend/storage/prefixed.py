@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import builtins
+
 from collections.abc import Sequence
 
 import attrs
@@ -40,7 +42,7 @@ class PrefixedStorage:
         """Sorted keys starting with ``prefix``, with the prefix removed."""
         return self.inner.list(self.prefix + prefix)
 
-    def expired(self, prefix: str, before: float, limit: int) -> list[Document]:
+    def expired(self, prefix: str, before: float, limit: int) -> builtins.list[Document]:
         """Expired documents under ``prefix``, keys relative to the view."""
         start = len(self.prefix)
         return [

@@ -191,13 +191,17 @@ class SQLiteStorage:
         self._idle: list[sqlite3.Connection] = []
         self._closed = False
         self._restrict(_prepare_file)
-        with self._connection() as conn:
-            try:
-                self._migrate(conn)
-            except _ERRORS as exc:
-                raise self._open_error(_code(exc)) from exc
-        # SQLite gives the -wal and -shm files it creates the database file's mode.
-        self._restrict(_tighten_all)
+        try:
+            with self._connection() as conn:
+                try:
+                    self._migrate(conn)
+                except _ERRORS as exc:
+                    raise self._open_error(_code(exc)) from exc
+            # SQLite gives the -wal and -shm files it creates the database file's mode.
+            self._restrict(_tighten_all)
+        except BaseException:
+            self.close()
+            raise
 
     def _restrict(self, action: Callable[[str], None]) -> None:
         try:
