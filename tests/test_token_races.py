@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import threading
+import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from multiprocessing.synchronize import Barrier as ProcessBarrier
@@ -91,10 +92,11 @@ def shared_url(url: str) -> str:
     return url
 
 
-def stored_keys(storage: Storage, accessor: str) -> tuple[list[str], list[str]]:
-    """Every token key, and the accessor index entry for ``accessor`` if any."""
+def leftovers(storage: Storage, before: set[str], accessor: str) -> tuple[set[str], list[str]]:
+    """Token keys not in ``before`` (other tests share a PostgreSQL database), and the
+    accessor index entry for ``accessor`` if any."""
     accessors = [a for a in storage.list(ACCESSOR_PREFIX) if a == accessor]
-    return storage.list(TOKEN_PREFIX), accessors
+    return set(storage.list(TOKEN_PREFIX)) - before, accessors
 
 
 def race_renewals(issuer: StoreTokenIssuer, token: str, revoke: Callable[[], None]) -> None:
@@ -128,7 +130,9 @@ def race_renewals(issuer: StoreTokenIssuer, token: str, revoke: Callable[[], Non
 def test_revocation_is_never_undone_by_concurrent_renewals(storage: Storage, how: str) -> None:
     issuer = issuer_for(storage)
     for _ in range(TRIALS):
-        record = issuer.issue(spec())
+        before = set(storage.list(TOKEN_PREFIX))
+        mount = f"m-{uuid.uuid4()}/"
+        record = issuer.issue(spec(mount=mount))
         token = record.client_token or ""
 
         def revoke() -> None:
@@ -137,13 +141,12 @@ def test_revocation_is_never_undone_by_concurrent_renewals(storage: Storage, how
             elif how == "accessor":
                 issuer.revoke_accessor(record.accessor)
             else:
-                assert issuer.revoke_mount("aws/") == 1
+                assert issuer.revoke_mount(mount) == 1
 
         race_renewals(issuer, token, revoke)
         assert issuer.lookup(token) is None
         assert issuer.lookup_accessor(record.accessor) is None
-        tokens, accessors = stored_keys(storage, record.accessor)
-        assert tokens == [] and accessors == []
+        assert leftovers(storage, before, record.accessor) == (set(), [])
         with pytest.raises(PermissionDeniedError):
             issuer.extend(token, ttl=600, now=datetime.now(UTC))
 
@@ -151,6 +154,7 @@ def test_revocation_is_never_undone_by_concurrent_renewals(storage: Storage, how
 def test_revocation_is_never_undone_by_concurrent_uses(storage: Storage) -> None:
     issuer = issuer_for(storage)
     for _ in range(TRIALS):
+        before = set(storage.list(TOKEN_PREFIX))
         record = issuer.issue(spec(num_uses=1_000_000))
         token = record.client_token or ""
         used = threading.Barrier(THREADS + 1)
@@ -172,7 +176,7 @@ def test_revocation_is_never_undone_by_concurrent_uses(storage: Storage) -> None
         for thread in threads:
             thread.join()
         assert issuer.lookup(token) is None
-        assert stored_keys(storage, record.accessor) == ([], [])
+        assert leftovers(storage, before, record.accessor) == (set(), [])
 
 
 @pytest.mark.parametrize("uses", [1, 5])
@@ -180,7 +184,9 @@ def test_limited_uses_are_honoured_at_most_n_times_across_threads(
     storage: Storage, uses: int
 ) -> None:
     issuer = issuer_for(storage)
-    token = issuer.issue(spec(num_uses=uses)).client_token or ""
+    before = set(storage.list(TOKEN_PREFIX))
+    record = issuer.issue(spec(num_uses=uses))
+    token = record.client_token or ""
     start = threading.Barrier(THREADS)
     results: list[bool] = []
     lock = threading.Lock()
@@ -198,7 +204,7 @@ def test_limited_uses_are_honoured_at_most_n_times_across_threads(
         thread.join()
     assert results.count(True) == uses
     assert issuer.lookup(token) is None
-    assert storage.list(TOKEN_PREFIX) == []
+    assert leftovers(storage, before, record.accessor) == (set(), [])
 
 
 def test_renewal_after_last_use_is_refused(storage: Storage) -> None:
@@ -211,8 +217,9 @@ def test_renewal_after_last_use_is_refused(storage: Storage) -> None:
 
 def test_batch_tokens_are_not_renewed_and_not_changed(storage: Storage) -> None:
     issuer = issuer_for(storage)
+    before = set(storage.list(TOKEN_PREFIX))
     token = issuer.issue(spec(token_type="batch")).client_token or ""
-    key = TOKEN_PREFIX + storage.list(TOKEN_PREFIX)[0]
+    (key,) = (TOKEN_PREFIX + k for k in set(storage.list(TOKEN_PREFIX)) - before)
     before = storage.read(key)
     with pytest.raises(InvalidRequestError):
         issuer.extend(token, ttl=600, now=datetime.now(UTC))
@@ -279,6 +286,7 @@ def test_revocation_holds_against_renewals_from_other_processes(
     shared_url: str, storage: Storage
 ) -> None:
     issuer = issuer_for(storage)
+    before = set(storage.list(TOKEN_PREFIX))
     record = issuer.issue(spec())
     token = record.client_token or ""
     processes, results, _barrier = run_processes(_renew_in_process, shared_url, token, main=True)
@@ -289,7 +297,7 @@ def test_revocation_holds_against_renewals_from_other_processes(
         assert process.exitcode == 0
     assert all(count >= 1 for count in counts)
     assert issuer.lookup(token) is None
-    assert stored_keys(storage, record.accessor) == ([], [])
+    assert leftovers(storage, before, record.accessor) == (set(), [])
 
 
 # ------------------------------------------------------- login vs mount disable

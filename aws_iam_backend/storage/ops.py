@@ -54,7 +54,7 @@ def delete(storage: Storage, key: str) -> None:
 
 def backoff(attempt: int) -> None:
     """Sleep before retry ``attempt`` (1, 2, ...) of a conflicting write: capped, jittered."""
-    time.sleep(random.uniform(0, min(0.05, 0.0005 * 2**attempt)))
+    time.sleep(random.uniform(0, min(0.25, 0.001 * 2**attempt)))
 
 
 Change = Callable[[Document | None], Sequence[Operation] | None]
@@ -75,8 +75,9 @@ def update(storage: Storage, key: str, change: Change, *, attempts: int = DEFAUL
         operations = change(document)
         if not operations:
             return document
-        guarded = [_guard(op, document) if op.key == key else op for op in operations]
-        guarded = [op for op in guarded if op is not None]
+        guarded = [
+            op for op in (_guard(op, document) if op.key == key else op for op in operations) if op
+        ]
         if not guarded:
             return document
         try:

@@ -223,6 +223,8 @@ class PostgresStorage:
             for s in (str(params.get("password") or ""), os.environ.get("PGPASSWORD", ""), url)
             if s
         )
+        if not connect_timeout > 0:
+            raise ValueError("connect_timeout must be a positive number of seconds")
         self._timeout = float(connect_timeout)
         connect_kwargs: dict[str, Any] = {"connect_timeout": max(2, math.ceil(self._timeout))}
         if "tcp_user_timeout" not in params:
@@ -230,8 +232,6 @@ class PostgresStorage:
             # vanished host) instead of the kernel's retransmission limit (~15 minutes).
             connect_kwargs["tcp_user_timeout"] = max(1000, int(self._timeout * 1000))
         self._pipeline = psycopg.Pipeline.is_supported()
-
-        self.migrated = self._migrate(url, connect_kwargs)
 
         self._pool: ConnectionPool[_Connection] = ConnectionPool(
             url,
@@ -245,6 +245,7 @@ class PostgresStorage:
             name="aws_iam_backend",
             open=False,
         )
+        self.migrated: tuple[int, ...] = self._migrate(url, connect_kwargs)
         try:
             self._pool.open(wait=True, timeout=self._timeout)
         except PoolTimeout:
@@ -390,6 +391,7 @@ class PostgresStorage:
             conn = self._pool.getconn(timeout=remaining)
             if _healthy(conn):
                 break
+            conn.close()
             self._pool.putconn(conn)  # the pool discards it and opens a replacement
         try:
             yield conn
@@ -527,4 +529,4 @@ def _location(params: dict[str, Any]) -> str:
     return f"{host}:{port}/{dbname}"
 
 
-__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "PostgresStorage"]
+__all__ = ["KV_TABLE", "MIGRATIONS", "SCHEMA_VERSION", "PostgresStorage"]
