@@ -240,9 +240,7 @@ class Backend:
                 "delete": lambda _r: self._deleted(lambda: self.delete_sts_config(account)),
             }
             if write:
-                return lambda r: Response(
-                    warnings=tuple(self.write_sts_config(account, r.data))
-                )
+                return lambda r: Response(warnings=tuple(self.write_sts_config(account, r.data)))
         else:
             raise NotFoundError("unsupported path")
         handler = table.get(operation)
@@ -593,9 +591,7 @@ class Backend:
 
         def change(doc: Document | None) -> list[Operation]:
             existing = (
-                cfg.IdentityConfig()
-                if doc is None
-                else cfg.identity_config_from_storage(doc.value)
+                cfg.IdentityConfig() if doc is None else cfg.identity_config_from_storage(doc.value)
             )
             new = cfg.write_identity_config(existing, data)
             return [Put("config/identity", cfg.identity_config_to_storage(new))]

@@ -1,4 +1,5 @@
-"""The ``aws-iam-backend`` command: ``server`` (dev or production) and ``login``.
+"""The ``aws-iam-backend`` command: ``server`` (dev or production), ``login``,
+``storage migrate|reseal`` and ``seal generate``.
 
 Exit codes: 0 success, 1 runtime failure (config, storage, port, login refused),
 2 bad flags. Errors are one line on stderr, never a traceback.
@@ -21,11 +22,19 @@ from .audit import JsonLinesAuditSink
 from .backend import BackendSettings
 from .client import login as client_login
 from .errors import BackendError
+from .seal import generate_key
 from .server.api import VaultAPI
 from .server.asgi import ASGIApp, make_asgi_app
 from .server.config import ConfigError, ServerConfig, load_config, parse_listen
 from .server.serve import ServeError, bind, check_tls, serve, serve_workers
-from .server.state import State, StateError, open_state
+from .server.state import (
+    State,
+    StateError,
+    migrate_storage,
+    open_seal,
+    open_state,
+    reseal_storage,
+)
 from .server.tidy import start_tidy
 
 DEV_LISTEN = "127.0.0.1:8200"
@@ -65,6 +74,23 @@ def _parser() -> argparse.ArgumentParser:
         help="fetch a server challenge nonce first and sign it (aws-iam-backend servers only)",
     )
     login.add_argument("--format", choices=("token", "json"), default="token")
+    storage = commands.add_parser("storage", help="copy or re-encrypt the server's storage")
+    storage_commands = storage.add_subparsers(dest="storage_command", required=True)
+    migrate = storage_commands.add_parser(
+        "migrate", help="copy every document into an empty store (servers stopped)"
+    )
+    migrate.add_argument("--from", dest="source", required=True, metavar="URL")
+    migrate.add_argument("--to", dest="target", required=True, metavar="URL")
+    keys = migrate.add_mutually_exclusive_group()
+    keys.add_argument("--seal-key-file", metavar="FILE", help="read and write sealed")
+    keys.add_argument("--seal-key-env", metavar="VAR", help="the seal keys in a variable")
+    reseal = storage_commands.add_parser(
+        "reseal", help="re-encrypt every document under the active seal key"
+    )
+    reseal.add_argument("--config", required=True, metavar="FILE", help="server TOML file")
+    seal = commands.add_parser("seal", help="seal keys")
+    seal_commands = seal.add_subparsers(dest="seal_command", required=True)
+    seal_commands.add_parser("generate", help="print a new random seal key (base64)")
     return parser
 
 
@@ -253,6 +279,36 @@ def _errors_text(exc: urllib.error.HTTPError) -> str:
     return str(exc.reason)
 
 
+def _run_storage(args: argparse.Namespace) -> int:
+    try:
+        if args.storage_command == "migrate":
+            seal = None
+            if args.seal_key_file or args.seal_key_env:
+                seal = open_seal(
+                    attrs.evolve(
+                        _NO_CONFIG,
+                        seal_key_file=args.seal_key_file,
+                        seal_key_env=args.seal_key_env,
+                    ),
+                    os.environ,
+                )
+            count = migrate_storage(args.source, args.target, seal)
+            print(f"copied {count} documents")
+            return 0
+        try:
+            config = load_config(args.config)
+        except ConfigError as exc:
+            raise CommandError(str(exc)) from None
+        count = reseal_storage(config, os.environ)
+    except StateError as exc:
+        raise CommandError(str(exc)) from None
+    print(f"resealed {count} documents")
+    return 0
+
+
+_NO_CONFIG = ServerConfig(host="127.0.0.1", port=8200, root_token="unused")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the process exit code."""
     parser = _parser()
@@ -260,6 +316,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "server":
             return _run_server(args, parser)
+        if args.command == "storage":
+            return _run_storage(args)
+        if args.command == "seal":
+            print(generate_key())
+            return 0
         return _run_login(args)
     except (CommandError, ServeError) as exc:
         print(f"error: {exc}", file=sys.stderr)

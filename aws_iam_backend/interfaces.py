@@ -12,7 +12,6 @@ The token issuer lives in :mod:`aws_iam_backend.tokens`, the clock in
 from __future__ import annotations
 
 import builtins
-
 from collections.abc import Sequence
 from typing import Any, Protocol
 
@@ -119,8 +118,9 @@ class STSTransport(Protocol):
     are allowed on connection errors, 429 and 5xx (except 501), inside the timeout.
     """
 
-    def send(self, request: OutboundRequest, *, timeout: float, max_retries: int) -> STSResponse:
-        ...
+    def send(
+        self, request: OutboundRequest, *, timeout: float, max_retries: int
+    ) -> STSResponse: ...
 
 
 @attrs.frozen

@@ -70,6 +70,7 @@ _CACHED = re.compile(r"sys/mounts|sys/cluster|auth/[^/]+/(role|config)/.+")
 def _cacheable(key: str) -> bool:
     return _CACHED.fullmatch(key) is not None
 
+
 _OPERATIONS = {
     "GET": "read",
     "HEAD": "read",

@@ -152,7 +152,7 @@ class _MountIssuer:
         record = self._issuer.issue(spec)
         if not self._table.is_mounted(self._mount):
             self._issuer.revoke(record.client_token or "")
-            raise NotFoundError(f"no handler for route \"auth/{self._mount.path}login\"")
+            raise NotFoundError(f'no handler for route "auth/{self._mount.path}login"')
         return record
 
     def lookup(self, token: str) -> TokenRecord | None:
@@ -208,9 +208,7 @@ class MountTable:
     ) -> None:
         self._options = dict(backend_options or {})
         self._cache = cache
-        self._replay = (
-            cache.replay_cache() if cache is not None else StorageReplayCache(storage)
-        )
+        self._replay = cache.replay_cache() if cache is not None else StorageReplayCache(storage)
         self._storage = storage
         self._issuer = issuer
         self._settings = settings

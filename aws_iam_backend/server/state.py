@@ -16,7 +16,8 @@ import attrs
 from ..errors import BackendError
 from ..interfaces import Storage
 from ..seal import AesGcmSeal, is_sealed, load_seal
-from ..storage import open_storage
+from ..storage import POSTGRES_SCHEMES, open_storage
+from ..storage.migrate import copy_documents, reseal
 from ..storage.sealed import SealedStorage
 from .config import ServerConfig
 from .mounts import SharedCache
@@ -93,10 +94,58 @@ def _open_cache(url: str) -> SharedCache:
     try:
         from ..cache import open_cache
     except ImportError:
-        raise StateError("cache: Redis needs redis-py: pip install 'aws_iam_backend[redis]'") from None
+        raise StateError(
+            "cache: Redis needs redis-py: pip install 'aws_iam_backend[redis]'"
+        ) from None
     try:
         cache = open_cache(url)
         cache.ping()
     except ValueError as exc:
         raise StateError(f"cache: {exc}") from None
     return cache
+
+
+def migrate_storage(from_url: str, to_url: str, seal: AesGcmSeal | None) -> int:
+    """Copy every document from the store at ``from_url`` into the empty one at ``to_url``.
+
+    With ``seal``, a sealed source is read through it and the target is written sealed;
+    without, a sealed source is refused and so is a PostgreSQL target (which must be
+    sealed). Returns how many documents were copied.
+    """
+    if seal is None and to_url.startswith(POSTGRES_SCHEMES):
+        raise StateError("migrate: a postgresql target must be sealed: pass a seal key")
+    source = open_raw_storage(from_url)
+    try:
+        target = open_raw_storage(to_url)
+    except StateError:
+        State(source, source).close()
+        raise
+    try:
+        probe = source.read(PROBE_KEY)
+        sealed = probe is not None and is_sealed(probe.value)
+        if sealed and seal is None:
+            raise StateError("migrate: the source is sealed: pass its seal key")
+        reader: Storage = SealedStorage(source, seal) if sealed and seal else source
+        writer: Storage = SealedStorage(target, seal) if seal else target
+        return copy_documents(reader, writer)
+    except ValueError as exc:
+        raise StateError(f"migrate: {exc}") from None
+    except BackendError as exc:
+        raise StateError(f"migrate: {exc.message}") from None
+    finally:
+        State(source, source).close()
+        State(target, target).close()
+
+
+def reseal_storage(config: ServerConfig, environ: Mapping[str, str]) -> int:
+    """Re-encrypt every document of ``config``'s store under its seal's active key."""
+    seal = open_seal(config, environ)
+    if seal is None:
+        raise StateError("reseal: the configuration has no [seal]")
+    raw = open_raw_storage(config.storage_url)
+    try:
+        return reseal(raw, seal)
+    except BackendError as exc:
+        raise StateError(f"reseal: {exc.message}") from None
+    finally:
+        State(raw, raw).close()

@@ -13,7 +13,6 @@ in this process is seen at once. No lock is held around a storage read.
 from __future__ import annotations
 
 import builtins
-
 import threading
 import time
 from collections.abc import Callable, Sequence

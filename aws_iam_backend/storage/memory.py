@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import builtins
-
 import itertools
 import json
 import threading
@@ -66,9 +65,7 @@ class MemoryStorage:
     def commit(self, operations: Sequence[Operation]) -> tuple[int, ...]:
         """Apply every operation or none (:class:`ConflictError`); the new versions."""
         check_operations(operations)
-        texts = [
-            None if isinstance(op, Delete) else encode_document(op.value) for op in operations
-        ]
+        texts = [None if isinstance(op, Delete) else encode_document(op.value) for op in operations]
         with self._lock:
             for op in operations:
                 row = self._rows.get(op.key)
@@ -97,7 +94,9 @@ class MemoryStorage:
             due = [
                 (row.expires_at, key, row)
                 for key, row in self._rows.items()
-                if row.expires_at is not None and row.expires_at <= before and key.startswith(prefix)
+                if row.expires_at is not None
+                and row.expires_at <= before
+                and key.startswith(prefix)
             ]
         due.sort(key=lambda item: (item[0], item[1]))
         return [_document(key, row) for _, key, row in due[: max(limit, 0)]]

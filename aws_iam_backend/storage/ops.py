@@ -60,7 +60,9 @@ def backoff(attempt: int) -> None:
 Change = Callable[[Document | None], Sequence[Operation] | None]
 
 
-def update(storage: Storage, key: str, change: Change, *, attempts: int = DEFAULT_ATTEMPTS) -> Document | None:
+def update(
+    storage: Storage, key: str, change: Change, *, attempts: int = DEFAULT_ATTEMPTS
+) -> Document | None:
     """Read ``key`` and commit ``change(document)`` until no other writer got in between.
 
     ``change`` sees the current document (or None) and returns the operations to commit
