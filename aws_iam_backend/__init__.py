@@ -11,18 +11,20 @@ from .backend import Backend, BackendSettings, Request, Response
 from .clock import Clock, SystemClock
 from .errors import (
     BackendError,
+    ConflictError,
     InternalError,
     InvalidRequestError,
     NotFoundError,
     PermissionDeniedError,
     RateLimitedError,
     RequestTooLargeError,
+    StorageUnavailableError,
     UnsupportedOperationError,
     UpstreamError,
     UpstreamThrottledError,
     UpstreamTimeoutError,
 )
-from .interfaces import AwsAccess, IamLookups, Storage, STSTransport
+from .interfaces import ABSENT, AwsAccess, Delete, Document, IamLookups, Put, Storage, STSTransport
 from .ratelimit import RateLimits
 from .replay import MemoryReplayCache, ReplayCache, StorageReplayCache
 from .storage import MemoryStorage, SQLiteStorage, open_storage
@@ -30,11 +32,15 @@ from .sts_request import RequestPolicy
 from .tokens import StoreTokenIssuer, TokenIssuer, TokenRecord, TokenSpec
 
 __all__ = [
+    "ABSENT",
     "AwsAccess",
     "Backend",
     "BackendError",
     "BackendSettings",
     "Clock",
+    "ConflictError",
+    "Delete",
+    "Document",
     "IamLookups",
     "InternalError",
     "InvalidRequestError",
@@ -42,6 +48,7 @@ __all__ = [
     "MemoryStorage",
     "NotFoundError",
     "PermissionDeniedError",
+    "Put",
     "RateLimitedError",
     "RateLimits",
     "ReplayCache",
@@ -53,6 +60,7 @@ __all__ = [
     "STSTransport",
     "Storage",
     "StorageReplayCache",
+    "StorageUnavailableError",
     "StoreTokenIssuer",
     "SystemClock",
     "TokenIssuer",
