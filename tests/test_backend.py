@@ -15,7 +15,7 @@ from aws_iam_backend.errors import (
     UnsupportedOperationError,
 )
 from aws_iam_backend.roles import Role, role_to_storage
-from aws_iam_backend.storage import MemoryStorage
+from aws_iam_backend.storage import MemoryStorage, ops
 from tests.support.fakes import FakeIam, RecordingTransport, ok_response
 from tests.test_backend_attacks import (
     ACCOUNT,
@@ -181,7 +181,7 @@ def test_attack_59_unusable_arns_are_refused(arn: str) -> None:
 
 def test_imported_role_without_binding_admits_nobody() -> None:
     backend = backend_with()
-    backend.storage.put("role/open", role_to_storage(Role(name="open", role_id="r-1")))
+    ops.put(backend.storage, "role/open", role_to_storage(Role(name="open", role_id="r-1")))
     with pytest.raises(InvalidRequestError, match="does not belong"):
         backend.login(valid(role="open"))
 

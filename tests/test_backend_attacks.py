@@ -23,8 +23,9 @@ from aws_iam_backend.errors import (
     RequestTooLargeError,
     UpstreamError,
 )
+from aws_iam_backend.interfaces import Document
 from aws_iam_backend.messages import OutboundRequest, STSResponse
-from aws_iam_backend.storage import MemoryStorage
+from aws_iam_backend.storage import MemoryStorage, ops
 from tests.support.fakes import FakeIam, RecordingTransport, gci_body, ok_response
 from tests.support.moto_server import Keys
 from tests.support.payloads import BODY, b64, botocore_payload
@@ -79,8 +80,9 @@ def with_headers(**changes: str | None) -> dict[str, Any]:
     return payload
 
 
-def snapshot(storage: MemoryStorage) -> dict[str, Any]:
-    return {key: storage.get(key) for key in storage.list("")}
+def snapshot(storage: MemoryStorage) -> dict[str, Document | None]:
+    """Every document with its version: a rewrite of the same value is a change too."""
+    return {key: storage.read(key) for key in storage.list("")}
 
 
 def authz(signed: str = "content-type;host;x-amz-date", sig: str = "a" * 64) -> str:
@@ -204,7 +206,7 @@ def test_attack_82_oversized_login_is_413_before_decoding() -> None:
 def test_attack_91_no_config_still_validates() -> None:
     transport = RecordingTransport()
     backend = make_backend(transport)
-    assert backend.storage.get("config/client") is None
+    assert ops.get(backend.storage, "config/client") is None
     with pytest.raises(InvalidRequestError, match="invalid request header"):
         backend.login(with_headers(X_Amz_Target="x"))
     assert transport.requests == []

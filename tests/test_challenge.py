@@ -27,7 +27,7 @@ from aws_iam_backend.client import login as client_login
 from aws_iam_backend.messages import OutboundRequest, STSResponse
 from aws_iam_backend.server.api import VaultAPI
 from aws_iam_backend.server.messages import HTTPRequest
-from aws_iam_backend.storage import MemoryStorage
+from aws_iam_backend.storage import MemoryStorage, ops
 from tests.support.fakes import FakeIam, RecordingTransport, ok_response
 from tests.support.moto_server import MotoServer
 from tests.support.payloads import botocore_payload, signing_time
@@ -151,7 +151,7 @@ def test_role_level_challenge() -> None:
     transport = RecordingTransport(ok)
     b = backend(transport, mount_level=False, role={"require_challenge": True})
     assert b.read_role("dev")["require_challenge"] is True
-    assert b.storage.get("role/dev")["require_challenge"] is True  # type: ignore[index]
+    assert ops.get(b.storage, "role/dev")["require_challenge"] is True  # type: ignore[index]
     assert rejected(b, signed(None)) == "missing challenge nonce"  # known only after STS
     assert b.login(signed(b.issue_challenge()["nonce"], NOW + timedelta(seconds=1))).auth
     b.write_role("dev", {"require_challenge": False})

@@ -221,7 +221,11 @@ def test_port_in_use(capsys: pytest.CaptureFixture[str]) -> None:
     [
         ("redis://x", "error: storage: unsupported storage URL"),
         ("sqlite:///", "error: storage: sqlite storage URL needs a file path"),
-        ("sqlite:////nonexistent-dir/x/s.db", "error: storage: storage error:"),
+        (
+            "sqlite:////nonexistent-dir/x/s.db",
+            "error: storage error: cannot open SQLite database /nonexistent-dir/x/s.db: "
+            "SQLITE_CANTOPEN\n",
+        ),
     ],
 )
 def test_bad_storage(storage: str, message: str, capsys: pytest.CaptureFixture[str]) -> None:

@@ -7,7 +7,7 @@ What the code guarantees (tokens.py, storage/sqlite.py), and so what is asserted
   crash every ``kv`` value is a whole JSON object;
 - a login answers 200 only after its token record and accessor index are committed, so
   every token returned still looks up and its accessor resolves to it;
-- the record and its index are one transaction (``put_many``), so every record has its
+- the record and its index are one atomic commit (one transaction), so every record has its
   index and every index names an existing record with that accessor (no revocations run
   during the storm);
 - records of logins that were in flight when the server died (committed, never

@@ -1,9 +1,11 @@
 """Fault tolerance (issue item 5): storage failures, STS failures, a hanging STS.
 
-(a) Storage faults: a failing ``put``/``create``/``delete`` (or SQLite reporting
-``database is locked``/``database or disk is full``, or a real ``SQLITE_FULL``) makes
-the operation raise :class:`InternalError` and leaves storage exactly as it was: no
-token that was not durably stored is handed out, no partial role or config.
+(a) Storage faults: a failing ``commit`` or ``read`` (or SQLite reporting
+``database is locked``/``database or disk is full`` inside a commit's transaction, or a
+real ``SQLITE_FULL``) makes the operation raise :class:`InternalError` and leaves storage
+exactly as it was: no token that was not durably stored is handed out, no partial role
+or config. Conflicting commits are retried, and a store that keeps conflicting gives a
+clean 500, never a lost write.
 
 (b) STS faults through the real :class:`BotocoreTransport` against loopback servers:
 resets, 5xx, garbage, silence give clean upstream errors and issue no token.
@@ -13,11 +15,13 @@ resets, 5xx, garbage, silence give clean upstream errors and issue no token.
 
 from __future__ import annotations
 
+import builtins
 import socket
 import sqlite3
 import struct
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -26,12 +30,14 @@ import pytest
 from aws_iam_backend import Backend, BackendSettings
 from aws_iam_backend.errors import (
     BackendError,
+    ConflictError,
     InternalError,
+    StorageUnavailableError,
     UpstreamError,
     UpstreamTimeoutError,
 )
-from aws_iam_backend.interfaces import JSONDict, Storage
-from aws_iam_backend.storage import MemoryStorage, SQLiteStorage
+from aws_iam_backend.interfaces import Document, Operation, Put, Storage
+from aws_iam_backend.storage import MemoryStorage, SQLiteStorage, ops
 from aws_iam_backend.storage.prefixed import PrefixedStorage
 from aws_iam_backend.transport import BotocoreTransport
 from tests.support.fakes import FakeIam, RecordingTransport, gci_body, ok_response
@@ -42,17 +48,21 @@ from tests.test_transport import Behaviour, LoopbackServer, reply
 
 
 class FaultyStorage:
-    """Wraps a :class:`Storage`; fails chosen calls with ``error``.
+    """Wraps a :class:`Storage`; fails chosen calls with ``error``, before they reach it.
 
-    ``arm("put", nth=2)`` makes the 2nd ``put`` from now on fail (and only it);
-    ``arm("put", nth=2, times=0)`` makes the 2nd and every later one fail.
-    ``key_prefix`` restricts counting to keys starting with it.
+    ``op`` is a method (``read``, ``commit``, ``list``, ``expired``) or a kind of
+    operation inside a commit (``put``, ``delete``: counted one per document, all checked
+    before the commit, so failing one fails the whole commit). ``arm("commit", nth=2)``
+    makes the 2nd commit from now on fail (and only it); ``arm("put", nth=2, times=0)``
+    makes the 2nd and every later ``Put`` fail. ``key_prefix`` restricts counting to
+    keys starting with it (a commit counts if any of its keys does).
     """
 
     def __init__(self, inner: Storage) -> None:
         self.inner = inner
         self._rules: list[dict[str, Any]] = []
         self.failures: list[tuple[str, str]] = []
+        self.before_commit: Callable[[], object] | None = None  # run once, then cleared
 
     def arm(
         self,
@@ -63,6 +73,7 @@ class FaultyStorage:
         key_prefix: str = "",
         error: Callable[[], BaseException] = lambda: InternalError("storage error: injected"),
     ) -> None:
+        assert op in ("read", "commit", "put", "delete", "list", "expired"), op
         self._rules.append(
             {"op": op, "nth": nth, "times": times, "prefix": key_prefix, "seen": 0,
              "error": error}
@@ -71,44 +82,41 @@ class FaultyStorage:
     def disarm(self) -> None:
         self._rules.clear()
 
-    def _check(self, op: str, key: str) -> None:
+    def _check(self, op: str, *keys: str) -> None:
         for rule in self._rules:
-            if rule["op"] != op or not key.startswith(rule["prefix"]):
+            if rule["op"] != op or not any(key.startswith(rule["prefix"]) for key in keys):
                 continue
             rule["seen"] += 1
             past = rule["seen"] - rule["nth"]
             if past >= 0 and (rule["times"] == 0 or past < rule["times"]):
-                self.failures.append((op, key))
+                self.failures.append((op, keys[0]))
                 raise rule["error"]()
 
-    def get(self, key: str) -> JSONDict | None:
-        self._check("get", key)
-        return self.inner.get(key)
+    def read(self, key: str) -> Document | None:
+        self._check("read", key)
+        return self.inner.read(key)
 
-    def put(self, key: str, value: JSONDict) -> None:
-        self._check("put", key)
-        self.inner.put(key, value)
-
-    def put_many(self, items: Mapping[str, JSONDict]) -> None:
-        for key in items:  # counted as one "put" per document, all checked before writing
-            self._check("put", key)
-        self.inner.put_many(items)
-
-    def create(self, key: str, value: JSONDict) -> bool:
-        self._check("create", key)
-        return self.inner.create(key, value)
-
-    def delete(self, key: str) -> None:
-        self._check("delete", key)
-        self.inner.delete(key)
+    def commit(self, operations: Sequence[Operation]) -> tuple[int, ...]:
+        if self.before_commit is not None:
+            hook, self.before_commit = self.before_commit, None
+            hook()
+        self._check("commit", *(op.key for op in operations))
+        for op in operations:
+            self._check("put" if isinstance(op, Put) else "delete", op.key)
+        return self.inner.commit(operations)
 
     def list(self, prefix: str) -> list[str]:
         self._check("list", prefix)
         return self.inner.list(prefix)
 
+    def expired(self, prefix: str, before: float, limit: int) -> builtins.list[Document]:
+        self._check("expired", prefix)
+        return self.inner.expired(prefix, before, limit)
 
-def snapshot(storage: Storage) -> dict[str, Any]:
-    return {key: storage.get(key) for key in storage.list("")}
+
+def snapshot(storage: Storage) -> dict[str, Document | None]:
+    """Every document with its version: a rewrite of the same value is a change too."""
+    return {key: storage.read(key) for key in storage.list("")}
 
 
 def token_keys(storage: Storage) -> list[str]:
@@ -154,6 +162,7 @@ def faulty(inner: Storage) -> tuple[FaultyStorage, Backend]:
     [
         ("put", 1, "token record"),
         ("put", 2, "accessor index"),
+        ("commit", 1, "the login's one commit"),
     ],
 )
 def test_login_storage_failure_issues_nothing(
@@ -190,11 +199,25 @@ def test_login_storage_read_failure_is_internal_error(
 ) -> None:
     storage, backend = faulty
     before = snapshot(storage.inner)
-    storage.arm("get", nth=1, key_prefix="role/")
+    storage.arm("read", nth=1, key_prefix="role/")
     with pytest.raises(InternalError):
         backend.login(valid())
     storage.disarm()
     assert snapshot(storage.inner) == before
+
+
+def test_login_on_unreachable_storage_is_503_and_issues_nothing(
+    faulty: tuple[FaultyStorage, Backend],
+) -> None:
+    storage, backend = faulty
+    before = snapshot(storage.inner)
+    storage.arm("commit", error=lambda: StorageUnavailableError("storage error: unreachable"))
+    with pytest.raises(StorageUnavailableError) as caught:
+        backend.login(valid())
+    assert caught.value.status == 503
+    storage.disarm()
+    assert snapshot(storage.inner) == before
+    assert backend.login(valid()).auth
 
 
 # ---------------------------------------------------------------- (a) config and roles
@@ -230,6 +253,51 @@ def test_config_write_failure_changes_nothing(
     assert snapshot(storage.inner) != before
 
 
+def test_concurrent_role_write_is_not_lost(faulty: tuple[FaultyStorage, Backend]) -> None:
+    """Another writer (another process, say) changes the role between this write's read
+    and its commit: the commit conflicts, and the write is recomputed on the other's
+    result, so both changes survive."""
+    storage, backend = faulty
+    other = make_backend(storage.inner)  # rewrites ``dev`` with the same binding
+    storage.before_commit = lambda: other.write_role("dev", {"token_ttl": 60})
+    backend.write_role("dev", {"token_policies": "a,b"})
+    assert storage.before_commit is None  # the other write did land in between
+    role = backend.read_role("dev")
+    assert role["token_ttl"] == 60
+    assert role["token_policies"] == ["a", "b"]
+
+
+PUT_WRITES = sorted(name for name in WRITES if not name.endswith("delete"))
+
+
+@pytest.mark.parametrize("name", PUT_WRITES)
+def test_config_write_retries_a_conflicting_commit(
+    faulty: tuple[FaultyStorage, Backend], name: str
+) -> None:
+    storage, backend = faulty
+    before = snapshot(storage.inner)
+    storage.arm("commit", nth=1, error=lambda: ConflictError("injected"))
+    WRITES[name](backend)
+    assert len(storage.failures) == 1
+    assert snapshot(storage.inner) != before
+
+
+@pytest.mark.parametrize("name", PUT_WRITES)
+def test_config_write_gives_up_cleanly_on_endless_conflicts(
+    faulty: tuple[FaultyStorage, Backend], name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    storage, backend = faulty
+    monkeypatch.setattr(ops, "backoff", lambda _attempt: None)  # no sleeps between retries
+    before = snapshot(storage.inner)
+    storage.arm("commit", times=0, error=lambda: ConflictError("injected"))
+    with pytest.raises(InternalError, match="too many concurrent updates") as caught:
+        WRITES[name](backend)
+    assert type(caught.value) is InternalError  # a 500, not the conflict itself
+    assert len(storage.failures) == ops.DEFAULT_ATTEMPTS  # retried, then gave up
+    storage.disarm()
+    assert snapshot(storage.inner) == before
+
+
 # ------------------------------------------------- (a) SQLite errors inside a transaction
 
 SQLITE_FAULTS = ["database is locked", "database or disk is full"]
@@ -244,54 +312,79 @@ def sqlite_backend(tmp_path: Path) -> Iterator[tuple[SQLiteStorage, Backend]]:
     storage.close()
 
 
+STAGES = ["write", "commit"]
+
+
 def fail_after_write(
-    monkeypatch: pytest.MonkeyPatch, message: str, *, nth: int = 1
+    monkeypatch: pytest.MonkeyPatch, message: str, *, nth: int = 1, stage: str = "commit"
 ) -> list[str]:
-    """Make SQLiteStorage's ``nth`` write run its statement, then fail before COMMIT."""
-    original, original_many = SQLiteStorage._run, SQLiteStorage._run_many
+    """Make SQLiteStorage's ``nth`` commit fail with ``message`` inside its transaction:
+    ``stage="write"`` right after its first document write ran (a half-done transaction),
+    ``"commit"`` at ``COMMIT`` (every statement ran). Returns the statements seen."""
+    original = SQLiteStorage._connection
     seen: list[str] = []
+    commits = [0]
 
-    def run(conn: sqlite3.Connection, sql: str, params: tuple[str, ...] = ()) -> int:
+    def failing(sql: str) -> bool:
         seen.append(sql)
-        if len(seen) != nth:
-            return original(conn, sql, params)
-        conn.execute("BEGIN IMMEDIATE")
-        conn.execute(sql, params)
-        raise sqlite3.OperationalError(message)
+        if sql == "BEGIN IMMEDIATE":
+            commits[0] += 1
+        if commits[0] != nth:
+            return False
+        if stage == "commit":
+            return sql == "COMMIT"
+        return sql.startswith(("INSERT INTO kv ", "DELETE FROM kv "))
 
-    def run_many(conn: sqlite3.Connection, sql: str, rows: list[tuple[str, str]]) -> None:
-        seen.append(sql)
-        if len(seen) != nth:
-            original_many(conn, sql, rows)
-            return
-        conn.execute("BEGIN IMMEDIATE")
-        conn.executemany(sql, rows)
-        raise sqlite3.OperationalError(message)
+    class FailingConnection:
+        """The pooled connection, as much of it as ``commit`` uses."""
 
-    monkeypatch.setattr(SQLiteStorage, "_run", staticmethod(run))
-    monkeypatch.setattr(SQLiteStorage, "_run_many", staticmethod(run_many))
+        def __init__(self, conn: sqlite3.Connection) -> None:
+            self._conn = conn
+
+        @property
+        def in_transaction(self) -> bool:
+            return self._conn.in_transaction
+
+        def execute(self, sql: str, params: Sequence[object] = ()) -> sqlite3.Cursor:
+            if not failing(sql):
+                return self._conn.execute(sql, params)
+            if stage == "write":
+                self._conn.execute(sql, params)  # the write happens, then the error
+            raise sqlite3.OperationalError(message)
+
+    @contextmanager
+    def connection(self: SQLiteStorage) -> Iterator[Any]:
+        with original(self) as conn:
+            yield FailingConnection(conn)
+
+    monkeypatch.setattr(SQLiteStorage, "_connection", connection)
     return seen
 
 
+@pytest.mark.parametrize("stage", STAGES)
 @pytest.mark.parametrize("message", SQLITE_FAULTS)
-@pytest.mark.parametrize("nth", [1])  # a login's only write: the token and its index
+@pytest.mark.parametrize("nth", [1])  # a login's only commit: the token and its index
 def test_sqlite_error_mid_login_rolls_back(
     sqlite_backend: tuple[SQLiteStorage, Backend],
     monkeypatch: pytest.MonkeyPatch,
     message: str,
     nth: int,
+    stage: str,
 ) -> None:
     storage, backend = sqlite_backend
     before = snapshot(storage)
-    fail_after_write(monkeypatch, message, nth=nth)
+    seen = fail_after_write(monkeypatch, message, nth=nth, stage=stage)
     with pytest.raises(InternalError, match="storage error"):
         backend.login(valid())
+    if stage == "commit":  # the record and its index were both written, then rolled back
+        assert sum(sql.startswith("INSERT INTO kv ") for sql in seen) == 2
     monkeypatch.undo()
     assert snapshot(storage) == before
     # the pooled connection that failed mid-transaction is usable again
     assert backend.login(valid()).auth
 
 
+@pytest.mark.parametrize("stage", STAGES)
 @pytest.mark.parametrize("message", SQLITE_FAULTS)
 @pytest.mark.parametrize("name", sorted(WRITES))
 def test_sqlite_error_mid_config_write_rolls_back(
@@ -299,10 +392,11 @@ def test_sqlite_error_mid_config_write_rolls_back(
     monkeypatch: pytest.MonkeyPatch,
     message: str,
     name: str,
+    stage: str,
 ) -> None:
     storage, backend = sqlite_backend
     before = snapshot(storage)
-    fail_after_write(monkeypatch, message)
+    fail_after_write(monkeypatch, message, stage=stage)
     with pytest.raises(InternalError):
         WRITES[name](backend)
     monkeypatch.undo()

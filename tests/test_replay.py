@@ -20,9 +20,10 @@ import pytest
 
 from aws_iam_backend import Backend, BackendSettings, InvalidRequestError
 from aws_iam_backend.client import build_login_payload
+from aws_iam_backend.interfaces import Document
 from aws_iam_backend.messages import OutboundRequest, STSResponse
 from aws_iam_backend.replay import MemoryReplayCache, ReplayCache, StorageReplayCache
-from aws_iam_backend.storage import MemoryStorage, SQLiteStorage
+from aws_iam_backend.storage import MemoryStorage, SQLiteStorage, ops
 from tests.support.fakes import FakeIam, RecordingTransport, ok_response
 from tests.support.moto_server import MotoServer
 from tests.support.payloads import botocore_payload, presigned_get_payload, signing_time
@@ -105,15 +106,70 @@ def test_storage_cache_shared_between_instances_on_one_sqlite_file(tmp_path: Pat
     assert not second.claim("sig:x", NOW + timedelta(minutes=15))
 
 
-def test_storage_cache_tidies_periodically() -> None:
+def test_storage_cache_claims_never_tidy_on_the_login_path() -> None:
+    """Expired claims stay in storage until :meth:`StorageReplayCache.tidy` runs."""
     storage = MemoryStorage()
     clock = FixedClock()
-    cache = StorageReplayCache(storage, clock=clock, tidy_every=10)
-    for i in range(9):
-        cache.claim(f"k{i}", NOW + timedelta(seconds=1))
+    cache = StorageReplayCache(storage, clock=clock)
+    for i in range(20):
+        assert cache.claim(f"k{i}", NOW + timedelta(seconds=1))
     clock.current = NOW + timedelta(seconds=2)
-    cache.claim("k-last", NOW + timedelta(minutes=1))  # the 10th claim tidies first
+    assert cache.claim("k-last", NOW + timedelta(minutes=1))
+    assert len(storage.list("replay/")) == 21
+
+
+@pytest.mark.parametrize("kind", ["memory", "sqlite"])
+def test_storage_cache_tidy_removes_only_expired_claims_by_batch(kind: str, tmp_path: Path) -> None:
+    storage = MemoryStorage() if kind == "memory" else SQLiteStorage(str(tmp_path / "t.db"))
+    clock = FixedClock()
+    cache = StorageReplayCache(storage, clock=clock)
+    for i in range(9):
+        assert cache.claim(f"old{i}", NOW + timedelta(seconds=10 + i))
+    for i in range(3):
+        assert cache.claim(f"live{i}", NOW + timedelta(minutes=15))
+    unrelated = {"v": 1}
+    ops.put(storage, "other/doc", unrelated, expires_at=0.0)  # expired, but not a claim
+    clock.current = NOW + timedelta(minutes=1)
+    assert cache.tidy(batch=2) == 9  # five batches of at most two
+    assert len(storage.list("replay/")) == 3
+    assert ops.get(storage, "other/doc") == unrelated
+    for i in range(3):
+        assert not cache.claim(f"live{i}", NOW + timedelta(minutes=15))  # still refused
+    assert cache.claim("old0", NOW + timedelta(minutes=16))  # an expired key is free again
+    assert cache.tidy() == 0
+    # ``now`` overrides the clock: everything has expired by then
+    assert cache.tidy(NOW + timedelta(hours=1)) == 4
+    assert storage.list("replay/") == []
+    if isinstance(storage, SQLiteStorage):
+        storage.close()
+
+
+def test_storage_cache_tidy_spares_a_claim_renewed_meanwhile() -> None:
+    """A claim re-made between tidy's expiry scan and its delete is left alone (the delete
+    is conditioned on the version it found)."""
+
+    class ReclaimDuringScan(MemoryStorage):
+        def __init__(self) -> None:
+            super().__init__()
+            self.cache: StorageReplayCache | None = None
+
+        def expired(self, prefix: str, before: float, limit: int) -> list[Document]:
+            found = super().expired(prefix, before, limit)
+            if found and self.cache is not None:
+                cache, self.cache = self.cache, None
+                assert cache.claim("sig:a", NOW + timedelta(minutes=30))  # the expired one
+            return found
+
+    storage = ReclaimDuringScan()
+    clock = FixedClock()
+    cache = StorageReplayCache(storage, clock=clock)
+    assert cache.claim("sig:a", NOW + timedelta(seconds=1))
+    assert cache.claim("sig:b", NOW + timedelta(seconds=1))
+    clock.current = NOW + timedelta(minutes=1)
+    storage.cache = cache
+    assert cache.tidy() == 1  # sig:b only
     assert len(storage.list("replay/")) == 1
+    assert not cache.claim("sig:a", NOW + timedelta(minutes=30))
 
 
 # ----------------------------------------------------------------- login
@@ -146,7 +202,7 @@ def test_replay_protection_off_by_default_for_vault_compatibility() -> None:
 def test_config_field_round_trip_and_validation() -> None:
     b = backend(RecordingTransport(ok))
     assert b.read_client_config()["replay_protection"] is True
-    assert b.storage.get("config/client")["replay_protection"] is True  # type: ignore[index]
+    assert ops.get(b.storage, "config/client")["replay_protection"] is True  # type: ignore[index]
     with pytest.raises(InvalidRequestError):
         b.write_client_config({"replay_protection": "maybe"})
 

@@ -10,17 +10,19 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+import attrs
 import pytest
 
 from aws_iam_backend import Backend, MemoryStorage, Request, Response
-from aws_iam_backend.errors import PermissionDeniedError
-from aws_iam_backend.interfaces import Storage
+from aws_iam_backend.errors import ConflictError, PermissionDeniedError
+from aws_iam_backend.interfaces import ABSENT, Delete, Put, Storage
 from aws_iam_backend.server.api import MAX_BODY, VaultAPI
 from aws_iam_backend.server.asgi import Message, make_asgi_app
 from aws_iam_backend.server.client_ip import client_ip, parse_networks
 from aws_iam_backend.server.messages import HTTPRequest, HTTPResponse
 from aws_iam_backend.server.openapi import OPENAPI
 from aws_iam_backend.server.wsgi import make_wsgi_app
+from aws_iam_backend.storage import ops
 from aws_iam_backend.storage.prefixed import PrefixedStorage
 from tests.support.fakes import FakeIam, RecordingTransport, ok_response
 from tests.support.moto_server import Keys
@@ -745,14 +747,30 @@ def test_asgi_lifespan_and_other_scopes(api: VaultAPI) -> None:
 def test_prefixed_storage_isolates_views() -> None:
     inner = MemoryStorage()
     a, b = PrefixedStorage(inner, "a/"), PrefixedStorage(inner, "b/")
-    a.put("role/x", {"v": 1})
-    b.put("role/y", {"v": 2})
-    assert a.get("role/x") == {"v": 1}
-    assert a.get("role/y") is None
+    ops.put(a, "role/x", {"v": 1})
+    ops.put(b, "role/y", {"v": 2}, expires_at=10.0)
+    assert ops.get(a, "role/x") == {"v": 1}
+    assert ops.get(a, "role/y") is None
     assert a.list("role/") == ["x"]
     assert inner.list("") == ["a/role/x", "b/role/y"]
-    a.delete("role/x")
-    assert a.get("role/x") is None
+    document = a.read("role/x")
+    assert document is not None
+    assert document.key == "role/x"  # keys relative to the view
+    stored = inner.read("a/role/x")
+    assert stored is not None
+    assert document == attrs.evolve(stored, key="role/x")
+    assert a.expired("", 100.0, 10) == []
+    assert [d.key for d in b.expired("role/", 100.0, 10)] == ["role/y"]
+    with pytest.raises(ConflictError):  # conditions are checked on the inner keys
+        a.commit([Put("role/x", {"v": 3}, expect=ABSENT)])
+    assert not ops.create(a, "role/x", {"v": 3})
+    assert ops.create(a, "role/y", {"v": 3})
+    assert ops.get(b, "role/y") == {"v": 2}
+    a.commit([Put("role/x", {"v": 4}, expect=document.version), Delete("role/y")])
+    assert ops.get(a, "role/x") == {"v": 4}
+    ops.delete(a, "role/x")
+    assert ops.get(a, "role/x") is None
+    assert inner.list("") == ["b/role/y"]
     b.clear()
     assert inner.list("") == []
     for bad in ("", "/", "noslash"):

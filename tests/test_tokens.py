@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -15,8 +15,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aws_iam_backend.errors import InternalError, InvalidRequestError, PermissionDeniedError
-from aws_iam_backend.interfaces import JSONDict
-from aws_iam_backend.storage import MemoryStorage, SQLiteStorage
+from aws_iam_backend.interfaces import Document, Operation, Storage
+from aws_iam_backend.storage import MemoryStorage, SQLiteStorage, ops
 from aws_iam_backend.tokens import (
     HMAC_KEY_PATH,
     StoreTokenIssuer,
@@ -65,7 +65,7 @@ def make_spec(**changes: Any) -> TokenSpec:
 
 
 def dump(storage: MemoryStorage) -> str:
-    return json.dumps({key: storage.get(key) for key in storage.list("")})
+    return json.dumps({key: ops.get(storage, key) for key in storage.list("")})
 
 
 @pytest.fixture
@@ -221,19 +221,89 @@ def test_expired_token_via_accessor(issuer: StoreTokenIssuer, clock: FakeClock) 
     assert issuer.lookup_accessor(issued.accessor) is None
 
 
-def test_tidy_removes_expired_and_dangling(
+def test_tidy_removes_expired_tokens_and_their_accessors_by_batch(
     issuer: StoreTokenIssuer, clock: FakeClock, storage: MemoryStorage
 ) -> None:
-    short = issuer.issue(make_spec(ttl=60))
+    short = [issuer.issue(make_spec(ttl=60 + i)) for i in range(5)]
+    short_batch = issuer.issue(make_spec(ttl=60, token_type="batch"))
     long = issuer.issue(make_spec(ttl=600))
-    storage.put("accessor/" + "x" * 32, {"token_hmac": "0" * 64})
+    unrelated = {"v": 1}
+    ops.put(storage, "other/doc", unrelated, expires_at=0.0)  # expired, but not a token
     clock.advance(120)
-    assert issuer.tidy() == 1
+    assert issuer.tidy(batch=2) == 6  # four batches of at most two
     assert storage.list("accessor/") == [long.accessor]
+    assert len(storage.list("token/")) == 1
+    assert ops.get(storage, "other/doc") == unrelated
     assert long.client_token is not None
-    assert short.client_token is not None
     assert issuer.lookup(long.client_token) is not None
-    assert issuer.lookup(short.client_token) is None
+    for gone in [*short, short_batch]:
+        assert gone.client_token is not None
+        assert issuer.lookup(gone.client_token) is None
+    assert issuer.tidy() == 0
+
+
+def test_tidy_leaves_live_tokens(
+    issuer: StoreTokenIssuer, clock: FakeClock, storage: MemoryStorage
+) -> None:
+    """A token renewed past its first expiry is indexed by its new expiry: tidy keeps it."""
+    renewed = issuer.issue(make_spec(ttl=60))
+    live = issuer.issue(make_spec(ttl=3600))
+    assert renewed.client_token is not None
+    assert live.client_token is not None
+    issuer.extend(renewed.client_token, ttl=600, now=clock.advance(30))
+    clock.advance(60)  # past the first expiry, inside the renewal
+    assert issuer.tidy() == 0
+    assert issuer.lookup(renewed.client_token) is not None
+    assert issuer.lookup(live.client_token) is not None
+    assert sorted(storage.list("accessor/")) == sorted([renewed.accessor, live.accessor])
+    # ``now`` overrides the clock
+    assert issuer.tidy(now=T0 + timedelta(hours=2)) == 2
+    assert storage.list("token/") == storage.list("accessor/") == []
+
+
+def test_tidy_spares_a_token_renewed_after_the_scan(clock: FakeClock) -> None:
+    """The delete is conditioned on the version the expiry scan found, so a renewal that
+    lands between the scan and the delete wins."""
+
+    class RenewDuringScan(MemoryStorage):
+        hook: Callable[[], object] | None = None
+
+        def expired(self, prefix: str, before: float, limit: int) -> list[Document]:
+            found = super().expired(prefix, before, limit)
+            if found and self.hook is not None:
+                hook, self.hook = self.hook, None
+                hook()
+            return found
+
+    storage = RenewDuringScan()
+    issuer = StoreTokenIssuer(storage, clock=clock)
+    issued = issuer.issue(make_spec(ttl=60))
+    token = issued.client_token
+    assert token is not None
+    clock.advance(30)
+    storage.hook = lambda: issuer.extend(token, ttl=600, now=clock.now())
+    assert issuer.tidy(now=T0 + timedelta(seconds=120)) == 0  # found due, then renewed
+    record = issuer.lookup(token)
+    assert record is not None
+    assert record.expire_time == T0 + timedelta(seconds=630)
+    assert storage.list("accessor/") == [issued.accessor]
+
+
+def test_revoke_mount_revokes_only_that_mounts_tokens(
+    issuer: StoreTokenIssuer, storage: MemoryStorage
+) -> None:
+    mine = [issuer.issue(make_spec(mount="aws/")) for _ in range(3)]
+    mine.append(issuer.issue(make_spec(mount="aws/", token_type="batch")))
+    other = issuer.issue(make_spec(mount="aws-other/"))
+    assert issuer.revoke_mount("aws/") == 4
+    for gone in mine:
+        assert gone.client_token is not None
+        assert issuer.lookup(gone.client_token) is None
+    assert other.client_token is not None
+    assert issuer.lookup(other.client_token) is not None
+    assert storage.list("accessor/") == [other.accessor]
+    assert len(storage.list("token/")) == 1
+    assert issuer.revoke_mount("aws/") == 0
 
 
 # ------------------------------------------------------------------- renewal
@@ -365,6 +435,47 @@ def test_uses_are_counted_exactly_under_threads(issuer: StoreTokenIssuer) -> Non
     assert issuer.lookup(token) is None
 
 
+@pytest.mark.parametrize("kind", ["memory", "sqlite"])
+def test_uses_are_counted_exactly_across_issuers_sharing_a_store(
+    kind: str, tmp_path: Path, clock: FakeClock
+) -> None:
+    """The issuer holds no lock: separate instances (with SQLite, separate connections to
+    one file, as separate processes have) agree through conditional writes alone."""
+    stores: list[Storage]
+    if kind == "memory":
+        shared = MemoryStorage()
+        stores = [shared, shared]
+    else:
+        stores = [SQLiteStorage(tmp_path / "uses.db") for _ in range(2)]
+    try:
+        issuers = [StoreTokenIssuer(store, clock=clock) for store in stores]
+        issued = issuers[0].issue(make_spec(num_uses=30))
+        token = issued.client_token
+        assert token is not None
+        successes: list[int] = []
+        gate = threading.Barrier(6)
+
+        def worker(issuer: StoreTokenIssuer) -> None:
+            gate.wait()
+            for _ in range(10):
+                record = issuer.use(token)
+                if record is not None:
+                    successes.append(record.num_uses)
+
+        threads = [threading.Thread(target=worker, args=(issuers[i % 2],)) for i in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert sorted(successes) == list(range(30))  # each remaining count handed out once
+        assert issuers[1].lookup(token) is None
+        assert stores[0].list("token/") == stores[1].list("accessor/") == []
+    finally:
+        for store in stores:
+            if isinstance(store, SQLiteStorage):
+                store.close()
+
+
 # ---------------------------------------------------------------- lookup_data
 
 
@@ -463,7 +574,7 @@ def test_hmac_key_persisted_across_instances_on_sqlite(tmp_path: Path, clock: Fa
         assert found is not None
         assert found.accessor == issued.accessor
         assert again.lookup_accessor(issued.accessor) is not None
-        key_doc = second_store.get(HMAC_KEY_PATH)
+        key_doc = ops.get(second_store, HMAC_KEY_PATH)
         assert key_doc is not None
         assert set(key_doc) == {"key"}
     finally:
@@ -473,7 +584,7 @@ def test_hmac_key_persisted_across_instances_on_sqlite(tmp_path: Path, clock: Fa
 def test_explicit_key_is_not_stored(storage: MemoryStorage, clock: FakeClock) -> None:
     issuer = StoreTokenIssuer(storage, key=b"k" * 32, clock=clock)
     issued = issuer.issue(make_spec())
-    assert storage.get(HMAC_KEY_PATH) is None
+    assert ops.get(storage, HMAC_KEY_PATH) is None
     other = StoreTokenIssuer(storage, key=b"j" * 32, clock=clock)
     assert issued.client_token is not None
     assert other.lookup(issued.client_token) is None
@@ -486,7 +597,7 @@ def test_short_key_rejected(storage: MemoryStorage, clock: FakeClock) -> None:
 
 
 def test_corrupt_stored_key_is_internal_error(storage: MemoryStorage, clock: FakeClock) -> None:
-    storage.put(HMAC_KEY_PATH, {"key": "!!not base64!!"})
+    ops.put(storage, HMAC_KEY_PATH, {"key": "!!not base64!!"})
     with pytest.raises(InternalError, match="invalid key at sys/token-hmac-key"):
         StoreTokenIssuer(storage, clock=clock)
 
@@ -496,7 +607,7 @@ def test_corrupt_token_record_is_internal_error(
 ) -> None:
     issued = issuer.issue(make_spec())
     (name,) = storage.list("token/")
-    storage.put("token/" + name, {"accessor": issued.accessor})
+    ops.put(storage, "token/" + name, {"accessor": issued.accessor})
     assert issued.client_token is not None
     with pytest.raises(InternalError, match="corrupt token record"):
         issuer.lookup(issued.client_token)
@@ -506,26 +617,21 @@ def test_corrupt_token_record_is_internal_error(
 
 
 class FailingStorage(MemoryStorage):
-    """Fails the ``fail_on``-th put after it is armed (1-based)."""
+    """Fails the ``fail_on``-th commit after it is armed (1-based), changing nothing."""
 
     def __init__(self) -> None:
         super().__init__()
         self.fail_on: int | None = None
-        self.puts = 0
+        self.commits = 0
+        self.failed: list[list[str]] = []
 
-    def put(self, key: str, value: JSONDict) -> None:
-        self._count()
-        super().put(key, value)
-
-    def put_many(self, items: Mapping[str, JSONDict]) -> None:
-        self._count()
-        super().put_many(items)
-
-    def _count(self) -> None:
+    def commit(self, operations: Sequence[Operation]) -> tuple[int, ...]:
         if self.fail_on is not None:
-            self.puts += 1
-            if self.puts == self.fail_on:
+            self.commits += 1
+            if self.commits == self.fail_on:
+                self.failed.append([op.key.split("/")[0] for op in operations])
                 raise InternalError("storage error: SQLITE_IOERR")
+        return super().commit(operations)
 
 
 @pytest.mark.parametrize("fail_on", [1])  # the record and its accessor index: one write
@@ -536,6 +642,7 @@ def test_failed_issue_leaves_no_record(clock: FakeClock, fail_on: int) -> None:
     storage.fail_on = fail_on
     with pytest.raises(InternalError, match="SQLITE_IOERR"):
         issuer.issue(make_spec())
+    assert storage.failed == [["token", "accessor"]]  # the record and its index: one commit
     assert storage.list("") == before == ["sys/token-hmac-key"]
 
 
