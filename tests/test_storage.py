@@ -559,3 +559,23 @@ def test_open_storage_rejects_other_urls(url: str) -> None:
     with pytest.raises(ValueError, match="storage URL") as info:
         open_storage(url)
     assert "hunter2" not in str(info.value)
+
+
+def test_migration_indexes_expiring_documents_of_the_previous_release(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE kv (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+    rows = {
+        "sys/token/token/abc": {"expire_time": "2024-05-01T12:00:00+00:00", "accessor": "a"},
+        "replay/xyz": {"expires": 1714564800.5},
+        "role/dev": {"expire_time": "2024-05-01T12:00:00+00:00"},  # not a token: no index
+    }
+    conn.executemany("INSERT INTO kv VALUES (?, ?)", [(k, json.dumps(v)) for k, v in rows.items()])
+    conn.commit()
+    conn.close()
+    storage = SQLiteStorage(str(path))
+    due = {d.key: d.expires_at for d in storage.expired("", 2e9, 10)}
+    assert set(due) == {"sys/token/token/abc", "replay/xyz"}
+    assert due["replay/xyz"] == 1714564800.5
+    assert due["sys/token/token/abc"] == pytest.approx(1714564800.0, abs=0.01)
+    storage.close()

@@ -114,6 +114,18 @@ def _migrate_1(conn: sqlite3.Connection) -> None:
             "SELECT key, value, row_number() OVER (ORDER BY key), NULL FROM kv_v0"
         )
         conn.execute("DROP TABLE kv_v0")
+        # Index what the previous release stored with an expiry, so tidy finds it:
+        # token records (expire_time, RFC 3339) and replay claims (expires, epoch).
+        conn.execute(
+            "UPDATE kv SET expires_at = (julianday(json_extract(value, '$.expire_time')) "
+            "- 2440587.5) * 86400.0 WHERE json_valid(value) AND (key LIKE 'token/%' "
+            "OR key LIKE '%/token/%') AND json_type(value, '$.expire_time') = 'text'"
+        )
+        conn.execute(
+            "UPDATE kv SET expires_at = json_extract(value, '$.expires') "
+            "WHERE json_valid(value) AND (key LIKE 'replay/%' OR key LIKE '%/replay/%') "
+            "AND json_type(value, '$.expires') IN ('integer', 'real')"
+        )
     conn.execute("CREATE INDEX kv_expires_at ON kv (expires_at, key) WHERE expires_at IS NOT NULL")
     conn.execute(
         "CREATE TABLE kv_version (id INTEGER PRIMARY KEY CHECK (id = 1), last INTEGER NOT NULL)"
