@@ -142,6 +142,7 @@ class VaultAPI:
             backend_factory=backend_factory or Backend,
             backend_options={"audit": audit, "audit_hasher": self._hasher} if audit else None,
             cache=cache,
+            clock=self._clock,
         )
         self._tokens = TokenEndpoints(self._auth, self.mounts, self._clock)
         self._cluster_id = self._load_cluster_id()

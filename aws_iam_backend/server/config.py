@@ -242,9 +242,9 @@ def config_from_document(doc: Mapping[str, Any], environ: Mapping[str, str]) -> 
     cache_url = _string(_table(doc, "cache"), "url", "cache.")
     seal = _table(doc, "seal")
     seal_file, seal_env = _string(seal, "key_file", "seal."), _string(seal, "key_env", "seal.")
-    if seal and (seal_file is None) == (seal_env is None):
+    if "seal" in doc and (seal_file is None) == (seal_env is None):
         raise ConfigError("[seal]: set exactly one of 'key_file' or 'key_env'")
-    if storage_url.startswith(POSTGRES_SCHEMES) and not seal:
+    if storage_url.startswith(POSTGRES_SCHEMES) and "seal" not in doc:
         raise ConfigError("[seal]: required with postgresql storage (see docs/seal.md)")
     proxies = doc.get("trusted_proxies", [])
     if not isinstance(proxies, list) or not all(isinstance(p, str) for p in proxies):

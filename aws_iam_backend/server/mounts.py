@@ -19,6 +19,7 @@ from typing import Any, Protocol
 import attrs
 
 from ..backend import Backend, BackendSettings
+from ..clock import Clock
 from ..errors import InvalidRequestError, NotFoundError
 from ..fields import to_duration
 from ..interfaces import Document, JSONDict, Operation, Put, Storage
@@ -205,10 +206,13 @@ class MountTable:
         backend_factory: BackendFactory,
         backend_options: Mapping[str, Any] | None = None,
         cache: SharedCache | None = None,
+        clock: Clock | None = None,
     ) -> None:
         self._options = dict(backend_options or {})
         self._cache = cache
-        self._replay = cache.replay_cache() if cache is not None else StorageReplayCache(storage)
+        self._replay = (
+            cache.replay_cache() if cache is not None else StorageReplayCache(storage, clock=clock)
+        )
         self._storage = storage
         self._issuer = issuer
         self._settings = settings

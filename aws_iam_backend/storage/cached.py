@@ -17,7 +17,6 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 
-from ..errors import ConflictError
 from ..interfaces import Document, Operation, Put, Storage
 
 EPOCH_KEY = "sys/epoch"
@@ -97,10 +96,8 @@ class CachedStorage:
         stamped = [*operations, Put(self._epoch_key, {"changed_at": time.time()})]
         try:
             versions = self.inner.commit(stamped)
-        except ConflictError:
-            self.invalidate()
-            raise
-        self.invalidate()
+        finally:
+            self.invalidate()  # applied, refused or unknown: read it afresh
         return versions[: len(operations)]
 
     def invalidate(self) -> None:
