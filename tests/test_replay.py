@@ -366,3 +366,38 @@ def test_two_processes_on_one_sqlite_file(
         _put(b.address, "auth/aws/login", payload)
     assert info.value.code == 400
     assert json.loads(info.value.read()) == {"errors": [REPLAY]}
+
+
+def test_a_request_used_at_one_mount_is_refused_at_every_other() -> None:
+    """Security review finding 2: claims are server-wide, not per mount."""
+    from aws_iam_backend.server.api import VaultAPI
+    from aws_iam_backend.server.messages import HTTPRequest
+
+    api = VaultAPI(
+        storage=MemoryStorage(),
+        root_token="r" * 32,
+        clock=FixedClock(NOW),  # the claims' clock: the payloads are signed at NOW
+        backend_factory=lambda **kw: Backend(
+            transport=RecordingTransport(ok), iam=FakeIam(), clock=FixedClock(NOW), **kw
+        ),
+    )
+
+    def call(method: str, path: str, body: dict[str, Any]) -> tuple[int, Any]:
+        headers = {"x-vault-token": "r" * 32}
+        request = HTTPRequest(method, path, "", headers, json.dumps(body).encode(), "127.0.0.1")
+        response = api.handle(request)
+        return response.status, json.loads(response.body) if response.body else None
+
+    role = {"bound_iam_principal_arn": USER_ARN, "resolve_aws_unique_ids": False}
+    for mount in ("a", "b"):
+        assert call("POST", f"/v1/sys/auth/{mount}", {"type": "aws"})[0] == 204
+        assert call("POST", f"/v1/auth/{mount}/config/client", {"replay_protection": True})[0] in (
+            200,
+            204,
+        )
+        assert call("POST", f"/v1/auth/{mount}/role/alice", role)[0] == 204
+    payload = valid(role="alice")
+    status, body = call("POST", "/v1/auth/a/login", payload)
+    assert status == 200, body
+    status, body = call("POST", "/v1/auth/b/login", payload)
+    assert (status, body["errors"]) == (400, [REPLAY])
