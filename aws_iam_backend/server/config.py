@@ -19,6 +19,7 @@ Example::
 
     [cache]                             # optional: replay claims, nonces, rate limits
     url = "redis://127.0.0.1:6379/0"    # shared by every server process
+    # prefix = "aws-iam-backend:"       # key prefix (several services on one Redis)
 
     [seal]                              # required with postgresql, optional with sqlite
     key_file = "/etc/aws-iam-backend/seal.key"  # base64 32-byte keys, first line active
@@ -76,7 +77,7 @@ _SECTIONS: dict[str, frozenset[str]] = {
     ),
     "listener": frozenset({"address", "tls_cert_file", "tls_key_file", "tls_disable", "workers"}),
     "storage": frozenset({"url"}),
-    "cache": frozenset({"url"}),
+    "cache": frozenset({"url", "prefix"}),
     "seal": frozenset({"key_file", "key_env"}),
     "root_token": frozenset({"file", "env"}),
     "audit": frozenset({"file", "required"}),
@@ -107,6 +108,7 @@ class ServerConfig:
     root_token: str = attrs.field(repr=False)
     storage_url: str = "memory://"
     cache_url: str | None = attrs.field(default=None, repr=False)
+    cache_prefix: str = "aws-iam-backend:"
     seal_key_file: str | None = None
     seal_key_env: str | None = None
     tls_cert_file: str | None = None
@@ -239,7 +241,9 @@ def config_from_document(doc: Mapping[str, Any], environ: Mapping[str, str]) -> 
         raise ConfigError(
             "listener.workers: several workers need shared storage (sqlite:/// or postgresql://)"
         )
-    cache_url = _string(_table(doc, "cache"), "url", "cache.")
+    cache = _table(doc, "cache")
+    cache_url = _string(cache, "url", "cache.")
+    cache_prefix = _string(cache, "prefix", "cache.") or "aws-iam-backend:"
     seal = _table(doc, "seal")
     seal_file, seal_env = _string(seal, "key_file", "seal."), _string(seal, "key_env", "seal.")
     if "seal" in doc and (seal_file is None) == (seal_env is None):
@@ -270,6 +274,7 @@ def config_from_document(doc: Mapping[str, Any], environ: Mapping[str, str]) -> 
         root_token=_root_token(_table(doc, "root_token"), environ),
         storage_url=storage_url,
         cache_url=cache_url,
+        cache_prefix=cache_prefix,
         seal_key_file=seal_file,
         seal_key_env=seal_env,
         tls_cert_file=cert,

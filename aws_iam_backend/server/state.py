@@ -80,7 +80,7 @@ def open_state(config: ServerConfig, environ: Mapping[str, str]) -> State:
                 raise StateError("storage: the stored data is sealed; configure [seal]")
         else:
             storage.read(PROBE_KEY)  # the right key? (fails here, not on the first login)
-        cache = _open_cache(config.cache_url) if config.cache_url else None
+        cache = _open_cache(config.cache_url, config.cache_prefix) if config.cache_url else None
     except BackendError as exc:
         State(raw, raw).close()
         raise StateError(exc.message) from None
@@ -90,7 +90,7 @@ def open_state(config: ServerConfig, environ: Mapping[str, str]) -> State:
     return State(storage=storage, raw=raw, cache=cache, seal=seal)
 
 
-def _open_cache(url: str) -> SharedCache:
+def _open_cache(url: str, prefix: str) -> SharedCache:
     try:
         from ..cache import open_cache
     except ImportError:
@@ -98,7 +98,7 @@ def _open_cache(url: str) -> SharedCache:
             "cache: Redis needs redis-py: pip install 'aws_iam_backend[redis]'"
         ) from None
     try:
-        cache = open_cache(url)
+        cache = open_cache(url, prefix=prefix)
         cache.ping()
     except ValueError as exc:
         raise StateError(f"cache: {exc}") from None
