@@ -97,7 +97,7 @@ def make_backend(storage: Storage, now: datetime, **options: Any) -> Backend:
     settings = options.pop("settings", BackendSettings(rate_limits=NO_LIMITS))
     backend = Backend(
         storage=storage,
-        transport=StubTransport(),
+        transport=options.pop("transport", StubTransport()),
         iam=StubIam(),
         clock=FixedClock(now),
         settings=settings,
