@@ -276,6 +276,13 @@ class Backend:
     ) -> VerifiedLogin:
         """All of login except issuing the token: decode, validate, ask STS, load and bind role."""
         payload = decode_login(data)
+        if payload.role:  # empty: the principal's friendly name (STS-vouched), checked later
+            # Vault's grammar before the rate limiter: a name no role can have is refused
+            # here, as _role_for_login would, and never keys a bucket.
+            try:
+                role_mod.normalize_role_name(payload.role)
+            except InvalidRequestError:
+                raise InvalidRequestError("entry for role not found: invalid role name") from None
         self._rate_limiter.check(remote_addr, payload.role)
         client_config = self._client_config()
         outbound = build_outbound(

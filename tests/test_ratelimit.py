@@ -22,10 +22,13 @@ from aws_iam_backend.errors import (
 )
 from aws_iam_backend.messages import OutboundRequest, STSResponse
 from aws_iam_backend.ratelimit import (
+    BUCKET_BYTES,
+    KEY_BYTES,
     ConcurrencyLimiter,
     LoginRateLimiter,
     RateLimits,
     TokenBucket,
+    source_group,
 )
 from aws_iam_backend.server.api import VaultAPI
 from aws_iam_backend.server.messages import HTTPRequest
@@ -124,9 +127,7 @@ def test_zero_disables_and_no_address_skips_source_limit() -> None:
     )
     for _ in range(10_000):
         off.check("10.0.0.1", "dev")
-    limiter = LoginRateLimiter(
-        RateLimits(per_source_burst=1, per_role_rate=0), clock=Ticker()
-    )
+    limiter = LoginRateLimiter(RateLimits(per_source_burst=1, per_role_rate=0), clock=Ticker())
     for _ in range(10):
         limiter.check(None, "dev")
 
@@ -137,6 +138,64 @@ def test_attack_89_bucket_tables_bounded() -> None:
         limiter.check(f"10.{i // 65536}.{i // 256 % 256}.{i % 256}", f"role{i}")
     assert len(limiter._sources.buckets) <= 50
     assert len(limiter._roles.buckets) <= 50
+
+
+def test_ipv6_sources_share_a_bucket_per_64() -> None:
+    limiter = LoginRateLimiter(
+        RateLimits(per_source_rate=1, per_source_burst=1, per_role_rate=0), clock=Ticker()
+    )
+    limiter.check("2001:db8:0:1::1", "dev")
+    with pytest.raises(RateLimitedError, match="address"):
+        limiter.check("2001:db8:0:1:ffff:ffff:ffff:fffe", "dev")  # same /64
+    with pytest.raises(RateLimitedError, match="address"):
+        limiter.check("2001:DB8:0:1:abcd::9", "dev")  # same /64, spelled otherwise
+    limiter.check("2001:db8:0:2::1", "dev")  # another /64
+    limiter.check("2001:db9:0:1::1", "dev")  # another /48 too
+    limiter.check("10.0.0.1", "dev")
+    limiter.check("10.0.0.2", "dev")  # IPv4: per address
+    with pytest.raises(RateLimitedError, match="address"):
+        limiter.check("::ffff:10.0.0.1", "dev")  # IPv4-mapped counts as the IPv4 address
+    assert len(limiter._sources.buckets) == 5
+
+
+def test_bucket_keys_are_fixed_size_digests() -> None:
+    key = LoginRateLimiter.role_key
+    assert key("Dev") == key("dev") != key("dev2")
+    assert key(None) == key("")
+    assert {len(key(role)) for role in ("", "r", "R" * 60_000, "\ud800")} == {KEY_BYTES}
+    source = LoginRateLimiter.source_key
+    assert source("2001:db8:0:1::1") == source("2001:db8:0:1:ffff::2") != source("2001:db8::1")
+    assert source("::ffff:192.0.2.1") == source("192.0.2.1") != source("192.0.2.2")
+    assert {len(source(a)) for a in ("10.0.0.1", "::1", "x" * 60_000, "\udcff")} == {KEY_BYTES}
+    assert source_group("2001:db8:0:1:abcd::9") == "2001:db8:0:1::/64"
+    assert source_group("fe80::1%eth0") == "fe80::/64"
+    assert source_group("not an address") == "not an address"
+
+    limiter = LoginRateLimiter(RateLimits(), clock=Ticker())
+    limiter.check("x" * 60_000, "R" * 60_000)
+    assert list(limiter._sources.buckets) == [source("x" * 60_000)]
+    assert list(limiter._roles.buckets) == [key("r" * 60_000)]
+
+
+def test_least_recently_used_bucket_goes_first() -> None:
+    clock = Ticker()
+    limiter = LoginRateLimiter(
+        RateLimits(per_source_rate=0, per_role_rate=1, per_role_burst=2, max_tracked_keys=2),
+        clock=clock,
+    )
+    limiter.check(None, "a")
+    limiter.check(None, "b")
+    limiter.check(None, "a")  # a is used again: b is now the oldest
+    limiter.check(None, "c")  # drops b
+    key = LoginRateLimiter.role_key
+    assert list(limiter._roles.buckets) == [key("a"), key("c")]
+    with pytest.raises(RateLimitedError, match="role"):
+        limiter.check(None, "a")  # a kept its (spent) bucket
+
+
+def test_max_tracked_bytes() -> None:
+    assert RateLimits().max_tracked_bytes == 100_000 * BUCKET_BYTES
+    assert RateLimits(max_tracked_keys=0).max_tracked_bytes == BUCKET_BYTES
 
 
 def test_rate_limits_validated() -> None:

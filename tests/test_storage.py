@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from aws_iam_backend.errors import ConflictError, InternalError
+from aws_iam_backend.errors import ConflictError, InternalError, StorageUnavailableError
 from aws_iam_backend.interfaces import ABSENT, Delete, Document, Put
 from aws_iam_backend.storage import MemoryStorage, SQLiteStorage, open_storage, ops
 from aws_iam_backend.storage import sqlite as sqlite_module
@@ -385,14 +385,16 @@ def test_sqlite_read_only_file_is_internal_error(tmp_path: Path) -> None:
         tmp_path.chmod(0o755)
 
 
-def test_sqlite_lock_timeout_is_internal_error(path: str) -> None:
+def test_sqlite_lock_timeout_is_a_retryable_503(path: str) -> None:
     store = SQLiteStorage(path, busy_timeout=0.05)
     blocker = raw(path)
     blocker.execute("BEGIN IMMEDIATE")
     try:
         with pytest.raises(InternalError) as info:
             store.commit([Put(f"token/{SECRET}", {"secret": SECRET})])
-        assert info.value.message == "storage error: SQLITE_BUSY"
+        assert info.value.message == "storage error: SQLITE_BUSY (the database stayed locked)"
+        assert isinstance(info.value, StorageUnavailableError)
+        assert info.value.status == 503
         assert not isinstance(info.value, ConflictError)
         assert store.read(f"token/{SECRET}") is None  # readers are not blocked
     finally:

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import ipaddress
 import math
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
@@ -39,9 +38,9 @@ from redis.retry import Retry
 
 from ..clock import Clock, SystemClock
 from ..errors import InternalError, RateLimitedError, StorageUnavailableError
-from ..ratelimit import RateLimits
+from ..ratelimit import RateLimits, source_group
 
-__all__ = ["RedisCache", "RedisRateLimiter", "RedisReplayCache"]
+__all__ = ["RedisCache", "RedisRateLimiter", "RedisReplayCache", "source_group"]
 
 DEFAULT_PREFIX: Final = "aws-iam-backend:"
 HEALTH_CHECK_INTERVAL: Final = 15  # seconds a pooled connection may idle before a PING
@@ -139,24 +138,6 @@ def _location(url: str) -> str:
     except ValueError:
         raise ValueError("invalid Redis URL: bad host or port") from None
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
-def source_group(remote_addr: str) -> str:
-    """The address a source bucket is keyed by: IPv4 per address, IPv6 per /64.
-
-    An IPv4-mapped IPv6 address counts as its IPv4 address. An address that does not
-    parse is used as it is (it is hashed before it is stored).
-    """
-    try:
-        address = ipaddress.ip_address(remote_addr)
-    except ValueError:
-        return remote_addr
-    if isinstance(address, ipaddress.IPv6Address):
-        if address.ipv4_mapped is not None:
-            return str(address.ipv4_mapped)
-        bits = int(address) >> 64 << 64
-        return str(ipaddress.IPv6Network((bits, 64)))
-    return str(address)
 
 
 class RedisCache:
@@ -295,8 +276,8 @@ class RedisRateLimiter:
     name, say); ``limits.max_tracked_keys`` does not apply (idle buckets expire instead).
     Keys are ``<prefix>rl:<sha256(scope)[:16]>:src:<sha256(group)[:32]>`` and
     ``...:role:<sha256(role.lower())[:32]>``, where the group is the source address
-    (IPv4) or its /64 (IPv6): see :func:`source_group`. Each :meth:`check` is one atomic
-    script run; the time is the Redis server's.
+    (IPv4) or its /64 (IPv6): see :func:`~aws_iam_backend.ratelimit.source_group`. Each
+    :meth:`check` is one atomic script run; the time is the Redis server's.
     """
 
     def __init__(self, cache: RedisCache, limits: RateLimits, scope: str) -> None:

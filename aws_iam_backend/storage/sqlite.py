@@ -33,7 +33,7 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
-from ..errors import ConflictError, InternalError
+from ..errors import ConflictError, InternalError, StorageUnavailableError
 from ..interfaces import ABSENT, Delete, Document, Operation
 from .memory import decode_document, encode_document
 from .ops import check_operations
@@ -72,8 +72,12 @@ def _code(exc: BaseException) -> str:
 
 
 def _storage_error(exc: BaseException) -> InternalError:
-    """A message naming only the SQLite result code, never keys or values."""
-    return InternalError(f"storage error: {_code(exc)}")
+    """A message naming only the SQLite result code, never keys or values; a lock still
+    held by another process after the busy timeout is a retryable 503."""
+    code = _code(exc)
+    if code in ("SQLITE_BUSY", "SQLITE_LOCKED"):
+        return StorageUnavailableError(f"storage error: {code} (the database stayed locked)")
+    return InternalError(f"storage error: {code}")
 
 
 def _prefix_end(prefix: str) -> str | None:
@@ -200,6 +204,7 @@ class SQLiteStorage:
             raise ValueError("SQLiteStorage needs a file path")
         self._busy_timeout = busy_timeout
         self._lock = threading.Lock()
+        self._write_lock = threading.Lock()
         self._idle: list[sqlite3.Connection] = []
         self._closed = False
         self._restrict(_prepare_file)
@@ -315,7 +320,10 @@ class SQLiteStorage:
         check_operations(operations)
         texts = [None if isinstance(op, Delete) else encode_document(op.value) for op in operations]
         puts = sum(text is not None for text in texts)
-        with self._connection() as conn:
+        # Threads of this process queue here, in order, instead of in SQLite's busy
+        # handler, which sleeps and retries (unfair: some writers waited the whole
+        # busy timeout under load). Other processes still wait in the busy handler.
+        with self._write_lock, self._connection() as conn:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 for op in operations:
