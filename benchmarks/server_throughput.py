@@ -140,8 +140,12 @@ def _b64(text: str) -> str:
     return base64.b64encode(text.encode()).decode()
 
 
-def login_payload() -> bytes:
-    """An hvac-style login (global host, us-east-1 scope, Host and Content-Length mapped)."""
+def login_payload(secret: str = "secret") -> bytes:
+    """An hvac-style login (global host, us-east-1 scope, Host and Content-Length mapped).
+
+    Each ``secret`` gives a distinct signature (the stub STS checks none), for servers
+    with replay protection on.
+    """
     url = "https://sts.amazonaws.com/"
     headers = {
         "Content-Type": "application/x-www-form-urlencoded; charset=utf-8",
@@ -149,7 +153,7 @@ def login_payload() -> bytes:
         "Content-Length": str(len(BODY)),
     }
     request = AWSRequest(method="POST", url=url, data=BODY, headers=headers)
-    SigV4Auth(Credentials("AKIAIOSFODNN7EXAMPLE", "secret"), "sts", "us-east-1").add_auth(request)
+    SigV4Auth(Credentials("AKIAIOSFODNN7EXAMPLE", secret), "sts", "us-east-1").add_auth(request)
     return json.dumps(
         {
             "role": "bench",
