@@ -76,6 +76,7 @@ _WIF_FIELDS = ("role_arn", "identity_token_audience", "identity_token_ttl")
 _HOSTNAME = re.compile(
     r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*\.?", re.ASCII
 )
+_URL_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://", re.ASCII)
 _ACCOUNT = re.compile(r"[0-9]{12}", re.ASCII)
 _EXTERNAL_ID = re.compile(r"[\w+=,.@:/-]{2,1224}", re.ASCII)
 
@@ -126,13 +127,14 @@ def validate_endpoint(field: str, value: str) -> str:
     Empty means "not set". Otherwise: printable ASCII; ``https`` (plain ``http`` only for
     a loopback host: ``localhost``, 127.0.0.0/8, ``::1``); a valid host name or IP
     literal with an optional port; no userinfo, query or fragment; path empty or ``/``
-    (no path prefix: requests always go to ``/``). Returns ``value`` unchanged.
+    (no path prefix: requests always go to ``/``). Returns ``value`` unchanged. Messages
+    quote the value through :func:`redact_url`, never with its userinfo or query.
     """
     if value == "":
         return value
 
     def invalid(reason: str) -> InvalidRequestError:
-        return InvalidRequestError(f"invalid {field} {go_quote(value)}: {reason}")
+        return InvalidRequestError(f"invalid {field} {go_quote(redact_url(value))}: {reason}")
 
     if not all("\x21" <= char <= "\x7e" for char in value):
         raise invalid("only printable ASCII without spaces is allowed")
@@ -159,6 +161,29 @@ def validate_endpoint(field: str, value: str) -> str:
     if parts.scheme == "http" and _is_loopback(host):
         return value
     raise invalid(scheme_error)
+
+
+def redact_url(value: str) -> str:
+    """``value`` as it may be quoted in an error message, an audit record or a log line.
+
+    Everything from the first ``?`` or ``#`` on becomes ``?***`` (a query can carry
+    credentials, signatures or tokens), and userinfo becomes ``***@``: everything after
+    ``scheme://`` (from the start when there is no such scheme) up to the last ``@``
+    before the query, so a password holding ``/`` or ``@`` is hidden too. A value without
+    ``@``, ``?`` or ``#`` comes back unchanged. Use it wherever a configured URL is quoted.
+    """
+    cut = len(value)
+    for mark in "?#":
+        position = value.find(mark)
+        if position != -1:
+            cut = min(cut, position)
+    head = value[:cut]
+    at = head.rfind("@")
+    if at != -1:
+        scheme = _URL_SCHEME.match(head)
+        start = scheme.end() if scheme is not None and scheme.end() <= at else 0
+        head = head[:start] + "***" + head[at:]
+    return head + ("?***" if cut < len(value) else "")
 
 
 def _is_ip(host: str) -> bool:

@@ -266,7 +266,7 @@ def test_unreadable_config(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
 
 
 BASE = {"listener": {"tls_disable": True}, "root_token": {"env": "ROOT_TOKEN"}}
-ENV = {"ROOT_TOKEN": "s3cret"}
+ENV = {"ROOT_TOKEN": "s3cret-Zq7vK2mXw9LpR4tN8bYc"}
 
 
 def with_(**changes: Any) -> dict[str, Any]:
@@ -284,9 +284,9 @@ def with_(**changes: Any) -> dict[str, Any]:
 
 def test_config_defaults_and_full_document(tmp_path: Path) -> None:
     assert config_from_document(BASE, ENV) == ServerConfig(
-        host="127.0.0.1", port=8200, root_token="s3cret"
+        host="127.0.0.1", port=8200, root_token="s3cret-Zq7vK2mXw9LpR4tN8bYc"
     )
-    token_file = write(tmp_path / "token", "from-file\n")
+    token_file = write(tmp_path / "token", "from-file-Zq7vK2mXw9LpR4tN8b\n")
     path = write(
         tmp_path / "server.toml",
         f"""
@@ -305,7 +305,7 @@ file = "{token_file}"
 """,
     )
     assert load_config(path, {}) == ServerConfig(
-        host="::1", port=9200, root_token="from-file", storage_url="sqlite:///x.db",
+        host="::1", port=9200, root_token="from-file-Zq7vK2mXw9LpR4tN8b", storage_url="sqlite:///x.db",
         tls_cert_file="c.pem", tls_key_file="k.pem", default_ttl=3600, max_ttl=7200,
         trusted_proxies=("10.0.0.0/8", "::1"), log_level="debug",
     )  # fmt: skip
@@ -456,7 +456,7 @@ url = "sqlite:///{tmp_path / "s.db"}"
 env = "TEST_ROOT_TOKEN"
 """,
     )
-    env = {**os.environ, "TEST_ROOT_TOKEN": "prod-root"}
+    env = {**os.environ, "TEST_ROOT_TOKEN": "prod-root-Zq7vK2mXw9LpR4tN8bYc"}
     process = subprocess.Popen(
         [sys.executable, "-m", "aws_iam_backend", "server", "--config", config],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -473,7 +473,7 @@ def test_production_server_with_tls_and_env_root_token(tmp_path: Path) -> None:
         context = ssl.create_default_context(cafile=cert)
         wait_tls_healthy(address, process, context)
         with requests.Session() as http:  # closed before shutdown: TLS close waits for peers
-            root = {"X-Vault-Token": "prod-root"}
+            root = {"X-Vault-Token": "prod-root-Zq7vK2mXw9LpR4tN8bYc"}
             mounts = http.get(f"{address}/v1/sys/auth", headers=root, verify=cert, timeout=10)
             assert set(mounts.json()["data"]) == {"token/"}  # production mounts nothing itself
             enabled = http.post(
@@ -496,7 +496,7 @@ def test_production_server_with_tls_and_env_root_token(tmp_path: Path) -> None:
 def test_production_server_with_worker_processes(tmp_path: Path) -> None:
     process, port = start_config_server(tmp_path, "tls_disable = true\nworkers = 2")
     address = f"http://127.0.0.1:{port}"
-    root = {"X-Vault-Token": "prod-root"}
+    root = {"X-Vault-Token": "prod-root-Zq7vK2mXw9LpR4tN8bYc"}
     try:
         wait_healthy(address, process)
         children = Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()
@@ -540,12 +540,15 @@ def wait_tls_healthy(address: str, process: subprocess.Popen[str], context: ssl.
     raise AssertionError("TLS server did not become healthy")
 
 
-def test_bad_tls_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_tls_files(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     config = write(
         tmp_path / "server.toml",
         '[listener]\ntls_cert_file = "/nonexistent.crt"\ntls_key_file = "/nonexistent.key"\n'
-        '[root_token]\nenv = "HOME"\n',
+        '[root_token]\nenv = "TEST_STRONG_ROOT_TOKEN"\n',
     )
+    monkeypatch.setenv("TEST_STRONG_ROOT_TOKEN", "tls-Zq7vK2mXw9LpR4tN8bYc-root")
     assert main(["server", "--config", config]) == 1
     assert capsys.readouterr().err.startswith("error: cannot load TLS certificate/key: ")
 

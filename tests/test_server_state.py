@@ -35,7 +35,7 @@ from tests.support.fakes import FakeIam, RecordingTransport, ok_response
 from tests.support.moto_server import Keys
 from tests.support.payloads import botocore_payload
 
-ROOT = "root-token"
+ROOT = "root-token-Zq7vK2mXw9LpR4tN8bYc"
 ARN = "arn:aws:iam::123456789012:user/alice"
 KEYS = Keys("AKIAIOSFODNN7EXAMPLE", "secret")
 KEY_A = bytes(range(32))
@@ -330,7 +330,7 @@ def test_tidy_fails_cleanly_while_storage_is_unavailable() -> None:
 # ------------------------------------------------------------------ configuration
 
 BASE: dict[str, Any] = {"listener": {"tls_disable": True}, "root_token": {"env": "ROOT_TOKEN"}}
-ENV = {"ROOT_TOKEN": "s3cret"}
+ENV = {"ROOT_TOKEN": "s3cret-Zq7vK2mXw9LpR4tN8bYc"}
 PG_URL = "postgresql://aws@127.0.0.1:1/vault"
 
 

@@ -2,13 +2,26 @@
 
 from __future__ import annotations
 
+import hashlib
 import hmac
+import math
+import secrets
+from collections import Counter
+from collections.abc import Mapping
+from typing import Final
 
 import attrs
 
 from ..binding import check_cidrs
 from ..errors import PermissionDeniedError
 from ..tokens import TokenIssuer, TokenRecord
+from .guessing import FailedCheckThrottle
+
+MIN_ROOT_TOKEN_LENGTH: Final = 24
+MIN_ROOT_TOKEN_DISTINCT: Final = 8
+MIN_ROOT_TOKEN_BITS: Final = 64.0
+_HTTP_WHITESPACE: Final = " \t"
+_COMPARE_KEY: Final = secrets.token_bytes(32)  # per process: keys the digests compared
 
 
 @attrs.frozen
@@ -24,39 +37,107 @@ class Caller:
         return self.record is None
 
 
-def request_token(headers: dict[str, str]) -> str | None:
-    """The token from ``X-Vault-Token``, else from ``Authorization: Bearer <token>``."""
-    token = headers.get("x-vault-token", "").strip()
-    if token:
+def _header_token(value: str) -> str | None:
+    """``value`` without surrounding spaces and tabs (HTTP whitespace, and nothing else:
+    not NBSP, NEL, U+2028 or the 0x1C-0x1F separators ``str.strip`` also removes); None
+    unless what is left is printable ASCII (0x20-0x7E), so such a token reaches no lookup."""
+    token = value.strip(_HTTP_WHITESPACE)
+    if token and all(" " <= char <= "~" for char in token):
         return token
+    return None
+
+
+def request_token(headers: Mapping[str, str]) -> str | None:
+    """The token from ``X-Vault-Token``, else from ``Authorization: Bearer <token>``.
+
+    Only spaces and tabs around it are dropped. A token with any other character outside
+    printable ASCII counts as no token (a 403 where one is needed); an ``X-Vault-Token``
+    of such characters does not fall back to ``Authorization``.
+    """
+    raw = headers.get("x-vault-token", "")
+    if raw.strip(_HTTP_WHITESPACE):
+        return _header_token(raw)
     scheme, _, value = headers.get("authorization", "").partition(" ")
-    if scheme.lower() == "bearer" and value.strip():
-        return value.strip()
+    if scheme.lower() == "bearer":
+        return _header_token(value)
+    return None
+
+
+def root_token_weakness(token: str) -> str | None:
+    """Why ``token`` is too weak to be the production root token, or None if it is not.
+
+    Refused: fewer than :data:`MIN_ROOT_TOKEN_LENGTH` characters; anything but visible
+    ASCII (``!`` to ``~``); fewer than :data:`MIN_ROOT_TOKEN_DISTINCT` distinct
+    characters; an estimated entropy (its length times the Shannon entropy of its
+    character frequencies) under :data:`MIN_ROOT_TOKEN_BITS` bits. Random tokens pass:
+    ``openssl rand -base64 32``, ``openssl rand -hex 16``, UUIDs and
+    ``secrets.token_urlsafe(18)`` or longer always, 24 hexadecimal digits all but about 1
+    draw in 20,000; ``aaaa...``, ``changeme`` repeated and other short words do not.
+    (A rule of 16 distinct characters would refuse most hexadecimal tokens.) The reason
+    never quotes the token.
+    """
+    if len(token) < MIN_ROOT_TOKEN_LENGTH:
+        return f"is shorter than {MIN_ROOT_TOKEN_LENGTH} characters"
+    if not all("!" <= char <= "~" for char in token):
+        return "has characters other than visible ASCII (spaces, controls or non-ASCII)"
+    counts = Counter(token)
+    if len(counts) < MIN_ROOT_TOKEN_DISTINCT:
+        return f"has fewer than {MIN_ROOT_TOKEN_DISTINCT} distinct characters"
+    bits = -sum(n * math.log2(n / len(token)) for n in counts.values())
+    if bits < MIN_ROOT_TOKEN_BITS:
+        return f"has an estimated entropy of {bits:.0f} bits, under {MIN_ROOT_TOKEN_BITS:.0f}"
     return None
 
 
 class Authenticator:
-    """Checks tokens against the root token (constant time) and the shared token issuer."""
+    """Checks tokens against the root token (constant time) and the shared token issuer.
 
-    def __init__(self, root_token: str, issuer: TokenIssuer) -> None:
+    Failed checks (a token that is neither the root token nor a live token) are counted
+    per source by ``throttle`` (default: :class:`~.guessing.FailedCheckThrottle` with 10
+    at once, then 1 per second; a token the source failed with just before counts once);
+    a source with none left gets a 429 before its token is looked at. Methods that take
+    an address throttle only when it is given.
+    """
+
+    def __init__(
+        self,
+        root_token: str,
+        issuer: TokenIssuer,
+        *,
+        throttle: FailedCheckThrottle | None = None,
+    ) -> None:
         if not root_token:
             raise ValueError("the root token must not be empty")
-        self._root = root_token.encode("utf-8", "surrogatepass")
+        # Compared as keyed digests: equal length whatever the caller sends, so neither the
+        # content nor the length of the root token shows in the time a comparison takes.
+        self._key = secrets.token_bytes(32)
+        self._root = self._digest(root_token)
         self.issuer = issuer
+        self.throttle = throttle if throttle is not None else FailedCheckThrottle()
+
+    def _digest(self, token: str) -> bytes:
+        return hmac.new(self._key, token.encode("utf-8", "surrogatepass"), hashlib.sha256).digest()
 
     def is_root(self, token: str) -> bool:
-        """True if ``token`` is the root token."""
-        return hmac.compare_digest(token.encode("utf-8", "surrogatepass"), self._root)
+        """True if ``token`` is the root token (constant time)."""
+        return hmac.compare_digest(self._digest(token), self._root)
 
     def caller(self, token: str | None, client_ip: str | None) -> Caller:
         """The caller holding ``token``; 403 when it is missing, unknown, expired or used up,
-        or when ``client_ip`` is outside the token's bound CIDRs. Consumes one use."""
+        or when ``client_ip`` is outside the token's bound CIDRs. Consumes one use.
+
+        429 when ``client_ip`` has failed too many checks (before ``token`` is looked at);
+        an unknown or expired token counts as a failed check of ``client_ip``.
+        """
         if not token:
             raise PermissionDeniedError()
-        if self.is_root(token):
+        self.throttle.check(client_ip)
+        digest = self._digest(token)
+        if hmac.compare_digest(digest, self._root):
             return Caller(token, None)
         record = self.issuer.lookup(token)
         if record is None:
+            self.throttle.failed(client_ip, digest)
             raise PermissionDeniedError()
         check_cidrs(record.bound_cidrs, client_ip)
         if record.num_uses:
@@ -66,8 +147,29 @@ class Authenticator:
             record = used
         return Caller(token, record)
 
-    def root(self, token: str | None) -> Caller:
-        """The root caller; 403 for any other token or none."""
-        if not token or not self.is_root(token):
+    def root(self, token: str | None, remote_addr: str | None = None) -> Caller:
+        """The root caller; 403 for any other token or none.
+
+        With ``remote_addr``: 429 when it has failed too many checks (before ``token`` is
+        looked at), and a token that is neither the root token nor a live login token
+        counts as a failed check of ``remote_addr``.
+        """
+        if not token:
             raise PermissionDeniedError()
-        return Caller(token, None)
+        self.throttle.check(remote_addr)
+        digest = self._digest(token)
+        if hmac.compare_digest(digest, self._root):
+            return Caller(token, None)
+        if remote_addr is not None and self.throttle.enabled and self.issuer.lookup(token) is None:
+            self.throttle.failed(remote_addr, digest)
+        raise PermissionDeniedError()
+
+
+def same_secret(a: str, b: str) -> bool:
+    """Constant-time equality of two secrets (tokens, accessors): compares keyed digests,
+    so neither their content nor their lengths show in the time it takes."""
+    return hmac.compare_digest(_compare_digest(a), _compare_digest(b))
+
+
+def _compare_digest(text: str) -> bytes:
+    return hmac.new(_COMPARE_KEY, text.encode("utf-8", "surrogatepass"), hashlib.sha256).digest()

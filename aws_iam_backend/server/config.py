@@ -56,6 +56,7 @@ from ..challenge import DEFAULT_CHALLENGE_TTL
 from ..fields import to_duration
 from ..ratelimit import RateLimits
 from ..storage import POSTGRES_SCHEMES
+from .auth import root_token_weakness
 from .client_ip import parse_networks
 
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
@@ -180,6 +181,12 @@ def _root_token(table: Mapping[str, Any], environ: Mapping[str, str]) -> str:
         source = f"environment variable {env}"
     if not token:
         raise ConfigError(f"root_token: {source} is empty or unset")
+    weakness = root_token_weakness(token)
+    if weakness is not None:
+        raise ConfigError(
+            f"root_token: the token in {source} {weakness}; use a long random one, such as "
+            "the output of: openssl rand -base64 32"
+        )
     return token
 
 

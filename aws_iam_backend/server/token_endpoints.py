@@ -21,7 +21,7 @@ from ..errors import (
 )
 from ..fields import to_duration
 from ..tokens import rfc3339
-from .auth import Authenticator, Caller
+from .auth import Authenticator, Caller, same_secret
 from .messages import HTTPResponse
 from .mounts import MountTable
 from .responses import envelope, no_content
@@ -117,7 +117,7 @@ class TokenEndpoints:
 
     def _lookup(self, caller: Caller, data: Mapping[str, Any], _ip: str | None) -> HTTPResponse:
         target = _string_field(data, "token")
-        if target == caller.token:
+        if same_secret(target, caller.token):
             return self._lookup_self(caller, data, _ip)
         if not caller.is_root:
             raise PermissionDeniedError()
@@ -131,7 +131,7 @@ class TokenEndpoints:
         self, caller: Caller, data: Mapping[str, Any], _ip: str | None
     ) -> HTTPResponse:
         accessor = _string_field(data, "accessor")
-        if caller.record is not None and accessor != caller.record.accessor:
+        if caller.record is not None and not same_secret(accessor, caller.record.accessor):
             raise PermissionDeniedError()
         if self._issuer.lookup_accessor(accessor) is None:
             raise InvalidRequestError("invalid accessor")
