@@ -375,16 +375,15 @@ def test_json_lines_sink_from_eight_threads_writes_whole_lines(tmp_path: Path) -
 
 def test_server_config_audit_section() -> None:
     base = {"listener": {"tls_disable": True}, "root_token": {"env": "T"}}
-    config = config_from_document(
-        {**base, "audit": {"file": "/tmp/a.log", "required": False}}, {"T": "audit-Zq7vK2mXw9LpR4tN8bYc"}
-    )
+    environ = {"T": "audit-Zq7vK2mXw9LpR4tN8bYc"}
+    config = config_from_document({**base, "audit": {"file": "/tmp/a.log", "required": False}}, ENV)
     assert (config.audit_file, config.audit_required) == ("/tmp/a.log", False)
-    default = config_from_document(base, {"T": "audit-Zq7vK2mXw9LpR4tN8bYc"})
+    default = config_from_document(base, environ)
     assert (default.audit_file, default.audit_required) == (None, True)
     with pytest.raises(ConfigError, match=r"audit\.required"):
-        config_from_document({**base, "audit": {"required": "yes"}}, {"T": "audit-Zq7vK2mXw9LpR4tN8bYc"})
+        config_from_document({**base, "audit": {"required": "yes"}}, environ)
     with pytest.raises(ConfigError, match="unknown key"):
-        config_from_document({**base, "audit": {"path": "x"}}, {"T": "audit-Zq7vK2mXw9LpR4tN8bYc"})
+        config_from_document({**base, "audit": {"path": "x"}}, environ)
 
 
 # ------------------------------------------------------------------ dev server end to end
