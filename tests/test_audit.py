@@ -376,7 +376,9 @@ def test_json_lines_sink_from_eight_threads_writes_whole_lines(tmp_path: Path) -
 def test_server_config_audit_section() -> None:
     base = {"listener": {"tls_disable": True}, "root_token": {"env": "T"}}
     environ = {"T": "audit-Zq7vK2mXw9LpR4tN8bYc"}
-    config = config_from_document({**base, "audit": {"file": "/tmp/a.log", "required": False}}, ENV)
+    config = config_from_document(
+        {**base, "audit": {"file": "/tmp/a.log", "required": False}}, environ
+    )
     assert (config.audit_file, config.audit_required) == ("/tmp/a.log", False)
     default = config_from_document(base, environ)
     assert (default.audit_file, default.audit_required) == (None, True)
