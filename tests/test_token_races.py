@@ -217,9 +217,9 @@ def test_renewal_after_last_use_is_refused(storage: Storage) -> None:
 
 def test_batch_tokens_are_not_renewed_and_not_changed(storage: Storage) -> None:
     issuer = issuer_for(storage)
-    before = set(storage.list(TOKEN_PREFIX))
+    existing = set(storage.list(TOKEN_PREFIX))
     token = issuer.issue(spec(token_type="batch")).client_token or ""
-    (key,) = (TOKEN_PREFIX + k for k in set(storage.list(TOKEN_PREFIX)) - before)
+    (key,) = (TOKEN_PREFIX + k for k in set(storage.list(TOKEN_PREFIX)) - existing)
     before = storage.read(key)
     with pytest.raises(InvalidRequestError):
         issuer.extend(token, ttl=600, now=datetime.now(UTC))
