@@ -11,6 +11,7 @@ cached in bounded caches; everything here is thread-safe.
 from __future__ import annotations
 
 import hashlib
+import re
 import threading
 import time
 from collections.abc import Callable, Hashable
@@ -29,6 +30,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from cachetools import LRUCache, TTLCache
 
 from .arn import IamEntity
+from .config import redact_url
 from .errors import InvalidRequestError, UpstreamError
 from .gocompat import go_quote
 from .interfaces import AwsAccess
@@ -260,8 +262,13 @@ def _call(function: Callable[[], Any]) -> dict[str, Any]:
     return result
 
 
+_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s\"'<>]+")
+
+
 def _safe(text: str) -> str:
-    """One line of printable text, capped."""
+    """One line of printable text, capped, with any URL in it redacted (botocore quotes
+    endpoint URLs, which may carry userinfo or a query)."""
+    text = _URL.sub(lambda match: redact_url(match.group()), text)
     line = " ".join("".join(c if c.isprintable() else " " for c in text).split())
     return line if len(line) <= _MAX_ERROR else line[: _MAX_ERROR - 3] + "..."
 

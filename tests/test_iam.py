@@ -163,3 +163,15 @@ def test_unique_id_arn_cache_keys_and_bounds() -> None:
     assert cache.get(("aws", "111111111111", "AROA1")) is None  # evicted: size bound
     now[0] = 11
     assert cache.get(("aws", "1", "b")) is None  # expired
+
+
+def test_upstream_error_texts_redact_urls() -> None:
+    """botocore quotes endpoint URLs in its errors; none reaches a message with userinfo
+    or a query (security review finding 4)."""
+    from aws_iam_backend.iam import _safe
+
+    text = _safe(
+        'Could not connect to the endpoint URL: "https://AKIAX:s3cr3t@iam.example.com/?q=z"'
+    )
+    assert "s3cr3t" not in text and "AKIAX" not in text and "q=z" not in text
+    assert "iam.example.com" in text
