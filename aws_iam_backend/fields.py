@@ -21,11 +21,13 @@ from __future__ import annotations
 
 import enum
 import json
+import math
+import re
 from collections.abc import Callable, Iterable, Mapping
 
 import attrs
 
-from .errors import InternalError, InvalidRequestError
+from .errors import BackendError, InternalError, InvalidRequestError
 from .gocompat import DurationError, go_list, go_quote, parse_duration_seconds
 
 MAX_DURATION_SECONDS = (2**63 - 1) // 1_000_000_000
@@ -291,10 +293,57 @@ def _refuse_constant(name: str) -> object:
     raise InvalidRequestError(f"failed to parse JSON input: invalid number {name}")
 
 
+def _parse_int(literal: str) -> int:
+    """A JSON integer; one over Python's int-string limit (4,300 digits) is refused."""
+    try:
+        return int(literal)
+    except ValueError:
+        digits = len(literal.lstrip("-"))
+        raise InvalidRequestError(
+            f"failed to parse JSON input: integer of {digits} digits is too large"
+        ) from None
+
+
+def _parse_float(literal: str) -> float:
+    """A JSON number with a fraction or exponent; one that overflows a float64 is refused,
+    as Go's ``strconv.ParseFloat`` does (Python would make it ``inf``)."""
+    value = float(literal)
+    if not math.isfinite(value):
+        shown = literal if len(literal) <= 32 else literal[:32] + "..."
+        raise InvalidRequestError(f"failed to parse JSON input: number {shown} is out of range")
+    return value
+
+
+# A ``\uXXXX`` escape of a UTF-16 surrogate: only then can a decoded string hold a lone one.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89abcdefABCDEF]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _has_lone_surrogate(document: object) -> bool:
+    """True if a key or string anywhere in ``document`` holds an unpaired surrogate (which
+    no UTF-8 encoder, storage or log would take). Iterative: no depth limit of its own."""
+    pending = [document]
+    while pending:
+        value = pending.pop()
+        if isinstance(value, str):
+            if _SURROGATE.search(value):
+                return True
+        elif isinstance(value, dict):
+            pending.extend(value.keys())
+            pending.extend(value.values())
+        elif isinstance(value, list):
+            pending.extend(value)
+    return False
+
+
 def loads_strict(text: str | bytes) -> dict[str, object]:
     """Decode a request body: a JSON object without duplicate keys (empty body: ``{}``).
 
-    ``NaN``/``Infinity`` and non-object documents are refused, as Go's decoder does.
+    Whatever cannot become a value is :class:`InvalidRequestError` (400), never another
+    exception: invalid UTF-8 or JSON, non-object documents, ``NaN``/``Infinity`` and
+    numbers that overflow a float64 (refused as Go's decoder does), integers over Python's
+    4,300-digit conversion limit, nesting deeper than the interpreter's recursion limit,
+    and ``\\uXXXX`` escapes that leave an unpaired surrogate.
     """
     if isinstance(text, bytes):
         try:
@@ -305,17 +354,29 @@ def loads_strict(text: str | bytes) -> dict[str, object]:
         return {}
     try:
         document = json.loads(
-            text, object_pairs_hook=reject_duplicate_keys, parse_constant=_refuse_constant
+            text,
+            object_pairs_hook=reject_duplicate_keys,
+            parse_constant=_refuse_constant,
+            parse_int=_parse_int,
+            parse_float=_parse_float,
         )
+    except BackendError:
+        raise
     except json.JSONDecodeError as exc:
         raise InvalidRequestError(f"failed to parse JSON input: {exc.msg}") from None
     except RecursionError:
         raise InvalidRequestError("failed to parse JSON input: nesting too deep") from None
+    except ValueError as exc:  # any other refusal of the decoder
+        raise InvalidRequestError(f"failed to parse JSON input: {type(exc).__name__}") from None
     if not isinstance(document, dict):
         kind = _go_json_kind(document)
         raise InvalidRequestError(
             f"failed to parse JSON input: json: cannot unmarshal {kind} into Go value of "
             "type map[string]interface {}"
+        )
+    if _SURROGATE_ESCAPE.search(text) and _has_lone_surrogate(document):
+        raise InvalidRequestError(
+            "failed to parse JSON input: invalid Unicode escape (unpaired surrogate)"
         )
     return document
 

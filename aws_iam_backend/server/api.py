@@ -8,11 +8,12 @@ itself; everything else needs the root token.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextvars import ContextVar
 from importlib import metadata
 from typing import Any
@@ -81,8 +82,10 @@ _OPERATIONS = {
 }
 _TRUE = frozenset({"1", "t", "T", "true", "True", "TRUE"})
 _log = logging.getLogger("aws_iam_backend.server")
-# True once the request was handed to a mount's Backend, which then writes its audit record.
-_DELEGATED: ContextVar[bool] = ContextVar("aws_iam_backend_delegated", default=False)
+# True once this request's audit record was written (or tried): set by the sink every mount's
+# backend is given, so a request a backend audited is not audited twice, nor one it did not
+# audit (it raised first) left out.
+_AUDITED: ContextVar[bool] = ContextVar("aws_iam_backend_audited", default=False)
 
 
 def _version() -> str:
@@ -132,6 +135,7 @@ class VaultAPI:
         self._auditor: Auditor | None = None
         if audit is not None:
             self._hasher = AuditHasher.from_storage(storage)
+            audit = _MarkingSink(audit)
             self._auditor = Auditor(
                 audit, self._hasher, required=settings.audit_required, clock=self._clock
             )
@@ -169,17 +173,41 @@ class VaultAPI:
         return record
 
     def handle(self, request: HTTPRequest) -> HTTPResponse:
-        """Serve one request; never raises. Writes its one audit record (unless a mount's
-        backend did, or the path is ``sys/health``)."""
+        """Serve one request and write its one audit record (unless a mount's backend wrote
+        it, or the path is ``sys/health``).
+
+        Never raises: an unexpected exception anywhere, in serving or in describing the
+        request for the audit trail, is logged and answered ``500 internal error`` (still
+        audited when the sink works).
+        """
+        return self._guarded(request, self._serve)
+
+    def refuse(self, request: HTTPRequest, status: int, message: str) -> HTTPResponse:
+        """Vault's error envelope ``{"errors": [message]}`` with ``status`` for a request
+        an adapter refused before :meth:`handle` (body over the cap, bad ``Content-Length``),
+        audited like any other request. ``request.body`` is ignored. Never raises."""
+        refused = HTTPRequest(
+            method=request.method,
+            path=request.path,
+            query=request.query,
+            headers=request.headers,
+            remote_addr=request.remote_addr,
+        )
+        return self._guarded(refused, lambda _r: (error_response(status, [message]), message))
+
+    def _guarded(
+        self, request: HTTPRequest, serve: Callable[[HTTPRequest], tuple[HTTPResponse, str]]
+    ) -> HTTPResponse:
         request_id = REQUEST_ID.set(str(uuid.uuid4()))
-        delegated = _DELEGATED.set(False)
+        audited = _AUDITED.set(False)
         try:
-            response, error = self._serve(request)
-            if self._auditor is not None and not _DELEGATED.get():
-                response = self._audit(request, response, error)
-            return response
+            response, error = serve(request)
+            return self._audit(request, response, error)
+        except Exception:  # pragma: no cover - _serve and _audit already catch everything
+            _log.exception("internal error serving %s", _describe(request))
+            return error_response(500, ["internal error"])
         finally:
-            _DELEGATED.reset(delegated)
+            _AUDITED.reset(audited)
             REQUEST_ID.reset(request_id)
 
     def _serve(self, request: HTTPRequest) -> tuple[HTTPResponse, str]:
@@ -188,19 +216,30 @@ class VaultAPI:
         except BackendError as exc:
             return backend_error_response(exc), exc.message
         except Exception:
-            _log.exception("internal error serving %s %s", request.method, request.path)
+            _log.exception("internal error serving %s", _describe(request))
             return error_response(500, ["internal error"]), "internal error"
 
     def _audit(self, request: HTTPRequest, response: HTTPResponse, error: str) -> HTTPResponse:
-        assert self._auditor is not None
+        """Write the request's record unless one was written (by a mount's backend) already;
+        ``500 audit logging failed`` instead of ``response`` if the required record failed."""
+        if self._auditor is None or _AUDITED.get():
+            return response
         path = request.path[len("/v1/") :] if request.path.startswith("/v1/") else request.path
         if path == "sys/health":
             return response
         try:
             entry = self._audit_entry(request, path)
+        except Exception:
+            _log.exception("cannot describe %s for the audit record", _describe(request))
+            entry = _bare_entry(request, path)
+        try:
             self._auditor.write(entry, status=response.status, error=error)
         except AuditFailedError:
             return error_response(500, [FAILED_MESSAGE])
+        except Exception:  # building the record itself failed: as good as a failed sink
+            _log.exception("audit record of %s failed", _describe(request))
+            if self._auditor.required:
+                return error_response(500, [FAILED_MESSAGE])
         return response
 
     def _audit_entry(self, request: HTTPRequest, path: str) -> AuditEntry:
@@ -352,10 +391,8 @@ class VaultAPI:
         backend, relative = resolved
         if not _is_open(relative.strip("/"), operation):
             self._auth.root(token)
-        if self._auditor is not None:
-            if backend.audit is not self._auditor.sink:
-                raise InternalError("backend_factory must pass audit= on to Backend")
-            _DELEGATED.set(True)
+        if self._auditor is not None and backend.audit is not self._auditor.sink:
+            raise InternalError("backend_factory must pass audit= on to Backend")
         response = backend.handle_request(
             Request(
                 operation,
@@ -369,6 +406,35 @@ class VaultAPI:
         if operation == "list" and not (response.data or {}).get("keys"):
             raise NotFoundError("")
         return envelope(data=response.data, auth=response.auth, warnings=response.warnings)
+
+
+class _MarkingSink:
+    """``sink`` that notes in ``_AUDITED`` that the current request's record was tried."""
+
+    def __init__(self, sink: AuditSink) -> None:
+        self.sink = sink
+
+    def write(self, record: Mapping[str, object]) -> None:
+        _AUDITED.set(True)
+        self.sink.write(record)
+
+
+def _bare_entry(request: HTTPRequest, path: str) -> AuditEntry:
+    """What is surely known of a request whose full description failed."""
+    entry = AuditEntry(
+        request_id=REQUEST_ID.get(),
+        operation=_OPERATIONS.get(request.method.upper(), request.method.lower()[:16]),
+        path=path,
+        remote_address=request.remote_addr,
+    )
+    with contextlib.suppress(Exception):
+        entry.client_token = request_token(request.headers)
+    return entry
+
+
+def _describe(request: HTTPRequest) -> str:
+    """``METHOD /path`` for a log line, cut short (both are the client's choice)."""
+    return f"{request.method[:16]} {request.path[:256]}"
 
 
 def _is_open(path: str, operation: str) -> bool:

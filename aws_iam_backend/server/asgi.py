@@ -2,14 +2,24 @@
 
 The core blocks (storage, STS), so each request runs ``api.handle`` in a bounded thread
 pool while the event loop keeps accepting and reading other requests.
+
+Every HTTP request gets Vault's JSON answer and one audit record: a request refused here,
+before :meth:`VaultAPI.handle` (a body over the cap, a ``Content-Length`` that is not a
+number or disagrees with the body, both ``Content-Length`` and ``Transfer-Encoding``, a
+client gone mid-body), is answered and audited by :meth:`VaultAPI.refuse`, and the
+connection is closed since the rest of its byte stream cannot be trusted.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import re
 from collections.abc import Awaitable, Callable, Coroutine, MutableMapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
+
+import attrs
 
 from .api import MAX_BODY, VaultAPI
 from .messages import HTTPRequest, HTTPResponse
@@ -21,6 +31,24 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Coroutine[Any, Any, None]]
 
+_log = logging.getLogger("aws_iam_backend.server")
+_DIGITS = re.compile(r"[0-9]+")  # str.isdigit() also takes "²", which int() refuses
+
+
+@attrs.frozen
+class Refusal:
+    """Why the adapter refuses a request before the API sees it."""
+
+    status: int
+    message: str
+
+
+TOO_LARGE = Refusal(413, "request body too large")
+BAD_LENGTH = Refusal(400, "invalid Content-Length header")
+LENGTH_MISMATCH = Refusal(400, "request body does not match Content-Length")
+AMBIGUOUS_LENGTH = Refusal(400, "request has both Content-Length and Transfer-Encoding")
+DISCONNECTED = Refusal(400, "client disconnected")
+
 
 def _headers(scope: Scope) -> dict[str, str]:
     """Lower-case names; repeated headers joined with ``, `` as HTTP allows."""
@@ -31,26 +59,48 @@ def _headers(scope: Scope) -> dict[str, str]:
     return headers
 
 
-async def _read_body(receive: Receive, headers: dict[str, str]) -> bytes | HTTPResponse:
-    """The body, never buffering more than ``MAX_BODY`` bytes, or the error to send instead."""
-    declared = headers.get("content-length", "")
-    if declared and not declared.isdigit():
-        return error_response(400, ["invalid Content-Length header"])
-    if declared and int(declared) > MAX_BODY:
-        return error_response(413, ["request body too large"])
+def _declared_length(headers: dict[str, str]) -> int | Refusal | None:
+    """The ``Content-Length`` (None when absent), or why it is refused."""
+    declared = headers.get("content-length")
+    if declared is None:
+        return None
+    if "transfer-encoding" in headers:
+        return AMBIGUOUS_LENGTH
+    declared = declared.strip()
+    if not _DIGITS.fullmatch(declared):
+        return BAD_LENGTH
+    significant = declared.lstrip("0")
+    if len(significant) > len(str(MAX_BODY)):  # int() of thousands of digits would raise
+        return TOO_LARGE
+    length = int(significant or "0")
+    return TOO_LARGE if length > MAX_BODY else length
+
+
+async def _read_body(receive: Receive, headers: dict[str, str]) -> bytes | Refusal:
+    """The body, never buffering more than ``MAX_BODY`` bytes, or why it is refused."""
+    declared = _declared_length(headers)
+    if isinstance(declared, Refusal):
+        return declared
     chunks: list[bytes] = []
     size = 0
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
-            return error_response(400, ["client disconnected"])
+            return DISCONNECTED
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > MAX_BODY:
-            return error_response(413, ["request body too large"])
+            return TOO_LARGE
         chunks.append(chunk)
         if not message.get("more_body", False):
+            if declared is not None and size != declared:
+                return LENGTH_MISMATCH
             return b"".join(chunks)
+
+
+def _closing(response: HTTPResponse) -> HTTPResponse:
+    """``response`` with ``Connection: close``."""
+    return attrs.evolve(response, headers=(*response.headers, ("Connection", "close")))
 
 
 async def _send(send: Send, response: HTTPResponse) -> None:
@@ -64,7 +114,9 @@ def make_asgi_app(api: VaultAPI, *, max_workers: int = 256) -> ASGIApp:
     """An ASGI callable serving ``api`` with at most ``max_workers`` requests in the core at once.
 
     Bodies over 64 KiB are refused (413) without buffering more than that. The pool
-    is shut down by the ASGI lifespan ``shutdown`` event.
+    is shut down by the ASGI lifespan ``shutdown`` event. Should the adapter itself fail
+    (say, a request arriving after the pool shut down), the answer is still a JSON
+    ``500 internal error``, logged but not audited.
     """
     executor = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="vault-api")
 
@@ -78,27 +130,46 @@ def make_asgi_app(api: VaultAPI, *, max_workers: int = 256) -> ASGIApp:
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
-    async def app(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "lifespan":
-            await lifespan(receive, send)
-            return
-        if scope["type"] != "http":
-            raise ValueError(f"unsupported ASGI scope type: {scope['type']}")
+    async def http(scope: Scope, receive: Receive, send: Send) -> None:
         headers = _headers(scope)
         body = await _read_body(receive, headers)
-        if isinstance(body, HTTPResponse):
-            await _send(send, body)
-            return
         client = scope.get("client")
         request = HTTPRequest(
             method=scope["method"],
             path=scope["path"],
             query=scope.get("query_string", b"").decode("latin-1"),
             headers=headers,
-            body=body,
+            body=body if isinstance(body, bytes) else b"",
             remote_addr=client[0] if client else None,
         )
         loop = asyncio.get_running_loop()
+        if isinstance(body, Refusal):
+            refused = await loop.run_in_executor(
+                executor, api.refuse, request, body.status, body.message
+            )
+            await _send(send, _closing(refused))
+            return
         await _send(send, await loop.run_in_executor(executor, api.handle, request))
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            raise ValueError(f"unsupported ASGI scope type: {scope['type']}")
+        started = False
+
+        async def tracked(message: Message) -> None:
+            nonlocal started
+            started = True
+            await send(message)
+
+        try:
+            await http(scope, receive, tracked)
+        except Exception:
+            _log.exception("internal error in the ASGI adapter")
+            if started:
+                raise  # too late for an answer: the server closes the connection
+            await _send(send, _closing(error_response(500, ["internal error"])))
 
     return app

@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import functools
+import json
+import logging
 import os
 import signal
 import socket
 import ssl
 import sys
 from collections.abc import Callable
+from http import HTTPStatus
 from types import FrameType
 
 from .asgi import ASGIApp
+
+_log = logging.getLogger("aws_iam_backend.server")
+MALFORMED_MESSAGE = "malformed HTTP request"
 
 
 class ServeError(Exception):
@@ -36,6 +44,49 @@ def check_tls(cert_file: str, key_file: str) -> None:
         raise ServeError(f"cannot load TLS certificate/key: {exc}") from None
 
 
+@functools.cache
+def json_h11_protocol() -> type[asyncio.Protocol]:
+    """uvicorn's h11 protocol, answering what h11 cannot parse with Vault's JSON error.
+
+    h11 refuses malformed HTTP (a bad request line, header syntax or ``Content-Length``,
+    a bad chunk, headers over the size limit) before there is a request for the ASGI app,
+    and uvicorn then answers plain text ``Invalid HTTP request received.``. This subclass
+    answers ``{"errors": ["malformed HTTP request"]}`` (400, or 431 for headers too large)
+    as ``application/json`` and closes the connection. Such requests never reach
+    :class:`~aws_iam_backend.server.api.VaultAPI`, so they cannot be audited: h11's reason
+    is logged at debug level instead (uvicorn itself also logs a one-line warning).
+    """
+    import h11
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class JsonH11Protocol(H11Protocol):
+        def send_400_response(self, msg: str) -> None:
+            error = sys.exception()
+            status = getattr(error, "error_status_hint", 400)
+            status = 431 if status == 431 else 400
+            reason = HTTPStatus(status).phrase.encode()
+            _log.debug("refused malformed HTTP from %s (not audited): %s", self.client, error)
+            body = json.dumps({"errors": [MALFORMED_MESSAGE]}, separators=(",", ":")).encode()
+            headers = [
+                (b"content-type", b"application/json"),
+                (b"cache-control", b"no-store"),
+                (b"content-length", str(len(body)).encode()),
+                (b"connection", b"close"),
+            ]
+            try:
+                for event in (
+                    h11.Response(status_code=status, headers=headers, reason=reason),
+                    h11.Data(data=body),
+                    h11.EndOfMessage(),
+                ):
+                    self.transport.write(self.conn.send(event) or b"")
+            except h11.LocalProtocolError:  # a response had begun already: only close
+                pass
+            self.transport.close()
+
+    return JsonH11Protocol
+
+
 def serve(
     app: ASGIApp,
     sock: socket.socket,
@@ -54,7 +105,7 @@ def serve(
     config = uvicorn.Config(
         app,
         log_level=log_level,
-        http="h11",  # httptools (llhttp) rejects Vault's LIST method
+        http=json_h11_protocol(),  # h11: httptools (llhttp) rejects Vault's LIST method
         access_log=False,
         proxy_headers=False,  # X-Forwarded-For is ours to judge (trusted_proxies)
         server_header=False,
