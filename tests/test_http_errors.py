@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import io
 import json
 import logging
 import re
@@ -28,6 +29,7 @@ from aws_iam_backend.server.api import MAX_BODY, VaultAPI
 from aws_iam_backend.server.asgi import ASGIApp, Message, make_asgi_app
 from aws_iam_backend.server.messages import HTTPRequest, HTTPResponse
 from aws_iam_backend.server.serve import MALFORMED_MESSAGE, json_h11_protocol
+from aws_iam_backend.server.wsgi import make_wsgi_app
 from tests.support.fakes import FakeIam, RecordingTransport, ok_response
 from tests.support.server import ROOT as DEV_ROOT
 from tests.support.server import DevServer
@@ -734,3 +736,30 @@ def test_protocol_error_after_a_response_began_only_closes() -> None:
         loop.run_until_complete(asyncio.gather(*protocol.tasks, return_exceptions=True))
     finally:
         loop.close()
+
+
+@pytest.mark.parametrize(
+    ("length", "status"),
+    [("²", 400), ("9" * 5000, 413), ("12x", 400), ("70000", 413)],
+)
+def test_wsgi_refusals_answer_json_and_are_audited(length: str, status: int) -> None:
+    """The WSGI adapter makes the same framing checks as the ASGI one (one copy)."""
+    sink = MemoryAuditSink()
+    api = VaultAPI(storage=MemoryStorage(), root_token=ROOT, audit=sink)
+    app = make_wsgi_app(api)
+    seen: list[str] = []
+    environ = {
+        "REQUEST_METHOD": "POST",
+        "PATH_INFO": "/v1/auth/aws/login",
+        "CONTENT_LENGTH": length,
+        "wsgi.input": io.BytesIO(b"{}"),
+        "REMOTE_ADDR": "192.0.2.7",
+    }
+
+    def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+        seen.append(status)
+
+    body = b"".join(app(environ, start_response))
+    assert seen[0].startswith(f"{status} ")
+    assert "errors" in json.loads(body)
+    assert len(sink.records) == 1

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 from collections.abc import Awaitable, Callable, Coroutine, MutableMapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -22,6 +21,7 @@ from typing import Any
 import attrs
 
 from .api import MAX_BODY, VaultAPI
+from .framing import DISCONNECTED, LENGTH_MISMATCH, TOO_LARGE, Refusal, declared_length
 from .messages import HTTPRequest, HTTPResponse
 from .responses import error_response
 
@@ -32,22 +32,6 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Coroutine[Any, Any, None]]
 
 _log = logging.getLogger("aws_iam_backend.server")
-_DIGITS = re.compile(r"[0-9]+")  # str.isdigit() also takes "²", which int() refuses
-
-
-@attrs.frozen
-class Refusal:
-    """Why the adapter refuses a request before the API sees it."""
-
-    status: int
-    message: str
-
-
-TOO_LARGE = Refusal(413, "request body too large")
-BAD_LENGTH = Refusal(400, "invalid Content-Length header")
-LENGTH_MISMATCH = Refusal(400, "request body does not match Content-Length")
-AMBIGUOUS_LENGTH = Refusal(400, "request has both Content-Length and Transfer-Encoding")
-DISCONNECTED = Refusal(400, "client disconnected")
 
 
 def _headers(scope: Scope) -> dict[str, str]:
@@ -59,26 +43,9 @@ def _headers(scope: Scope) -> dict[str, str]:
     return headers
 
 
-def _declared_length(headers: dict[str, str]) -> int | Refusal | None:
-    """The ``Content-Length`` (None when absent), or why it is refused."""
-    declared = headers.get("content-length")
-    if declared is None:
-        return None
-    if "transfer-encoding" in headers:
-        return AMBIGUOUS_LENGTH
-    declared = declared.strip()
-    if not _DIGITS.fullmatch(declared):
-        return BAD_LENGTH
-    significant = declared.lstrip("0")
-    if len(significant) > len(str(MAX_BODY)):  # int() of thousands of digits would raise
-        return TOO_LARGE
-    length = int(significant or "0")
-    return TOO_LARGE if length > MAX_BODY else length
-
-
 async def _read_body(receive: Receive, headers: dict[str, str]) -> bytes | Refusal:
     """The body, never buffering more than ``MAX_BODY`` bytes, or why it is refused."""
-    declared = _declared_length(headers)
+    declared = declared_length(headers)
     if isinstance(declared, Refusal):
         return declared
     chunks: list[bytes] = []

@@ -7,8 +7,8 @@ from http import HTTPStatus
 from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
 from .api import MAX_BODY, VaultAPI
-from .messages import HTTPRequest, HTTPResponse
-from .responses import error_response
+from .framing import LENGTH_MISMATCH, TOO_LARGE, Refusal, declared_length
+from .messages import HTTPRequest
 
 
 def _headers(environ: WSGIEnvironment) -> dict[str, str]:
@@ -23,19 +23,18 @@ def _headers(environ: WSGIEnvironment) -> dict[str, str]:
     return headers
 
 
-def _read_body(environ: WSGIEnvironment, headers: dict[str, str]) -> bytes | HTTPResponse:
-    """At most ``MAX_BODY`` bytes of body, or the error response to send instead."""
-    declared = headers.get("content-length", "")
-    if declared:
-        if not declared.isdigit():
-            return error_response(400, ["invalid Content-Length header"])
-        if int(declared) > MAX_BODY:
-            return error_response(413, ["request body too large"])
-        return bytes(environ["wsgi.input"].read(int(declared)))
+def _read_body(environ: WSGIEnvironment, headers: dict[str, str]) -> bytes | Refusal:
+    """At most ``MAX_BODY`` bytes of body, or why it is refused."""
+    declared = declared_length(headers)
+    if isinstance(declared, Refusal):
+        return declared
+    if declared is not None:
+        body = bytes(environ["wsgi.input"].read(declared))
+        return body if len(body) == declared else LENGTH_MISMATCH
     if "chunked" not in headers.get("transfer-encoding", "").lower():
         return b""  # no body; reading would block on servers like wsgiref
     body = bytes(environ["wsgi.input"].read(MAX_BODY + 1))  # chunked: read up to the cap
-    return error_response(413, ["request body too large"]) if len(body) > MAX_BODY else body
+    return TOO_LARGE if len(body) > MAX_BODY else body
 
 
 def _wsgi_text(value: str) -> str:
@@ -44,24 +43,24 @@ def _wsgi_text(value: str) -> str:
 
 
 def make_wsgi_app(api: VaultAPI) -> WSGIApplication:
-    """A WSGI callable serving ``api``. Bodies over 64 KiB are refused (413) unread."""
+    """A WSGI callable serving ``api``. Bodies over 64 KiB are refused (413) unread;
+    refusals answer Vault's JSON error and are audited (:meth:`VaultAPI.refuse`)."""
 
     def app(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         headers = _headers(environ)
         body = _read_body(environ, headers)
-        if isinstance(body, HTTPResponse):
-            response = body
+        request = HTTPRequest(
+            method=str(environ["REQUEST_METHOD"]),
+            path=_wsgi_text(str(environ.get("PATH_INFO", "")) or "/"),
+            query=_wsgi_text(str(environ.get("QUERY_STRING", ""))),
+            headers=headers,
+            body=b"" if isinstance(body, Refusal) else body,
+            remote_addr=environ.get("REMOTE_ADDR") or None,
+        )
+        if isinstance(body, Refusal):
+            response = api.refuse(request, body.status, body.message)
         else:
-            response = api.handle(
-                HTTPRequest(
-                    method=str(environ["REQUEST_METHOD"]),
-                    path=_wsgi_text(str(environ.get("PATH_INFO", "")) or "/"),
-                    query=_wsgi_text(str(environ.get("QUERY_STRING", ""))),
-                    headers=headers,
-                    body=body,
-                    remote_addr=environ.get("REMOTE_ADDR") or None,
-                )
-            )
+            response = api.handle(request)
         status = f"{response.status} {HTTPStatus(response.status).phrase}"
         start_response(status, [*response.headers, ("Content-Length", str(len(response.body)))])
         return [response.body]
