@@ -454,3 +454,20 @@ def test_non_ascii_token_reaches_no_lookup(token: str, monkeypatch: pytest.Monke
     assert request_token({"x-vault-token": token}) is None
     # Not a guess either: it does not spend the source's allowance of failed checks.
     assert len(api._auth.throttle) == 0
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("GET", "/v1/sys/auth"), ("POST", "/v1/sys/auth/x"), ("GET", "/v1/auth/aws/role/dev")],
+)
+def test_guessing_the_root_token_on_admin_paths_is_throttled(method: str, path: str) -> None:
+    api = VaultAPI(storage=MemoryStorage(), root_token="r" * 8 + "Zq7vK2mXw9LpR4tN8bYc")
+    api.mounts.ensure("aws/")
+    statuses = []
+    for guess in range(15):
+        headers = {"x-vault-token": f"hvs.guess-{guess:04d}"}
+        body = b'{"type": "aws"}' if method == "POST" else b""
+        reply = api.handle(HTTPRequest(method, path, "", headers, body, remote_addr="192.0.2.9"))
+        statuses.append(reply.status)
+    assert statuses[:10] == [403] * 10
+    assert set(statuses[10:]) == {429}

@@ -314,9 +314,10 @@ class VaultAPI:
             return json_response(200, OPENAPI)
         data = loads_strict(request.body) if operation == "update" else {}
         token = request_token(request.headers)
+        ip = client_ip(request.remote_addr, request.headers.get("x-forwarded-for"), self._trusted)
         if path == "sys/audit-hash" or path.startswith("sys/audit-hash/"):
             _only(operation, "update")
-            self._auth.root(token)
+            self._auth.root(token, ip)
             value = data.get("input")
             if not isinstance(value, str):
                 raise InvalidRequestError("missing input")
@@ -324,12 +325,11 @@ class VaultAPI:
             return json_response(200, {**hashed, **envelope_document(data=hashed)})
         if path == "sys/auth":
             _only(operation, "read")
-            self._auth.root(token)
+            self._auth.root(token, ip)
             listing = self.mounts.describe()
             return json_response(200, {**listing, **envelope_document(data=listing)})
         if path.startswith("sys/auth/"):
-            return self._sys_auth(operation, path[len("sys/auth/") :], token, data)
-        ip = client_ip(request.remote_addr, request.headers.get("x-forwarded-for"), self._trusted)
+            return self._sys_auth(operation, path[len("sys/auth/") :], token, data, ip)
         if path.startswith("auth/token/"):
             return self._tokens.handle(path[len("auth/token/") :], operation, token, data, ip)
         if path.startswith("auth/"):
@@ -366,11 +366,16 @@ class VaultAPI:
         return HTTPResponse(status=200, headers=response.headers) if head else response
 
     def _sys_auth(
-        self, operation: str, mount: str, token: str | None, data: dict[str, Any]
+        self,
+        operation: str,
+        mount: str,
+        token: str | None,
+        data: dict[str, Any],
+        ip: str | None,
     ) -> HTTPResponse:
         if operation not in ("update", "delete"):
             raise UnsupportedOperationError()
-        self._auth.root(token)
+        self._auth.root(token, ip)
         if operation == "update":
             self.mounts.enable(mount, data)
         else:
@@ -390,7 +395,7 @@ class VaultAPI:
             raise NotFoundError(f'no handler for route "auth/{rest}". route entry not found.')
         backend, relative = resolved
         if not _is_open(relative.strip("/"), operation):
-            self._auth.root(token)
+            self._auth.root(token, ip)
         if self._auditor is not None and backend.audit is not self._auditor.sink:
             raise InternalError("backend_factory must pass audit= on to Backend")
         response = backend.handle_request(
