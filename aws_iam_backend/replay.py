@@ -44,11 +44,13 @@ class ReplayCache(Protocol):
         ...
 
 
-def _digest(key: str) -> str:
+def digest(key: str) -> str:
+    """SHA-256 hex of ``key`` (claims and bucket keys never store the key itself)."""
     return hashlib.sha256(key.encode("utf-8", "surrogateescape")).hexdigest()
 
 
-def _epoch(when: datetime) -> float:
+def epoch(when: datetime) -> float:
+    """``when`` in epoch seconds (naive datetimes taken as UTC)."""
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return when.timestamp()
@@ -70,24 +72,24 @@ class MemoryReplayCache:
         self._cache: TLRUCache[str, float] = TLRUCache(
             maxsize=maxsize,
             ttu=lambda _key, expires, _now: expires,
-            timer=lambda: _epoch(self._now()),
+            timer=lambda: epoch(self._now()),
         )
 
     def claim(self, key: str, expires_at: datetime) -> bool:
-        digest = _digest(key)
-        expires = _epoch(expires_at)
+        hashed = digest(key)
+        expires = epoch(expires_at)
         with self._lock:
             self._cache.expire()
-            if digest in self._cache:
+            if hashed in self._cache:
                 return False
-            if expires <= _epoch(self._now()):
+            if expires <= epoch(self._now()):
                 return True  # already expired: nothing to remember
-            self._cache[digest] = expires
+            self._cache[hashed] = expires
             return True
 
     def release(self, key: str) -> None:
         with self._lock:
-            self._cache.pop(_digest(key), None)
+            self._cache.pop(digest(key), None)
 
     def __len__(self) -> int:
         with self._lock:
@@ -110,8 +112,8 @@ class StorageReplayCache:
         self._now = (clock or SystemClock()).now
 
     def claim(self, key: str, expires_at: datetime) -> bool:
-        path = REPLAY_PREFIX + _digest(key)
-        expires = _epoch(expires_at)
+        path = REPLAY_PREFIX + digest(key)
+        expires = epoch(expires_at)
         document = {"expires": expires}
         try:
             self._storage.commit([Put(path, document, expect=ABSENT, expires_at=expires)])
@@ -119,7 +121,7 @@ class StorageReplayCache:
         except ConflictError:
             pass
         existing = self._storage.read(path)
-        if existing is not None and not _expired(existing.value, _epoch(self._now())):
+        if existing is not None and not _expired(existing.value, epoch(self._now())):
             return False
         # Expired (or just tidied): a request past its window is refused by the freshness
         # check before it gets here, so reusing the key is safe.
@@ -131,11 +133,11 @@ class StorageReplayCache:
         return True
 
     def release(self, key: str) -> None:
-        self._storage.commit([Delete(REPLAY_PREFIX + _digest(key))])
+        self._storage.commit([Delete(REPLAY_PREFIX + digest(key))])
 
     def tidy(self, now: datetime | None = None, *, batch: int = 500) -> int:
         """Delete expired entries, ``batch`` at a time; returns how many."""
-        cutoff = _epoch(now if now is not None else self._now())
+        cutoff = epoch(now if now is not None else self._now())
         removed = 0
         while True:
             due = self._storage.expired(REPLAY_PREFIX, cutoff, batch)

@@ -24,8 +24,8 @@ from aws_iam_backend.server.config import ConfigError, config_from_document
 from aws_iam_backend.server.guessing import KEY_BYTES, FailedCheckThrottle
 from aws_iam_backend.server.messages import HTTPRequest, HTTPResponse
 from aws_iam_backend.storage import MemoryStorage
-from aws_iam_backend.tokens import StoreTokenIssuer, TokenRecord, TokenSpec
-from tests.support.fakes import FakeIam, RecordingTransport, ok_response
+from aws_iam_backend.tokens import StoreTokenIssuer, TokenRecord
+from tests.support.fakes import FakeIam, RecordingTransport, ok_response, token_spec
 
 NOW = datetime(2026, 11, 29, 12, 0, 0, tzinfo=UTC)
 ROOT = "root-" + "Zq7vK2mXw9LpR4tN8bYc3HdF"
@@ -85,26 +85,7 @@ def status_of(api: VaultAPI, token: str, *, remote_addr: str = SOURCE) -> int:
 
 
 def issue(issuer: StoreTokenIssuer, **changes: Any) -> str:
-    fields: dict[str, Any] = {
-        "policies": ("default",),
-        "token_policies": ("default",),
-        "metadata": {},
-        "internal_data": {},
-        "display_name": "aws-alice",
-        "ttl": 600,
-        "max_ttl": 3600,
-        "explicit_max_ttl": 0,
-        "period": 0,
-        "num_uses": 0,
-        "bound_cidrs": (),
-        "token_type": "service",
-        "entity_id": "e-1",
-        "mount": "aws/",
-        "role_name": "alice",
-        "issued_at": NOW,
-    }
-    fields.update(changes)
-    token = issuer.issue(TokenSpec(**fields)).client_token
+    token = issuer.issue(token_spec(issued_at=NOW, **changes)).client_token
     assert token
     return token
 

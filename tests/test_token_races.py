@@ -28,8 +28,8 @@ from aws_iam_backend.server.api import VaultAPI
 from aws_iam_backend.server.messages import HTTPRequest
 from aws_iam_backend.storage import MemoryStorage, open_storage
 from aws_iam_backend.storage.prefixed import PrefixedStorage
-from aws_iam_backend.tokens import ACCESSOR_PREFIX, TOKEN_PREFIX, StoreTokenIssuer, TokenSpec
-from tests.support.fakes import FakeIam, RecordingTransport, ok_response
+from aws_iam_backend.tokens import ACCESSOR_PREFIX, TOKEN_PREFIX, StoreTokenIssuer
+from tests.support.fakes import FakeIam, RecordingTransport, ok_response, token_spec
 from tests.support.moto_server import Keys
 from tests.support.payloads import botocore_payload
 
@@ -37,29 +37,6 @@ THREADS = 16
 PROCESSES = 3
 TRIALS = 4
 ARN = "arn:aws:iam::123456789012:user/alice"
-
-
-def spec(**changes: Any) -> TokenSpec:
-    fields: dict[str, Any] = {
-        "policies": ("default",),
-        "token_policies": ("default",),
-        "metadata": {},
-        "internal_data": {},
-        "display_name": "aws-alice",
-        "ttl": 600,
-        "max_ttl": 3600,
-        "explicit_max_ttl": 0,
-        "period": 0,
-        "num_uses": 0,
-        "bound_cidrs": (),
-        "token_type": "service",
-        "entity_id": "e-1",
-        "mount": "aws/",
-        "role_name": "alice",
-        "issued_at": datetime.now(UTC),
-    }
-    fields.update(changes)
-    return TokenSpec(**fields)
 
 
 def issuer_for(storage: Storage) -> StoreTokenIssuer:
@@ -132,7 +109,7 @@ def test_revocation_is_never_undone_by_concurrent_renewals(storage: Storage, how
     for _ in range(TRIALS):
         before = set(storage.list(TOKEN_PREFIX))
         mount = f"m-{uuid.uuid4()}/"
-        record = issuer.issue(spec(mount=mount))
+        record = issuer.issue(token_spec(mount=mount))
         token = record.client_token or ""
 
         def revoke() -> None:
@@ -155,7 +132,7 @@ def test_revocation_is_never_undone_by_concurrent_uses(storage: Storage) -> None
     issuer = issuer_for(storage)
     for _ in range(TRIALS):
         before = set(storage.list(TOKEN_PREFIX))
-        record = issuer.issue(spec(num_uses=1_000_000))
+        record = issuer.issue(token_spec(num_uses=1_000_000))
         token = record.client_token or ""
         used = threading.Barrier(THREADS + 1)
 
@@ -185,7 +162,7 @@ def test_limited_uses_are_honoured_at_most_n_times_across_threads(
 ) -> None:
     issuer = issuer_for(storage)
     before = set(storage.list(TOKEN_PREFIX))
-    record = issuer.issue(spec(num_uses=uses))
+    record = issuer.issue(token_spec(num_uses=uses))
     token = record.client_token or ""
     start = threading.Barrier(THREADS)
     results: list[bool] = []
@@ -209,7 +186,7 @@ def test_limited_uses_are_honoured_at_most_n_times_across_threads(
 
 def test_renewal_after_last_use_is_refused(storage: Storage) -> None:
     issuer = issuer_for(storage)
-    token = issuer.issue(spec(num_uses=1)).client_token or ""
+    token = issuer.issue(token_spec(num_uses=1)).client_token or ""
     assert issuer.use(token) is not None
     with pytest.raises(PermissionDeniedError):
         issuer.extend(token, ttl=600, now=datetime.now(UTC))
@@ -218,7 +195,7 @@ def test_renewal_after_last_use_is_refused(storage: Storage) -> None:
 def test_batch_tokens_are_not_renewed_and_not_changed(storage: Storage) -> None:
     issuer = issuer_for(storage)
     existing = set(storage.list(TOKEN_PREFIX))
-    token = issuer.issue(spec(token_type="batch")).client_token or ""
+    token = issuer.issue(token_spec(token_type="batch")).client_token or ""
     (key,) = (TOKEN_PREFIX + k for k in set(storage.list(TOKEN_PREFIX)) - existing)
     before = storage.read(key)
     with pytest.raises(InvalidRequestError):
@@ -272,7 +249,7 @@ def test_single_use_token_used_at_once_by_three_processes_succeeds_once(
     shared_url: str, storage: Storage
 ) -> None:
     issuer = issuer_for(storage)
-    token = issuer.issue(spec(num_uses=1)).client_token or ""
+    token = issuer.issue(token_spec(num_uses=1)).client_token or ""
     processes, results, _barrier = run_processes(_use_in_process, shared_url, token, main=False)
     outcomes = [results.get(timeout=120) for _ in range(PROCESSES)]
     for process in processes:
@@ -287,7 +264,7 @@ def test_revocation_holds_against_renewals_from_other_processes(
 ) -> None:
     issuer = issuer_for(storage)
     before = set(storage.list(TOKEN_PREFIX))
-    record = issuer.issue(spec())
+    record = issuer.issue(token_spec())
     token = record.client_token or ""
     processes, results, _barrier = run_processes(_renew_in_process, shared_url, token, main=True)
     issuer.revoke_accessor(record.accessor)  # every process has renewed at least once

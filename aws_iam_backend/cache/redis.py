@@ -23,10 +23,9 @@ login never proceeds without its replay claim or its rate check.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import math
 from collections.abc import Callable, Iterator, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from types import TracebackType
 from typing import Any, Final, cast
 from urllib.parse import urlsplit
@@ -39,6 +38,7 @@ from redis.retry import Retry
 from ..clock import Clock, SystemClock
 from ..errors import InternalError, RateLimitedError, StorageUnavailableError
 from ..ratelimit import RateLimits, source_group
+from ..replay import digest, epoch
 
 __all__ = ["RedisCache", "RedisRateLimiter", "RedisReplayCache", "source_group"]
 
@@ -117,16 +117,6 @@ if role_key then
 end
 return {0, ''}
 """
-
-
-def _sha256(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()
-
-
-def _epoch(when: datetime) -> float:
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return when.timestamp()
 
 
 def _location(url: str) -> str:
@@ -252,11 +242,11 @@ class RedisReplayCache:
 
     def key(self, key: str) -> str:
         """The Redis key of a claim on ``key``."""
-        return f"{self._cache.prefix}replay:{_sha256(key)}"
+        return f"{self._cache.prefix}replay:{digest(key)}"
 
     def claim(self, key: str, expires_at: datetime) -> bool:
-        expires = _epoch(expires_at)
-        if expires <= _epoch(self._now()):
+        expires = epoch(expires_at)
+        if expires <= epoch(self._now()):
             return True  # already expired: nothing to remember (as MemoryReplayCache)
         with self._cache.guard():
             done = self._cache.client.set(
@@ -284,7 +274,7 @@ class RedisRateLimiter:
         if not (math.isfinite(limits.per_source_rate) and math.isfinite(limits.per_role_rate)):
             raise ValueError("rate limits must be finite numbers")
         self._cache = cache
-        self._base = f"{cache.prefix}rl:{_sha256(scope)[:16]}:"
+        self._base = f"{cache.prefix}rl:{digest(scope)[:16]}:"
         self._source_rate = float(limits.per_source_rate)
         self._source_burst = max(limits.per_source_burst, 1)
         self._role_rate = float(limits.per_role_rate)
@@ -292,11 +282,11 @@ class RedisRateLimiter:
 
     def source_key(self, remote_addr: str) -> str:
         """The Redis key of the bucket ``remote_addr`` spends from."""
-        return f"{self._base}src:{_sha256(source_group(remote_addr))[:32]}"
+        return f"{self._base}src:{digest(source_group(remote_addr))[:32]}"
 
     def role_key(self, role: str | None) -> str:
         """The Redis key of the bucket of ``role`` (lower-cased; None is "")."""
-        return f"{self._base}role:{_sha256((role or '').lower())[:32]}"
+        return f"{self._base}role:{digest((role or '').lower())[:32]}"
 
     def check(self, remote_addr: str | None, role: str | None) -> None:
         """Spend one login from ``remote_addr`` (skipped when None) and for ``role``.

@@ -45,9 +45,7 @@ def open_storage(url: str) -> Storage:
                 "postgresql storage needs psycopg: pip install 'aws_iam_backend[postgresql]'"
             ) from None
         return PostgresStorage(url)
-    raise ValueError(
-        "unsupported storage URL: use memory://, sqlite:///<path> or postgresql://..."
-    )
+    raise ValueError("unsupported storage URL: use memory://, sqlite:///<path> or postgresql://...")
 
 
 __all__ = ["POSTGRES_SCHEMES", "MemoryStorage", "SQLiteStorage", "open_storage"]

@@ -16,6 +16,24 @@ from ..errors import ConflictError, InternalError
 from ..interfaces import ABSENT, Delete, Document, JSONDict, Operation, Put, Storage
 
 DEFAULT_ATTEMPTS = 16
+_MAX_CHAR = 0x10FFFF
+_SURROGATES = range(0xD800, 0xE000)
+
+
+def prefix_end(prefix: str) -> str | None:
+    """The least string greater than every string starting with ``prefix`` (None: no bound).
+
+    Byte-wise UTF-8 order (SQLite's BINARY, PostgreSQL's ``COLLATE "C"``) is code-point
+    order, so ``prefix <= key < prefix_end(prefix)`` selects exactly the keys with that
+    prefix, with no ``LIKE`` wildcards to escape.
+    """
+    stem = prefix.rstrip(chr(_MAX_CHAR))
+    if not stem:
+        return None
+    following = ord(stem[-1]) + 1
+    if following in _SURROGATES:
+        following = _SURROGATES.stop
+    return stem[:-1] + chr(following)
 
 
 def check_operations(operations: Sequence[Operation]) -> None:
@@ -102,4 +120,13 @@ def _guard(op: Operation, document: Document | None) -> Operation | None:
     return None if document is None else Delete(op.key, expect=document.version)
 
 
-__all__ = ["backoff", "check_operations", "create", "delete", "get", "put", "update"]
+__all__ = [
+    "backoff",
+    "check_operations",
+    "create",
+    "delete",
+    "get",
+    "prefix_end",
+    "put",
+    "update",
+]

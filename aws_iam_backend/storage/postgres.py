@@ -45,7 +45,7 @@ from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
 from ..errors import ConflictError, InternalError, StorageUnavailableError
 from ..interfaces import ABSENT, Delete, Document, Operation, Put
 from .memory import decode_document, encode_document
-from .ops import check_operations
+from .ops import check_operations, prefix_end
 
 logger = logging.getLogger(__name__)
 
@@ -84,8 +84,6 @@ SCHEMA_VERSION: Final = len(MIGRATIONS)
 _TX_ATTEMPTS = 5
 """Tries of a transaction that hits a serialization failure or a deadlock."""
 
-_MAX_CHAR = 0x10FFFF
-_SURROGATES = range(0xD800, 0xE000)
 
 _CREATE_SCHEMA_TABLE = (
     "CREATE TABLE aws_iam_backend_schema "
@@ -149,21 +147,6 @@ def _storable(text: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
-
-
-def _prefix_end(prefix: str) -> str | None:
-    """The least string greater than every string starting with ``prefix`` (None: no bound).
-
-    ``COLLATE "C"`` compares UTF-8 bytes, which orders like code points, so
-    ``prefix <= key < _prefix_end(prefix)`` selects exactly the keys with that prefix.
-    """
-    stem = prefix.rstrip(chr(_MAX_CHAR))
-    if not stem:
-        return None
-    following = ord(stem[-1]) + 1
-    if following in _SURROGATES:
-        following = _SURROGATES.stop
-    return stem[:-1] + chr(following)
 
 
 def _socket_readable(conn: _Connection) -> bool:
@@ -286,7 +269,7 @@ class PostgresStorage:
         """Sorted keys starting with ``prefix``, with the prefix removed."""
         if not _storable(prefix):
             return []
-        end = _prefix_end(prefix)
+        end = prefix_end(prefix)
 
         def query(conn: _Connection) -> _Rows:
             if end is None:
@@ -299,7 +282,7 @@ class PostgresStorage:
         """At most ``limit`` documents under ``prefix`` expiring by ``before``, soonest first."""
         if limit <= 0 or not _storable(prefix):
             return []
-        end = _prefix_end(prefix)
+        end = prefix_end(prefix)
         cutoff = float(before)
 
         def query(conn: _Connection) -> _Rows:

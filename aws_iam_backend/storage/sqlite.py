@@ -36,11 +36,9 @@ from contextlib import contextmanager
 from ..errors import ConflictError, InternalError, StorageUnavailableError
 from ..interfaces import ABSENT, Delete, Document, Operation
 from .memory import decode_document, encode_document
-from .ops import check_operations
+from .ops import check_operations, prefix_end
 
 _MAX_IDLE = 8
-_MAX_CHAR = 0x10FFFF
-_SURROGATES = range(0xD800, 0xE000)
 _FILE_MODE = 0o600
 _SIDECARS = ("-wal", "-shm", "-journal")
 _ERRORS = (sqlite3.Error, UnicodeError, OverflowError)
@@ -80,24 +78,9 @@ def _storage_error(exc: BaseException) -> InternalError:
     return InternalError(f"storage error: {code}")
 
 
-def _prefix_end(prefix: str) -> str | None:
-    """The least string greater than every string starting with ``prefix`` (None: no bound).
-
-    SQLite's BINARY collation compares UTF-8 bytes, which orders like code points,
-    so ``prefix <= key < _prefix_end(prefix)`` selects exactly the keys with that prefix.
-    """
-    stem = prefix.rstrip(chr(_MAX_CHAR))
-    if not stem:
-        return None
-    following = ord(stem[-1]) + 1
-    if following in _SURROGATES:
-        following = _SURROGATES.stop
-    return stem[:-1] + chr(following)
-
-
 def _key_range(prefix: str) -> tuple[str, ...]:
     """``(prefix,)`` or ``(prefix, end)``: the bounds of the keys starting with ``prefix``."""
-    end = _prefix_end(prefix)
+    end = prefix_end(prefix)
     return (prefix,) if end is None else (prefix, end)
 
 

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
 
 from aws_iam_backend.arn import IamEntity
 from aws_iam_backend.interfaces import AwsAccess
 from aws_iam_backend.messages import OutboundRequest, STSResponse
+from aws_iam_backend.tokens import TokenSpec
 
 NS = "https://sts.amazonaws.com/doc/2011-06-15/"
 
@@ -58,3 +61,27 @@ class FakeIam:
     def full_arn(self, entity: IamEntity, access: AwsAccess) -> str:
         self.calls.append(("full_arn", entity.canonical_arn))
         return self.full_arns[entity.canonical_arn]
+
+
+def token_spec(**changes: Any) -> TokenSpec:
+    """A service token for ``alice`` at mount ``aws/``, 600 s (max 3600 s), issued now."""
+    fields: dict[str, Any] = {
+        "policies": ("default",),
+        "token_policies": ("default",),
+        "metadata": {},
+        "internal_data": {},
+        "display_name": "aws-alice",
+        "ttl": 600,
+        "max_ttl": 3600,
+        "explicit_max_ttl": 0,
+        "period": 0,
+        "num_uses": 0,
+        "bound_cidrs": (),
+        "token_type": "service",
+        "entity_id": "e-1",
+        "mount": "aws/",
+        "role_name": "alice",
+        "issued_at": datetime.now(UTC),
+    }
+    fields.update(changes)
+    return TokenSpec(**fields)
