@@ -68,7 +68,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .server_throughput import ARN, free_port, login_payload
+from .server_throughput import ARN, free_port, login_payload, read_response
 
 PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/test"
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -314,13 +314,7 @@ async def _client(port: int, queue: Iterator[bytes], load: Load, timeout: float)
         for request in queue:
             started = time.perf_counter()
             writer.write(request)
-            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout)
-            length = 0
-            for line in head.split(b"\r\n")[1:]:
-                name, _, value = line.partition(b":")
-                if name.lower() == b"content-length":
-                    length = int(value)
-            body = await reader.readexactly(length)
+            head, body = await read_response(reader, timeout)
             load.latencies.append(time.perf_counter() - started)
             status = int(head.split(b" ", 2)[1])
             load.statuses[status] += 1

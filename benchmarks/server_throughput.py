@@ -165,6 +165,19 @@ def login_payload(secret: str = "secret") -> bytes:
     ).encode()
 
 
+async def read_response(
+    reader: asyncio.StreamReader, timeout: float | None = None
+) -> tuple[bytes, bytes]:
+    """One HTTP/1.1 response from ``reader``: its head and its ``Content-Length`` body."""
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout)
+    length = 0
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.lower() == b"content-length":
+            length = int(value)
+    return head, await reader.readexactly(length)
+
+
 async def _client(
     port: int, request: bytes, remaining: list[int], latencies: list[float], errors: list[str]
 ) -> None:
@@ -174,13 +187,7 @@ async def _client(
             remaining[0] -= 1
             started = time.perf_counter()
             writer.write(request)
-            head = await reader.readuntil(b"\r\n\r\n")
-            length = 0
-            for line in head.split(b"\r\n")[1:]:
-                name, _, value = line.partition(b":")
-                if name.lower() == b"content-length":
-                    length = int(value)
-            body = await reader.readexactly(length)
+            head, body = await read_response(reader)
             latencies.append(time.perf_counter() - started)
             if not head.startswith(b"HTTP/1.1 200"):
                 errors.append(body[:200].decode(errors="replace"))
