@@ -204,10 +204,10 @@ def _close(api: VaultAPI, state: State) -> None:
         close()
 
 
-def _serve_app(api: VaultAPI, _state: State) -> ASGIApp:
+def _serve_app(api: VaultAPI, _state: State, request_timeout: float) -> ASGIApp:
     """The ASGI app for ``api``, with its periodic tidy running in the background."""
     start_tidy(api)
-    return make_asgi_app(api)
+    return make_asgi_app(api, request_timeout=request_timeout)
 
 
 def _run_server(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
@@ -233,13 +233,24 @@ def _run_server(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
     if config.workers > 1:
         _close(api, state)  # each worker opens its own storage after the fork
         return serve_workers(
-            lambda: _serve_app(*_build_api(config, dev=False)),
+            lambda: _serve_app(*_build_api(config, dev=False), config.request_timeout),
             sock,
             config.workers,
             log_level=config.log_level,
             **tls,
+            header_read_timeout=config.header_read_timeout,
+            idle_timeout=config.idle_timeout,
+            max_connections=config.max_connections,
         )
-    serve(_serve_app(api, state), sock, log_level=config.log_level, **tls)
+    serve(
+        _serve_app(api, state, config.request_timeout),
+        sock,
+        log_level=config.log_level,
+        **tls,
+        header_read_timeout=config.header_read_timeout,
+        idle_timeout=config.idle_timeout,
+        max_connections=config.max_connections,
+    )
     return 0
 
 

@@ -6,8 +6,9 @@ pool while the event loop keeps accepting and reading other requests.
 Every HTTP request gets Vault's JSON answer and one audit record: a request refused here,
 before :meth:`VaultAPI.handle` (a body over the cap, a ``Content-Length`` that is not a
 number or disagrees with the body, both ``Content-Length`` and ``Transfer-Encoding``, a
-client gone mid-body), is answered and audited by :meth:`VaultAPI.refuse`, and the
-connection is closed since the rest of its byte stream cannot be trusted.
+client gone mid-body, a body not all received within the request deadline), is answered
+and audited by :meth:`VaultAPI.refuse`, and the connection is closed since the rest of its
+byte stream cannot be trusted.
 """
 
 from __future__ import annotations
@@ -43,11 +44,25 @@ def _headers(scope: Scope) -> dict[str, str]:
     return headers
 
 
-async def _read_body(receive: Receive, headers: dict[str, str]) -> bytes | Refusal:
-    """The body, never buffering more than ``MAX_BODY`` bytes, or why it is refused."""
+BODY_TIMEOUT = Refusal(408, "request body read timed out")
+
+
+async def _read_body(
+    receive: Receive, headers: dict[str, str], timeout: float | None = None
+) -> bytes | Refusal:
+    """The body, never buffering more than ``MAX_BODY`` bytes, or why it is refused;
+    :data:`BODY_TIMEOUT` when it has not all arrived within ``timeout`` seconds."""
     declared = declared_length(headers)
     if isinstance(declared, Refusal):
         return declared
+    try:
+        async with asyncio.timeout(timeout):
+            return await _receive_body(receive, declared)
+    except TimeoutError:
+        return BODY_TIMEOUT
+
+
+async def _receive_body(receive: Receive, declared: int | None) -> bytes | Refusal:
     chunks: list[bytes] = []
     size = 0
     while True:
@@ -77,10 +92,14 @@ async def _send(send: Send, response: HTTPResponse) -> None:
     await send({"type": "http.response.body", "body": response.body})
 
 
-def make_asgi_app(api: VaultAPI, *, max_workers: int = 256) -> ASGIApp:
+def make_asgi_app(
+    api: VaultAPI, *, max_workers: int = 256, request_timeout: float | None = 30.0
+) -> ASGIApp:
     """An ASGI callable serving ``api`` with at most ``max_workers`` requests in the core at once.
 
-    Bodies over 64 KiB are refused (413) without buffering more than that. The pool
+    Bodies over 64 KiB are refused (413) without buffering more than that. A body not all
+    received ``request_timeout`` seconds after the request head (None: no deadline) is
+    refused ``408 request body read timed out`` (audited, ``Connection: close``). The pool
     is shut down by the ASGI lifespan ``shutdown`` event. Should the adapter itself fail
     (say, a request arriving after the pool shut down), the answer is still a JSON
     ``500 internal error``, logged but not audited.
@@ -99,7 +118,7 @@ def make_asgi_app(api: VaultAPI, *, max_workers: int = 256) -> ASGIApp:
 
     async def http(scope: Scope, receive: Receive, send: Send) -> None:
         headers = _headers(scope)
-        body = await _read_body(receive, headers)
+        body = await _read_body(receive, headers, request_timeout)
         client = scope.get("client")
         request = HTTPRequest(
             method=scope["method"],

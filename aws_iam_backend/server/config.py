@@ -13,6 +13,10 @@ Example::
     tls_cert_file = "/etc/aws-iam-backend/tls.crt"
     tls_key_file = "/etc/aws-iam-backend/tls.key"
     # tls_disable = true                # plain HTTP must be asked for
+    header_read_timeout = "10s"         # a request head must arrive within this
+    request_timeout = "30s"             # a request body must arrive within this
+    idle_timeout = "5m"                 # a kept-alive connection may wait this long
+    max_connections = 4096              # open connections per process; 0 = no cap
 
     [storage]
     url = "sqlite:////var/lib/aws-iam-backend/state.db"   # or postgresql://user@host/db
@@ -59,6 +63,11 @@ from ..storage import POSTGRES_SCHEMES
 from .auth import root_token_weakness
 from .client_ip import parse_networks
 
+DEFAULT_HEADER_READ_TIMEOUT = 10  # seconds, Vault's http_read_header_timeout
+DEFAULT_REQUEST_TIMEOUT = 30  # seconds, Vault's http_read_timeout
+DEFAULT_IDLE_TIMEOUT = 300  # seconds, Vault's http_idle_timeout
+DEFAULT_MAX_CONNECTIONS = 4096
+MAX_CONNECTIONS_LIMIT = 1_000_000
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 _SECTIONS: dict[str, frozenset[str]] = {
     "": frozenset(
@@ -76,7 +85,19 @@ _SECTIONS: dict[str, frozenset[str]] = {
             "seal",
         }
     ),
-    "listener": frozenset({"address", "tls_cert_file", "tls_key_file", "tls_disable", "workers"}),
+    "listener": frozenset(
+        {
+            "address",
+            "tls_cert_file",
+            "tls_key_file",
+            "tls_disable",
+            "workers",
+            "header_read_timeout",
+            "request_timeout",
+            "idle_timeout",
+            "max_connections",
+        }
+    ),
     "storage": frozenset({"url"}),
     "cache": frozenset({"url", "prefix"}),
     "seal": frozenset({"key_file", "key_env"}),
@@ -124,6 +145,10 @@ class ServerConfig:
     workers: int = 1
     sts_timeout: float = 10.0
     challenge_ttl: int = DEFAULT_CHALLENGE_TTL
+    header_read_timeout: int = DEFAULT_HEADER_READ_TIMEOUT
+    request_timeout: int = DEFAULT_REQUEST_TIMEOUT
+    idle_timeout: int = DEFAULT_IDLE_TIMEOUT
+    max_connections: int = DEFAULT_MAX_CONNECTIONS
 
 
 def parse_listen(text: str) -> tuple[str, int]:
@@ -163,6 +188,27 @@ def _duration(doc: Mapping[str, Any], key: str) -> int:
     if seconds <= 0:
         raise ConfigError(f"{key}: must be positive")
     return seconds
+
+
+def _listener_timeout(table: Mapping[str, Any], key: str, default: int) -> int:
+    if key not in table:
+        return default
+    try:
+        seconds = to_duration(table[key])
+    except ValueError as exc:
+        raise ConfigError(f"listener.{key}: {exc}") from None
+    if seconds <= 0:
+        raise ConfigError(f"listener.{key}: must be positive")
+    return seconds
+
+
+def _max_connections(table: Mapping[str, Any]) -> int:
+    value = table.get("max_connections", DEFAULT_MAX_CONNECTIONS)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError("listener.max_connections: expected an integer from 0 to 1000000")
+    if not 0 <= value <= MAX_CONNECTIONS_LIMIT:
+        raise ConfigError("listener.max_connections: expected an integer from 0 to 1000000")
+    return value
 
 
 def _root_token(table: Mapping[str, Any], environ: Mapping[str, str]) -> str:
@@ -243,6 +289,12 @@ def config_from_document(doc: Mapping[str, Any], environ: Mapping[str, str]) -> 
     workers = listener.get("workers", 1)
     if isinstance(workers, bool) or not isinstance(workers, int) or not 1 <= workers <= 64:
         raise ConfigError("listener.workers: expected an integer from 1 to 64")
+    header_read_timeout = _listener_timeout(
+        listener, "header_read_timeout", DEFAULT_HEADER_READ_TIMEOUT
+    )
+    request_timeout = _listener_timeout(listener, "request_timeout", DEFAULT_REQUEST_TIMEOUT)
+    idle_timeout = _listener_timeout(listener, "idle_timeout", DEFAULT_IDLE_TIMEOUT)
+    max_connections = _max_connections(listener)
     storage_url = _string(storage, "url", "storage.") or "memory://"
     if workers > 1 and storage_url.startswith("memory:"):
         raise ConfigError(
@@ -296,6 +348,10 @@ def config_from_document(doc: Mapping[str, Any], environ: Mapping[str, str]) -> 
         workers=workers,
         sts_timeout=sts_timeout,
         challenge_ttl=challenge_ttl,
+        header_read_timeout=header_read_timeout,
+        request_timeout=request_timeout,
+        idle_timeout=idle_timeout,
+        max_connections=max_connections,
     )
 
 
