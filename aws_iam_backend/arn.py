@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import attrs
 
 from .gocompat import go_quote
@@ -45,6 +47,9 @@ class IamEntity:
         )
 
 
+# A login parses the STS-vouched ARN up to three times; the result is immutable, so the
+# parses after the first are cache hits. Bounded; errors are never cached.
+@functools.lru_cache(maxsize=1024)
 def parse_iam_arn(arn: str) -> IamEntity:
     """Parse a principal ARN exactly as Vault's ``parseIamArn`` does.
 

@@ -23,7 +23,7 @@ _TOKEN_CHARS = frozenset(
 
 def is_token(name: str) -> bool:
     """True if ``name`` is a non-empty RFC 7230 token (valid HTTP header name)."""
-    return bool(name) and all(c in _TOKEN_CHARS for c in name)
+    return bool(name) and _TOKEN_CHARS.issuperset(name)
 
 
 def canonical_header_key(name: str) -> str:
@@ -31,18 +31,52 @@ def canonical_header_key(name: str) -> str:
 
     Names containing characters outside the token set are returned unchanged.
     """
+    known = _KNOWN_CANONICAL.get(name)
+    if known is not None:
+        return known
     if not is_token(name):
         return name
-    out = []
-    upper = True
-    for c in name:
-        if upper and "a" <= c <= "z":
-            c = chr(ord(c) - 32)
-        elif not upper and "A" <= c <= "Z":
-            c = chr(ord(c) + 32)
-        out.append(c)
-        upper = c == "-"
-    return "".join(out)
+    # A token is ASCII, so str.upper/lower touch only a-z/A-Z: upper-case the first
+    # character of each "-"-separated word, lower-case the rest.
+    return "-".join(word[:1].upper() + word[1:].lower() for word in name.split("-"))
+
+
+def _canonical_table(names: Iterable[str]) -> dict[str, str]:
+    table: dict[str, str] = {}
+    for canonical in names:
+        for spelling in (canonical, canonical.lower()):
+            table[spelling] = "-".join(w[:1].upper() + w[1:].lower() for w in spelling.split("-"))
+    return table
+
+
+# Fixed (never grows): the header names real clients send, as they spell them.
+_KNOWN_CANONICAL = _canonical_table(
+    (
+        "Accept",
+        "Accept-Encoding",
+        "Amz-Sdk-Invocation-Id",
+        "Amz-Sdk-Request",
+        "Authorization",
+        "Content-Length",
+        "Content-Type",
+        "Host",
+        "User-Agent",
+        "X-Amz-Content-Sha256",
+        "X-Amz-Date",
+        "X-Amz-Security-Token",
+        "X-Amz-User-Agent",
+        "X-Vault-AWS-IAM-Server-ID",
+        "X-Vault-Aws-Iam-Server-Id",
+        "X-Aws-Iam-Backend-Nonce",
+        "X-Amz-Algorithm",
+        "X-Amz-Credential",
+        "X-Amz-Expires",
+        "X-Amz-SignedHeaders",
+        "X-Amz-Signature",
+        "Action",
+        "Version",
+    )
+)
 
 
 class QueryError(ValueError):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 
 import attrs
@@ -79,4 +80,13 @@ class VerifiedLogin:
 
 def entity_id(mount: str, alias_name: str) -> str:
     """A stable identity entity ID for an alias on a mount."""
-    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"aws-iam-backend:{mount}:{alias_name}"))
+    # uuid.uuid5(uuid.NAMESPACE_URL, name), formatted, without building a UUID object.
+    name = f"aws-iam-backend:{mount}:{alias_name}".encode()
+    digest = bytearray(hashlib.sha1(_NAMESPACE_URL + name, usedforsecurity=False).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
+    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
+    h = digest.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+_NAMESPACE_URL = uuid.NAMESPACE_URL.bytes

@@ -111,7 +111,8 @@ def _check_url_text(url: str) -> str:
 
     Returns the raw query (text after the first ``?``, before any ``#``).
     """
-    if any(not (0x21 <= ord(c) <= 0x7E) for c in url):
+    # isascii + isprintable: every character in 0x20..0x7E; then no space (0x21..0x7E).
+    if not (url.isascii() and url.isprintable()) or " " in url:
         raise InvalidRequestError(
             "error parsing iam_request_url: URL contains whitespace, control or non-ASCII "
             "characters"
@@ -143,14 +144,18 @@ def decode_login(data: Mapping[str, object]) -> LoginPayload:
         raise RequestTooLargeError(f"login request exceeds {MAX_LOGIN_BYTES} bytes")
 
     # Field validation (the framework's step, before the handler runs).
-    strings = {field: _string_field(data, field) for field in _STRING_FIELDS}
+    strings: dict[str, str] = {}
+    for field in _STRING_FIELDS:
+        value = data.get(field)
+        strings[field] = value if type(value) is str else _string_field(data, field)
     headers = decode_headers(data.get(F_HEADERS)) if F_HEADERS in data else HeaderMap()
 
     # Dispatch (spec 2.1, Vault >= 1.15).
     method = strings[F_METHOD]
-    ec2_any = any(f in data for f in EC2_FIELDS)
+    keys = data.keys()
+    ec2_any = not keys.isdisjoint(EC2_FIELDS)
     ec2_all = "pkcs7" in data or ("identity" in data and "signature" in data)
-    iam_any = any(f in data for f in IAM_FIELDS)
+    iam_any = not keys.isdisjoint(IAM_FIELDS)
     iam_all = (
         F_METHOD in data
         and F_URL in data

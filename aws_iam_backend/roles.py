@@ -454,6 +454,17 @@ def _token_type(doc: StoredDocument) -> str:
     raise doc.error("token_type")
 
 
+_STORED_LIST_KEYS = tuple((field, f"{field}_list") for field in _LIST_FIELDS)
+
+
+def _strings(d: StoredDocument, key: str) -> tuple[str, ...]:
+    """``d.strings(key)``, answering the common missing or empty list without its scan."""
+    value = d.doc.get(key)
+    if value is None or (isinstance(value, list) and not value):
+        return ()
+    return d.strings(key)
+
+
 def role_from_storage(
     name: str,
     doc: Mapping[str, object],
@@ -478,7 +489,7 @@ def role_from_storage(
     if not 0 <= version <= ROLE_VERSION:
         raise InternalError(f"error upgrading roleEntry: unrecognized role version: {version}")
     auth_type = d.string("auth_type")
-    lists = {field: d.strings(f"{field}_list") for field in _LIST_FIELDS}
+    lists = {field: _strings(d, key) for field, key in _STORED_LIST_KEYS}
     role_id = d.string("role_id")
     if version == 0:
         single = {field: d.string(field) for field in _LIST_FIELDS}
@@ -506,15 +517,15 @@ def role_from_storage(
     if version <= 2:
         role_id = new_role_id()
     try:
-        cidrs = parse_cidrs(d.strings("token_bound_cidrs"))
+        cidrs = parse_cidrs(_strings(d, "token_bound_cidrs"))
     except InvalidRequestError as exc:
         raise InternalError(f"error decoding role entry: {exc.message}") from None
-    legacy_policies = d.strings("policies")
+    legacy_policies = _strings(d, "policies")
     legacy_ttl, legacy_max_ttl, legacy_period = (
         d.seconds("ttl"), d.seconds("max_ttl"), d.seconds("period")
     )
     token = TokenSettings(
-        token_policies=d.strings("token_policies") or legacy_policies,
+        token_policies=_strings(d, "token_policies") or legacy_policies,
         token_ttl=d.seconds("token_ttl") or max(legacy_ttl, 0),
         token_max_ttl=d.seconds("token_max_ttl") or max(legacy_max_ttl, 0),
         token_period=d.seconds("token_period") or max(legacy_period, 0),

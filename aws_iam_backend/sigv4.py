@@ -27,6 +27,7 @@ _REGION = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*", re.ASCII)
 _SERVICE = re.compile(r"[a-z0-9-]{1,32}", re.ASCII)
 _SIGNATURE = re.compile(r"[0-9a-f]{64}", re.ASCII)
 _HEADER_NAME = re.compile(r"[a-z0-9!#$%&'*+.^_`|~-]+", re.ASCII)
+_HEADER_NAMES = re.compile(rf"{_HEADER_NAME.pattern}(?:;{_HEADER_NAME.pattern})*", re.ASCII)
 _AMZ_DATE = re.compile(r"[0-9]{8}T[0-9]{6}Z", re.ASCII)
 _EXPIRES = re.compile(r"[0-9]{1,4}", re.ASCII)
 _AUTHORIZATION = re.compile(
@@ -96,9 +97,9 @@ def parse_credential(value: str) -> Credential:
 
 def parse_signed_headers(value: str) -> tuple[str, ...]:
     """Parse a ``SignedHeaders`` list: lower-case tokens, sorted, unique, containing host."""
-    names = tuple(value.split(";"))
-    if any(not _HEADER_NAME.fullmatch(name) for name in names):
+    if not _HEADER_NAMES.fullmatch(value):  # every ";"-separated name is _HEADER_NAME
         raise _bad("invalid SigV4 SignedHeaders: names must be lower-case header names")
+    names = tuple(value.split(";"))
     if list(names) != sorted(set(names)):
         raise _bad("invalid SigV4 SignedHeaders: names must be sorted and unique")
     if "host" not in names:
@@ -136,8 +137,16 @@ def parse_amz_date(value: str) -> datetime:
     """Parse ``X-Amz-Date`` (``yyyymmddThhmmssZ``, ASCII digits only) as UTC."""
     if not _AMZ_DATE.fullmatch(value):
         raise _bad("invalid X-Amz-Date: expected yyyymmddThhmmssZ")
-    try:
-        return datetime.strptime(value, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+    try:  # the fields are fixed-width ASCII digits, so this is strptime's reading
+        return datetime(
+            int(value[0:4]),
+            int(value[4:6]),
+            int(value[6:8]),
+            int(value[9:11]),
+            int(value[11:13]),
+            int(value[13:15]),
+            tzinfo=UTC,
+        )
     except ValueError:
         raise _bad("invalid X-Amz-Date: not a valid date and time") from None
 
@@ -186,7 +195,11 @@ def parse_presigned_query(pairs: Sequence[tuple[str, str]]) -> PresignedParts:
 
 def check_scope_date(scope_date: str, request_time: datetime) -> None:
     """The credential scope date must be the day of ``X-Amz-Date``."""
-    if scope_date != request_time.strftime("%Y%m%d"):
+    if request_time.year >= 1000:  # strftime("%Y%m%d") without its cost
+        day = f"{request_time.year}{request_time.month:02d}{request_time.day:02d}"
+    else:  # the platform's %Y for years below 1000
+        day = request_time.strftime("%Y%m%d")
+    if scope_date != day:
         raise _bad("credential scope date does not match X-Amz-Date")
 
 

@@ -8,6 +8,7 @@ performs I/O; the clock is the ``now`` argument.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 
@@ -319,13 +320,23 @@ def _quoted_echo(text: str, limit: int = 64) -> str:
 # --------------------------------------------------------------------------- Vault 2.3.2
 
 
+_DEFAULT_ALLOWED = frozenset(DEFAULT_ALLOWED_HEADERS)
+
+
 def _allowed_headers(config: ClientConfig) -> frozenset[str]:
+    if not config.allowed_sts_header_values:
+        return _DEFAULT_ALLOWED
+    return _allowed_with(tuple(config.allowed_sts_header_values))
+
+
+@functools.lru_cache(maxsize=64)  # keyed by the configuration's (admin-written) names
+def _allowed_with(names: tuple[str, ...]) -> frozenset[str]:
     extra = set()
-    for name in config.allowed_sts_header_values:
+    for name in names:
         canonical = canonical_header_key(name.strip())
         if is_token(canonical) and not _is_forbidden_extra(canonical):
             extra.add(canonical)
-    return frozenset(DEFAULT_ALLOWED_HEADERS) | extra
+    return _DEFAULT_ALLOWED | extra
 
 
 def _header_error(name: str) -> InvalidRequestError:
@@ -335,7 +346,8 @@ def _header_error(name: str) -> InvalidRequestError:
 def _valid_value(value: str, limit: int) -> bool:
     return (
         len(value) <= limit
-        and all(0x20 <= ord(c) <= 0x7E for c in value)
+        and value.isascii()
+        and value.isprintable()  # with isascii: every character in 0x20..0x7E
         and value == value.strip(" ")
     )
 

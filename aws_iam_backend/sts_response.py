@@ -179,10 +179,14 @@ def _identity(body: bytes, expected_partition: str | None) -> CallerIdentity:
 
 def _optional(parent: ET.Element, name: str) -> ET.Element | None:
     """The child ``{sts namespace}name`` of ``parent`` if there is one; refuse two."""
-    found = [child for child in parent if child.tag == _NS + name]
-    if len(found) > 1:
-        raise _Rejected(f"more than one {name}")
-    return found[0] if found else None
+    tag = _NS + name
+    found = None
+    for child in parent:
+        if child.tag == tag:
+            if found is not None:
+                raise _Rejected(f"more than one {name}")
+            found = child
+    return found
 
 
 def _one(parent: ET.Element, name: str) -> ET.Element:
