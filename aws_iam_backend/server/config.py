@@ -178,27 +178,16 @@ def _string(table: Mapping[str, Any], key: str, where: str) -> str | None:
     return value
 
 
-def _duration(doc: Mapping[str, Any], key: str) -> int:
-    if key not in doc:
-        return DEFAULT_TTL
-    try:
-        seconds = to_duration(doc[key])
-    except ValueError as exc:
-        raise ConfigError(f"{key}: {exc}") from None
-    if seconds <= 0:
-        raise ConfigError(f"{key}: must be positive")
-    return seconds
-
-
-def _listener_timeout(table: Mapping[str, Any], key: str, default: int) -> int:
+def _duration(table: Mapping[str, Any], key: str, default: int, where: str = "") -> int:
+    """A positive Vault duration (or whole seconds) at ``table[key]``, else ``default``."""
     if key not in table:
         return default
     try:
         seconds = to_duration(table[key])
     except ValueError as exc:
-        raise ConfigError(f"listener.{key}: {exc}") from None
+        raise ConfigError(f"{where}{key}: {exc}") from None
     if seconds <= 0:
-        raise ConfigError(f"listener.{key}: must be positive")
+        raise ConfigError(f"{where}{key}: must be positive")
     return seconds
 
 
@@ -289,11 +278,11 @@ def config_from_document(doc: Mapping[str, Any], environ: Mapping[str, str]) -> 
     workers = listener.get("workers", 1)
     if isinstance(workers, bool) or not isinstance(workers, int) or not 1 <= workers <= 64:
         raise ConfigError("listener.workers: expected an integer from 1 to 64")
-    header_read_timeout = _listener_timeout(
-        listener, "header_read_timeout", DEFAULT_HEADER_READ_TIMEOUT
+    header_read_timeout = _duration(
+        listener, "header_read_timeout", DEFAULT_HEADER_READ_TIMEOUT, "listener."
     )
-    request_timeout = _listener_timeout(listener, "request_timeout", DEFAULT_REQUEST_TIMEOUT)
-    idle_timeout = _listener_timeout(listener, "idle_timeout", DEFAULT_IDLE_TIMEOUT)
+    request_timeout = _duration(listener, "request_timeout", DEFAULT_REQUEST_TIMEOUT, "listener.")
+    idle_timeout = _duration(listener, "idle_timeout", DEFAULT_IDLE_TIMEOUT, "listener.")
     max_connections = _max_connections(listener)
     storage_url = _string(storage, "url", "storage.") or "memory://"
     if workers > 1 and storage_url.startswith("memory:"):
@@ -319,7 +308,10 @@ def config_from_document(doc: Mapping[str, Any], environ: Mapping[str, str]) -> 
     log_level = doc.get("log_level", "info")
     if log_level not in LOG_LEVELS:
         raise ConfigError(f"log_level: expected one of {', '.join(LOG_LEVELS)}")
-    default_ttl, max_ttl = _duration(doc, "default_ttl"), _duration(doc, "max_ttl")
+    default_ttl, max_ttl = (
+        _duration(doc, "default_ttl", DEFAULT_TTL),
+        _duration(doc, "max_ttl", DEFAULT_TTL),
+    )
     if default_ttl > max_ttl:
         raise ConfigError("default_ttl: must not exceed max_ttl")
     rate_limits, sts_timeout, challenge_ttl = _limits(_table(doc, "limits"))
