@@ -12,7 +12,6 @@ import json
 import logging
 import re
 import socket
-import threading
 import time
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -26,13 +25,14 @@ from aws_iam_backend.errors import InvalidRequestError
 from aws_iam_backend.fields import loads_strict
 from aws_iam_backend.server import api as api_module
 from aws_iam_backend.server.api import MAX_BODY, VaultAPI
-from aws_iam_backend.server.asgi import ASGIApp, Message, make_asgi_app
+from aws_iam_backend.server.asgi import Message, make_asgi_app
 from aws_iam_backend.server.messages import HTTPRequest, HTTPResponse
 from aws_iam_backend.server.serve import MALFORMED_MESSAGE, json_h11_protocol
 from aws_iam_backend.server.wsgi import make_wsgi_app
 from tests.support.fakes import FakeIam, RecordingTransport, ok_response
 from tests.support.server import ROOT as DEV_ROOT
 from tests.support.server import DevServer
+from tests.support.threaded import ThreadServer
 
 ROOT = "root-token"
 ARN = "arn:aws:iam::123456789012:user/alice"
@@ -141,39 +141,6 @@ def read_reply(sock: socket.socket, *, head: bool = False) -> RawReply | None:
     while fill():
         pass
     return RawReply(status, headers, buffer)
-
-
-class ThreadServer:
-    """uvicorn with the server's h11 protocol class on a loopback port, in a thread."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        import uvicorn
-
-        sock = socket.create_server(("127.0.0.1", 0))
-        self.port: int = sock.getsockname()[1]
-        config = uvicorn.Config(
-            app,
-            http=json_h11_protocol(),
-            lifespan="on",
-            log_level="warning",
-            access_log=False,
-            server_header=False,
-            log_config=None,
-            timeout_keep_alive=5,
-        )
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(
-            target=self.server.run, kwargs={"sockets": [sock]}, daemon=True
-        )
-        self.thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started:
-            assert time.monotonic() < deadline, "uvicorn did not start"
-            time.sleep(0.01)
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=15)
 
 
 @pytest.fixture

@@ -25,6 +25,7 @@ from aws_iam_backend.server.serve import (
     json_h11_protocol,
     uvicorn_config,
 )
+from tests.support.threaded import ThreadServer
 from tests.test_http_errors import RawReply, make_api, read_reply, request_bytes
 
 BOUND = 8.0  # generous upper bound on any close or answer we wait for
@@ -32,8 +33,8 @@ HEALTH = b"GET /v1/sys/health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
 PARTIAL_HEAD = b"GET /v1/sys/health HTTP/1.1\r\nHost: 127.0.0.1\r\n"
 
 
-class LimitedServer:
-    """uvicorn on a loopback port, in a thread, configured like ``serve`` with small limits."""
+class LimitedServer(ThreadServer):
+    """The server's uvicorn configuration with small limits, and its audit sink."""
 
     def __init__(
         self,
@@ -43,38 +44,17 @@ class LimitedServer:
         idle_timeout: float = 1.0,
         max_connections: int = 0,
     ) -> None:
-        import uvicorn
-
         self.sink = MemoryAuditSink()
         app = make_asgi_app(make_api(self.sink), max_workers=4, request_timeout=request_timeout)
-        sock = socket.create_server(("127.0.0.1", 0))
-        self.port: int = sock.getsockname()[1]
-        config = uvicorn.Config(
+        super().__init__(
             app,
-            http=json_h11_protocol(header_read_timeout, max_connections),
-            lifespan="on",
-            log_level="warning",
-            access_log=False,
-            server_header=False,
-            log_config=None,
-            timeout_keep_alive=idle_timeout,  # type: ignore[arg-type]
+            header_read_timeout=header_read_timeout,
+            idle_timeout=idle_timeout,
+            max_connections=max_connections,
         )
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(
-            target=self.server.run, kwargs={"sockets": [sock]}, daemon=True
-        )
-        self.thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started:
-            assert time.monotonic() < deadline, "uvicorn did not start"
-            time.sleep(0.01)
 
-    def connect(self) -> socket.socket:
-        return socket.create_connection(("127.0.0.1", self.port), timeout=BOUND)
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=15)
+    def connect(self, timeout: float = BOUND) -> socket.socket:
+        return super().connect(timeout)
 
 
 @pytest.fixture

@@ -45,7 +45,6 @@ from aws_iam_backend.seal import is_sealed
 from tests.support.cluster import (
     ClusterConfig,
     ConfigServer,
-    TcpRelay,
     flush_prefix,
     run_once,
     start_fleet,
@@ -55,6 +54,7 @@ from tests.support.cluster import (
 )
 from tests.support.moto_server import Keys, MotoServer, free_port
 from tests.support.payloads import botocore_payload
+from tests.support.relay import TcpRelay
 
 pytestmark = pytest.mark.moto
 

@@ -10,10 +10,8 @@ anything about timing except that an unreachable server is reported within secon
 
 from __future__ import annotations
 
-import contextlib
 import multiprocessing
 import secrets
-import socket
 import threading
 import time
 import traceback
@@ -36,6 +34,7 @@ from aws_iam_backend.errors import (
 )
 from aws_iam_backend.interfaces import ABSENT, Delete, Document, Put
 from aws_iam_backend.storage.postgres import SCHEMA_VERSION, PostgresStorage
+from tests.support.relay import TcpRelay
 
 PASSWORD = "s3cr3t-pw"
 PROCESSES = 4
@@ -243,78 +242,10 @@ def test_killed_connections_are_replaced(namespace: str) -> None:
         assert PASSWORD not in error_text(failure)
 
 
-class Proxy:
-    """A TCP relay to the PostgreSQL server that can go down (dropping every connection
-    and refusing new ones) and come back on the same port: a server restart."""
-
-    def __init__(self, host: str, port: int) -> None:
-        self._upstream = (host, port)
-        self._lock = threading.Lock()
-        self._sockets: list[socket.socket] = []
-        self._listener: socket.socket | None = None
-        self._thread: threading.Thread | None = None
-        self.port = 0
-        self.start()
-
-    def start(self) -> None:
-        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind(("127.0.0.1", self.port))
-        listener.listen(64)
-        listener.settimeout(0.1)
-        self.port = listener.getsockname()[1]
-        self._listener = listener
-        self._thread = threading.Thread(target=self._accept, args=(listener,), daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        listener, self._listener = self._listener, None
-        if listener is not None:
-            listener.close()
-        if self._thread is not None:
-            self._thread.join(timeout=JOIN_TIMEOUT)
-        with self._lock:
-            sockets, self._sockets = self._sockets, []
-        for sock in sockets:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-            sock.close()
-
-    def _accept(self, listener: socket.socket) -> None:
-        while self._listener is listener:
-            try:
-                client, _ = listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            try:
-                server = socket.create_connection(self._upstream, timeout=5)
-            except OSError:
-                client.close()
-                continue
-            client.settimeout(None)
-            server.settimeout(None)
-            with self._lock:
-                self._sockets += [client, server]
-            for source, target in ((client, server), (server, client)):
-                threading.Thread(target=self._pump, args=(source, target), daemon=True).start()
-
-    @staticmethod
-    def _pump(source: socket.socket, target: socket.socket) -> None:
-        try:
-            while data := source.recv(65536):
-                target.sendall(data)
-        except OSError:
-            pass
-        finally:
-            with contextlib.suppress(OSError):
-                target.shutdown(socket.SHUT_RDWR)
-
-
 def test_server_down_then_back(namespace: str) -> None:
     params = conninfo_to_dict(namespace)
-    proxy = Proxy(str(params.get("host") or "127.0.0.1"), int(params.get("port") or 5432))
+    proxy = TcpRelay((str(params.get("host") or "127.0.0.1"), int(params.get("port") or 5432)))
+    proxy.start()
     try:
         url = with_password(make_conninfo(namespace, host="127.0.0.1", port=str(proxy.port)))
         with PostgresStorage(url, min_size=2, max_size=4, connect_timeout=1.0) as store:

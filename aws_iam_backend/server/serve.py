@@ -16,7 +16,7 @@ import sys
 from collections.abc import Callable
 from http import HTTPStatus
 from types import FrameType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .asgi import ASGIApp
 
@@ -205,8 +205,10 @@ def uvicorn_config(
     header_read_timeout: float | None = DEFAULT_HEADER_READ_TIMEOUT,
     idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
     max_connections: int = DEFAULT_MAX_CONNECTIONS,
+    **options: Any,
 ) -> uvicorn.Config:
-    """uvicorn's configuration for ``app`` as :func:`serve` runs it.
+    """uvicorn's configuration for ``app`` as :func:`serve` runs it; ``options`` are
+    further ``uvicorn.Config`` keywords (a host's ``log_config``, say).
 
     ``idle_timeout`` is how long a kept-alive connection may wait for the first byte of
     its next request (uvicorn's ``timeout_keep_alive``); ``header_read_timeout`` and
@@ -232,6 +234,7 @@ def uvicorn_config(
         ssl_keyfile=tls_key_file,
         timeout_keep_alive=idle_timeout,  # type: ignore[arg-type]  # call_later takes floats
         timeout_graceful_shutdown=10,
+        **options,
     )
 
 
