@@ -8,7 +8,6 @@ No test asserts anything about timing.
 
 from __future__ import annotations
 
-import multiprocessing
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -22,6 +21,7 @@ from aws_iam_backend.interfaces import ABSENT, Delete, Document, JSONDict, Opera
 from aws_iam_backend.storage import ops
 from aws_iam_backend.storage.memory import MemoryStorage
 from aws_iam_backend.storage.sqlite import SQLiteStorage
+from tests.support.processes import run_together
 
 THREADS = 16
 PROCESSES = 4
@@ -620,29 +620,11 @@ def _process_main(
 
 def _run_processes(worker: str, kind: str, location: str, key: str, times: int = 0) -> list[Any]:
     """``PROCESSES`` spawned processes running ``worker`` together; their results by index."""
-    context = multiprocessing.get_context("spawn")
-    barrier = context.Barrier(PROCESSES)
-    results = context.Queue()
-    processes = [
-        context.Process(
-            target=_process_main,
-            args=(worker, i, kind, location, key, times, barrier, results),
-            daemon=True,
-        )
-        for i in range(PROCESSES)
-    ]
-    for process in processes:
-        process.start()
-    try:
-        outcomes = [results.get(timeout=JOIN_TIMEOUT) for _ in processes]
-    finally:
-        for process in processes:
-            process.join(timeout=JOIN_TIMEOUT)
-            if process.is_alive():
-                process.kill()
+    outcomes = run_together(
+        _process_main, [(worker, i, kind, location, key, times) for i in range(PROCESSES)]
+    )
     errors = [outcome for outcome in outcomes if outcome[1] != "ok"]
     assert errors == []
-    assert [process.exitcode for process in processes] == [0] * PROCESSES
     return [result for _, _, result in sorted(outcomes)]
 
 

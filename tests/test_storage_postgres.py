@@ -10,7 +10,6 @@ anything about timing except that an unreachable server is reported within secon
 
 from __future__ import annotations
 
-import multiprocessing
 import secrets
 import threading
 import time
@@ -34,6 +33,7 @@ from aws_iam_backend.errors import (
 )
 from aws_iam_backend.interfaces import ABSENT, Delete, Document, Put
 from aws_iam_backend.storage.postgres import SCHEMA_VERSION, PostgresStorage
+from tests.support.processes import run_together
 from tests.support.relay import TcpRelay
 
 PASSWORD = "s3cr3t-pw"
@@ -120,22 +120,7 @@ def _construct(url: str, barrier: Any, results: Any) -> None:
 
 
 def test_concurrent_first_start_migrates_once(namespace: str) -> None:
-    context = multiprocessing.get_context("spawn")
-    barrier = context.Barrier(PROCESSES)
-    results = context.Queue()
-    processes = [
-        context.Process(target=_construct, args=(namespace, barrier, results), daemon=True)
-        for _ in range(PROCESSES)
-    ]
-    for process in processes:
-        process.start()
-    try:
-        outcomes = [results.get(timeout=JOIN_TIMEOUT) for _ in processes]
-    finally:
-        for process in processes:
-            process.join(timeout=JOIN_TIMEOUT)
-            if process.is_alive():
-                process.kill()
+    outcomes = run_together(_construct, [(namespace,)] * PROCESSES)
     assert [status for status, _ in outcomes] == ["ok"] * PROCESSES, outcomes
     applied = sorted(migrated for _, migrated in outcomes)
     assert applied == [()] * (PROCESSES - 1) + [tuple(range(1, SCHEMA_VERSION + 1))]

@@ -8,7 +8,6 @@ mount disable. No timing: threads meet at barriers and loops end by themselves.
 from __future__ import annotations
 
 import json
-import multiprocessing
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -32,6 +31,7 @@ from aws_iam_backend.tokens import ACCESSOR_PREFIX, TOKEN_PREFIX, StoreTokenIssu
 from tests.support.fakes import FakeIam, RecordingTransport, ok_response, token_spec
 from tests.support.moto_server import Keys
 from tests.support.payloads import botocore_payload
+from tests.support.processes import run_together
 
 THREADS = 16
 PROCESSES = 3
@@ -230,31 +230,12 @@ def _renew_in_process(url: str, token: str, barrier: ProcessBarrier, results: An
     results.put(renewals)
 
 
-def run_processes(target: Callable[..., None], url: str, token: str, *, main: bool) -> list[Any]:
-    context = multiprocessing.get_context("spawn")
-    barrier = context.Barrier(PROCESSES + (1 if main else 0))
-    results = context.Queue()
-    processes = [
-        context.Process(target=target, args=(url, token, barrier, results))
-        for _ in range(PROCESSES)
-    ]
-    for process in processes:
-        process.start()
-    if main:
-        barrier.wait()
-    return [processes, results, barrier]  # the barrier must outlive the children's start
-
-
 def test_single_use_token_used_at_once_by_three_processes_succeeds_once(
     shared_url: str, storage: Storage
 ) -> None:
     issuer = issuer_for(storage)
     token = issuer.issue(token_spec(num_uses=1)).client_token or ""
-    processes, results, _barrier = run_processes(_use_in_process, shared_url, token, main=False)
-    outcomes = [results.get(timeout=120) for _ in range(PROCESSES)]
-    for process in processes:
-        process.join(timeout=60)
-        assert process.exitcode == 0
+    outcomes = run_together(_use_in_process, [(shared_url, token)] * PROCESSES)
     assert outcomes.count(True) == 1
     assert issuer.lookup(token) is None
 
@@ -266,12 +247,11 @@ def test_revocation_holds_against_renewals_from_other_processes(
     before = set(storage.list(TOKEN_PREFIX))
     record = issuer.issue(token_spec())
     token = record.client_token or ""
-    processes, results, _barrier = run_processes(_renew_in_process, shared_url, token, main=True)
-    issuer.revoke_accessor(record.accessor)  # every process has renewed at least once
-    counts = [results.get(timeout=120) for _ in range(PROCESSES)]
-    for process in processes:
-        process.join(timeout=60)
-        assert process.exitcode == 0
+    counts = run_together(
+        _renew_in_process,
+        [(shared_url, token)] * PROCESSES,
+        between=lambda: issuer.revoke_accessor(record.accessor),  # each has renewed once
+    )
     assert all(count >= 1 for count in counts)
     assert issuer.lookup(token) is None
     assert leftovers(storage, before, record.accessor) == (set(), [])
