@@ -33,6 +33,7 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Coroutine[Any, Any, None]]
 
 _log = logging.getLogger("aws_iam_backend.server")
+DEFAULT_REQUEST_TIMEOUT = 30  # seconds for a request body, Vault's http_read_timeout
 
 
 def _headers(scope: Scope) -> dict[str, str]:
@@ -93,7 +94,10 @@ async def _send(send: Send, response: HTTPResponse) -> None:
 
 
 def make_asgi_app(
-    api: VaultAPI, *, max_workers: int = 256, request_timeout: float | None = 30.0
+    api: VaultAPI,
+    *,
+    max_workers: int = 256,
+    request_timeout: float | None = DEFAULT_REQUEST_TIMEOUT,
 ) -> ASGIApp:
     """An ASGI callable serving ``api`` with at most ``max_workers`` requests in the core at once.
 

@@ -60,13 +60,11 @@ from ..challenge import DEFAULT_CHALLENGE_TTL
 from ..fields import to_duration
 from ..ratelimit import RateLimits
 from ..storage import POSTGRES_SCHEMES
+from .asgi import DEFAULT_REQUEST_TIMEOUT
 from .auth import root_token_weakness
 from .client_ip import parse_networks
+from .serve import DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTIONS
 
-DEFAULT_HEADER_READ_TIMEOUT = 10  # seconds, Vault's http_read_header_timeout
-DEFAULT_REQUEST_TIMEOUT = 30  # seconds, Vault's http_read_timeout
-DEFAULT_IDLE_TIMEOUT = 300  # seconds, Vault's http_idle_timeout
-DEFAULT_MAX_CONNECTIONS = 4096
 MAX_CONNECTIONS_LIMIT = 1_000_000
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 _SECTIONS: dict[str, frozenset[str]] = {

@@ -49,9 +49,8 @@ def check_tls(cert_file: str, key_file: str) -> None:
         raise ServeError(f"cannot load TLS certificate/key: {exc}") from None
 
 
-DEFAULT_HEADER_READ_TIMEOUT = 10.0  # Vault's http_read_header_timeout
-DEFAULT_REQUEST_TIMEOUT = 30.0  # Vault's http_read_timeout (here: the body read)
-DEFAULT_IDLE_TIMEOUT = 300.0  # Vault's http_idle_timeout
+DEFAULT_HEADER_READ_TIMEOUT = 10  # seconds, Vault's http_read_header_timeout
+DEFAULT_IDLE_TIMEOUT = 300  # seconds, Vault's http_idle_timeout
 DEFAULT_MAX_CONNECTIONS = 4096
 HEADER_TIMEOUT_MESSAGE = "request header read timed out"
 TOO_MANY_CONNECTIONS_MESSAGE = "too many open connections"
