@@ -18,7 +18,7 @@ import pytest
 
 from aws_iam_backend import Backend, MemoryStorage, cli
 from aws_iam_backend.cli import main
-from aws_iam_backend.errors import StorageUnavailableError
+from aws_iam_backend.errors import InvalidRequestError, StorageUnavailableError
 from aws_iam_backend.interfaces import Document, JSONDict, Operation, Storage
 from aws_iam_backend.ratelimit import LoginRateLimiter, RateLimiter, RateLimits
 from aws_iam_backend.replay import REPLAY_PREFIX, MemoryReplayCache, ReplayCache
@@ -856,3 +856,12 @@ def test_server_refuses_a_wrong_seal_key(
     assert (code, out) == (1, "")
     assert "unseal" in one_line_error(err)
     assert b64(KEY_B) not in err
+
+
+def test_ensure_refuses_a_path_taken_by_a_nested_mount() -> None:
+    """The dev server's ``ensure("aws/")`` is an error, not a silent no-op, when ``aws/x/``
+    holds the path."""
+    api = VaultAPI(storage=MemoryStorage(), root_token=ROOT)
+    api.mounts.enable("aws/x", {"type": "aws"})
+    with pytest.raises(InvalidRequestError, match="cannot mount aws/: path is in use"):
+        api.mounts.ensure("aws/")

@@ -655,3 +655,18 @@ def test_processes_creating_one_key(
         assert ops.get(store, "race") == {"winner": won.index(True)}
     finally:
         close_storage(store)
+
+
+@pytest.mark.parametrize(
+    ("build", "message"),
+    [
+        (lambda: Delete("k", expect=ABSENT), "cannot expect the key to be absent"),
+        (lambda: Put("k", {}, expect=-1), "must be None, ABSENT"),
+        (lambda: Delete("k", expect=True), "must be None, ABSENT"),
+    ],
+)
+def test_operations_with_impossible_conditions_are_refused(
+    build: Callable[[], object], message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        build()

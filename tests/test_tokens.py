@@ -14,7 +14,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aws_iam_backend.errors import InternalError, InvalidRequestError, PermissionDeniedError
+from aws_iam_backend.errors import (
+    ConflictError,
+    InternalError,
+    InvalidRequestError,
+    PermissionDeniedError,
+)
 from aws_iam_backend.interfaces import Document, Operation, Storage
 from aws_iam_backend.storage import MemoryStorage, SQLiteStorage, ops
 from aws_iam_backend.tokens import (
@@ -669,3 +674,24 @@ def test_lone_surrogates_never_raise(candidate: str) -> None:
     issuer = StoreTokenIssuer(MemoryStorage(), key=b"x" * 32, clock=FakeClock())
     assert issuer.lookup(candidate) is None
     assert issuer.lookup_accessor(candidate) is None
+
+
+def test_endless_conflicts_on_one_token_end_in_a_clean_error(
+    clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A token whose every write-back loses a race gives up with a 500 and changes nothing."""
+    storage = MemoryStorage()
+    issuer = StoreTokenIssuer(storage, clock=clock, attempts=3)
+    record = issuer.issue(make_spec(num_uses=5))
+    token = record.client_token or ""
+    before = {key: storage.read(key) for key in storage.list("")}
+
+    def conflict(_operations: object) -> tuple[int, ...]:
+        raise ConflictError("token/x")
+
+    monkeypatch.setattr(storage, "commit", conflict)
+    with pytest.raises(InternalError, match="too many concurrent updates of one token"):
+        issuer.extend(token, ttl=60, now=clock.now())
+    with pytest.raises(InternalError, match="too many concurrent updates of one token"):
+        issuer.use(token)
+    assert {key: storage.read(key) for key in storage.list("")} == before
