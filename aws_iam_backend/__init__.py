@@ -1,15 +1,22 @@
 """aws_iam_backend: Vault's AWS auth method (IAM login type) as an embeddable library.
 
 Start with :class:`Backend`; plug in storage, STS transport, IAM lookups, token issuer
-and clock through the protocols in :mod:`aws_iam_backend.interfaces`,
-:mod:`aws_iam_backend.tokens` and :mod:`aws_iam_backend.clock`.
+and clock through the protocols in :mod:`aws_iam_backend.io.protocols`,
+:mod:`aws_iam_backend.drivers._sync.tokens` and :mod:`aws_iam_backend.io.clock`.
 """
 
 from __future__ import annotations
 
-from .backend import Backend, BackendSettings, Request, Response
-from .clock import Clock, SystemClock
-from .errors import (
+from aws_iam_backend.drivers._sync.backend import Backend, BackendSettings, Request, Response
+from aws_iam_backend.drivers._sync.ratelimit import RateLimits
+from aws_iam_backend.drivers._sync.replay import MemoryReplayCache, ReplayCache, StorageReplayCache
+from aws_iam_backend.drivers._sync.tokens import (
+    StoreTokenIssuer,
+    TokenIssuer,
+    TokenRecord,
+    TokenSpec,
+)
+from aws_iam_backend.errors import (
     BackendError,
     ConflictError,
     InternalError,
@@ -24,12 +31,19 @@ from .errors import (
     UpstreamThrottledError,
     UpstreamTimeoutError,
 )
-from .interfaces import ABSENT, AwsAccess, Delete, Document, IamLookups, Put, Storage, STSTransport
-from .ratelimit import RateLimits
-from .replay import MemoryReplayCache, ReplayCache, StorageReplayCache
-from .storage import MemoryStorage, SQLiteStorage, open_storage
-from .sts_request import RequestPolicy
-from .tokens import StoreTokenIssuer, TokenIssuer, TokenRecord, TokenSpec
+from aws_iam_backend.io.clock import Clock, SystemClock
+from aws_iam_backend.io.protocols import (
+    ABSENT,
+    AwsAccess,
+    Delete,
+    Document,
+    IamLookups,
+    Put,
+    Storage,
+    STSTransport,
+)
+from aws_iam_backend.io.storage import MemoryStorage, SQLiteStorage, open_storage
+from aws_iam_backend.login.rebuild import RequestPolicy
 
 __all__ = [
     "ABSENT",

@@ -2,6 +2,6 @@
 
 import sys
 
-from .cli import main
+from aws_iam_backend.cli import main
 
 sys.exit(main())

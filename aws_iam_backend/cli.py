@@ -18,16 +18,16 @@ from collections.abc import Sequence
 
 import attrs
 
-from .audit import JsonLinesAuditSink
-from .backend import BackendSettings
-from .client import login as client_login
-from .errors import BackendError
-from .seal import generate_key
-from .server.api import VaultAPI
-from .server.asgi import ASGIApp, make_asgi_app
-from .server.config import ConfigError, ServerConfig, load_config, parse_listen
-from .server.serve import ServeError, bind, check_tls, serve, serve_workers
-from .server.state import (
+from aws_iam_backend.client import login as client_login
+from aws_iam_backend.drivers._sync.audit import JsonLinesAuditSink
+from aws_iam_backend.drivers._sync.backend import BackendSettings
+from aws_iam_backend.errors import BackendError
+from aws_iam_backend.io.seal import generate_key
+from aws_iam_backend.server.api import VaultAPI
+from aws_iam_backend.server.asgi import ASGIApp, make_asgi_app
+from aws_iam_backend.server.config import ConfigError, ServerConfig, load_config, parse_listen
+from aws_iam_backend.server.serve import ServeError, bind, check_tls, serve, serve_workers
+from aws_iam_backend.server.state import (
     State,
     StateError,
     migrate_storage,
@@ -35,7 +35,7 @@ from .server.state import (
     open_state,
     reseal_storage,
 )
-from .server.tidy import start_tidy
+from aws_iam_backend.server.tidy import start_tidy
 
 DEV_LISTEN = "127.0.0.1:8200"
 

@@ -19,7 +19,7 @@ from botocore.auth import SigV4Auth, SigV4QueryAuth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials, ReadOnlyCredentials
 
-from .endpoints import regional_sts_host
+from aws_iam_backend.login.endpoints import regional_sts_host
 
 SERVER_ID_HEADER = "X-Vault-AWS-IAM-Server-ID"
 CHALLENGE_HEADER = "X-Aws-Iam-Backend-Nonce"

@@ -24,8 +24,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from aws_iam_backend import BackendError, MemoryStorage, RateLimits
-from aws_iam_backend.messages import OutboundRequest, STSResponse
-from aws_iam_backend.ratelimit import LoginRateLimiter
+from aws_iam_backend.drivers._sync.ratelimit import LoginRateLimiter
+from aws_iam_backend.login.messages import OutboundRequest, STSResponse
 from benchmarks.login_cpu import make_backend, measure, payload
 
 DENIED = (

@@ -73,9 +73,9 @@ def build_app(sts_endpoint: str, workers: int, body_deadline: float | None = Non
     import attrs
 
     from aws_iam_backend import Backend, MemoryStorage, RateLimits
+    from aws_iam_backend.io.transport import BotocoreTransport
     from aws_iam_backend.server.api import VaultAPI
     from aws_iam_backend.server.asgi import make_asgi_app
-    from aws_iam_backend.transport import BotocoreTransport
 
     transport = BotocoreTransport(max_pool_connections=workers)
 

@@ -30,9 +30,9 @@ from aws_iam_backend import (
     SQLiteStorage,
     Storage,
 )
-from aws_iam_backend.arn import IamEntity
-from aws_iam_backend.interfaces import AwsAccess
-from aws_iam_backend.messages import OutboundRequest, STSResponse
+from aws_iam_backend.io.protocols import AwsAccess
+from aws_iam_backend.login.arn import IamEntity
+from aws_iam_backend.login.messages import OutboundRequest, STSResponse
 
 ARN = "arn:aws:iam::123456789012:user/bench"
 USER_ID = "AIDABENCHMARKUSER001"

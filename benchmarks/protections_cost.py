@@ -28,8 +28,8 @@ from aws_iam_backend import (
     SQLiteStorage,
     Storage,
 )
-from aws_iam_backend.audit import JsonLinesAuditSink
 from aws_iam_backend.client import build_login_payload
+from aws_iam_backend.drivers._sync.audit import JsonLinesAuditSink
 from benchmarks.login_cpu import make_backend, measure
 
 

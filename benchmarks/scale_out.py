@@ -72,7 +72,7 @@ from .server_throughput import ARN, free_port, login_payload, read_response
 
 PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/test"
 REDIS_URL = "redis://127.0.0.1:6379/0"
-REDIS_PREFIX = "aws-iam-backend:"  # fixed by the server (aws_iam_backend.cache.redis)
+REDIS_PREFIX = "aws-iam-backend:"  # fixed by the server (aws_iam_backend.io.cache.redis)
 ROOT_TOKEN = secrets.token_urlsafe(32)  # passes the server's root-token strength check
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 

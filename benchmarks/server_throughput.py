@@ -95,10 +95,10 @@ def run_server(port: int, sts_endpoint: str, workers: int, processes: int) -> No
     import attrs
 
     from aws_iam_backend import Backend, MemoryStorage, RateLimits, SQLiteStorage, Storage
+    from aws_iam_backend.io.transport import BotocoreTransport
     from aws_iam_backend.server.api import VaultAPI
     from aws_iam_backend.server.asgi import ASGIApp, make_asgi_app
     from aws_iam_backend.server.serve import bind, serve, serve_workers
-    from aws_iam_backend.transport import BotocoreTransport
 
     def make_api(storage: Storage) -> VaultAPI:
         transport = BotocoreTransport(max_pool_connections=workers)

@@ -19,10 +19,10 @@ from typing import Any
 import atheris
 
 with atheris.instrument_imports():
-    from aws_iam_backend.config import ClientConfig
     from aws_iam_backend.errors import BackendError
-    from aws_iam_backend.payload import KNOWN_LOGIN_FIELDS, decode_login
-    from aws_iam_backend.sts_request import build_outbound
+    from aws_iam_backend.login.decode import KNOWN_LOGIN_FIELDS, decode_login
+    from aws_iam_backend.login.rebuild import build_outbound
+    from aws_iam_backend.vault.config import ClientConfig
 
 NOW = datetime(2026, 11, 29, 12, 0, 0, tzinfo=UTC)
 FIELDS = sorted(KNOWN_LOGIN_FIELDS)

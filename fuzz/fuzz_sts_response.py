@@ -16,8 +16,8 @@ import atheris
 
 with atheris.instrument_imports():
     from aws_iam_backend.errors import BackendError
-    from aws_iam_backend.messages import STSResponse
-    from aws_iam_backend.sts_response import parse_sts_response
+    from aws_iam_backend.login.messages import STSResponse
+    from aws_iam_backend.login.parse import parse_sts_response
 
 NS = "https://sts.amazonaws.com/doc/2011-06-15/"
 STATUSES = [200, 200, 200, 400, 403, 429, 500, 503]

@@ -15,18 +15,18 @@ from typing import Any
 import pytest
 
 from aws_iam_backend import Backend, BackendSettings, Request
-from aws_iam_backend.audit import (
+from aws_iam_backend.drivers._sync.audit import (
     AuditHasher,
     JsonLinesAuditSink,
     MemoryAuditSink,
     audit_hash,
 )
+from aws_iam_backend.drivers._sync.tokens import TokenRecord, TokenSpec
 from aws_iam_backend.errors import InternalError, InvalidRequestError
+from aws_iam_backend.io.storage import MemoryStorage
 from aws_iam_backend.server.api import VaultAPI
 from aws_iam_backend.server.config import ConfigError, config_from_document
 from aws_iam_backend.server.messages import HTTPRequest
-from aws_iam_backend.storage import MemoryStorage
-from aws_iam_backend.tokens import TokenRecord, TokenSpec
 from tests.support.fakes import FakeIam, RecordingTransport, ok_response
 from tests.support.moto_server import Keys, MotoServer
 from tests.support.payloads import botocore_payload

@@ -14,8 +14,8 @@ from aws_iam_backend.errors import (
     PermissionDeniedError,
     UnsupportedOperationError,
 )
-from aws_iam_backend.roles import Role, role_to_storage
-from aws_iam_backend.storage import MemoryStorage, ops
+from aws_iam_backend.io.storage import MemoryStorage, ops
+from aws_iam_backend.vault.roles import Role, role_to_storage
 from tests.support.fakes import FakeIam, RecordingTransport, ok_response
 from tests.test_backend_attacks import (
     ACCOUNT,

@@ -23,9 +23,9 @@ from aws_iam_backend.errors import (
     RequestTooLargeError,
     UpstreamError,
 )
-from aws_iam_backend.interfaces import Document
-from aws_iam_backend.messages import OutboundRequest, STSResponse
-from aws_iam_backend.storage import MemoryStorage, ops
+from aws_iam_backend.io.protocols import Document
+from aws_iam_backend.io.storage import MemoryStorage, ops
+from aws_iam_backend.login.messages import OutboundRequest, STSResponse
 from tests.support.fakes import FakeIam, RecordingTransport, gci_body, ok_response
 from tests.support.moto_server import Keys
 from tests.support.payloads import BODY, b64, botocore_payload
@@ -392,7 +392,7 @@ def test_attack_92_role_names_are_ascii_and_case_insensitive() -> None:
 
 
 def test_attack_100_duplicate_keys_rejected() -> None:
-    from aws_iam_backend.fields import loads_strict
+    from aws_iam_backend.vault.fields import loads_strict
 
     text = (
         json.dumps({"a": 1})[:-1]

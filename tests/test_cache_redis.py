@@ -22,18 +22,18 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from redis.exceptions import OutOfMemoryError, ReadOnlyError, ResponseError
 
-from aws_iam_backend.cache import (
-    RedisCache,
-    RedisRateLimiter,
-    open_cache,
-    source_group,
-)
+from aws_iam_backend.drivers._sync.ratelimit import LoginRateLimiter, RateLimiter, RateLimits
 from aws_iam_backend.errors import (
     InternalError,
     RateLimitedError,
     StorageUnavailableError,
 )
-from aws_iam_backend.ratelimit import LoginRateLimiter, RateLimiter, RateLimits
+from aws_iam_backend.io.cache import (
+    RedisCache,
+    RedisRateLimiter,
+    open_cache,
+    source_group,
+)
 
 TINY_RATE = 1e-6  # a token every ~11 days: no refill within a test
 

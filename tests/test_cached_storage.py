@@ -14,10 +14,10 @@ from collections.abc import Sequence
 import pytest
 
 from aws_iam_backend.errors import ConflictError, InternalError, StorageUnavailableError
-from aws_iam_backend.interfaces import ABSENT, Delete, Document, Operation, Put, Storage
-from aws_iam_backend.storage import ops
-from aws_iam_backend.storage.cached import EPOCH_KEY, CachedStorage, uncached
-from aws_iam_backend.storage.memory import MemoryStorage
+from aws_iam_backend.io.protocols import ABSENT, Delete, Document, Operation, Put, Storage
+from aws_iam_backend.io.storage import ops
+from aws_iam_backend.io.storage.cached import EPOCH_KEY, CachedStorage, uncached
+from aws_iam_backend.io.storage.memory import MemoryStorage
 
 INTERVAL = 1.0
 

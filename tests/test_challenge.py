@@ -20,14 +20,14 @@ import pytest
 from botocore.credentials import Credentials
 
 from aws_iam_backend import Backend, BackendSettings, InvalidRequestError, Request
-from aws_iam_backend.challenge import CHALLENGE_HEADER, KEY_BYTES, issue_nonce, verify_nonce
 from aws_iam_backend.cli import main
 from aws_iam_backend.client import build_login_payload
 from aws_iam_backend.client import login as client_login
-from aws_iam_backend.messages import OutboundRequest, STSResponse
+from aws_iam_backend.io.storage import MemoryStorage, ops
+from aws_iam_backend.login.challenge import CHALLENGE_HEADER, KEY_BYTES, issue_nonce, verify_nonce
+from aws_iam_backend.login.messages import OutboundRequest, STSResponse
 from aws_iam_backend.server.api import VaultAPI
 from aws_iam_backend.server.messages import HTTPRequest
-from aws_iam_backend.storage import MemoryStorage, ops
 from tests.support.fakes import FakeIam, RecordingTransport, ok_response
 from tests.support.moto_server import MotoServer
 from tests.support.payloads import botocore_payload, signing_time

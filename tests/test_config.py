@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aws_iam_backend.config import (
+from aws_iam_backend.errors import BackendError, InternalError, InvalidRequestError
+from aws_iam_backend.vault.config import (
     CLIENT_CONFIG_FIELDS,
     IDENTITY_CONFIG_FIELDS,
     ClientConfig,
@@ -28,7 +29,6 @@ from aws_iam_backend.config import (
     write_identity_config,
     write_sts_config,
 )
-from aws_iam_backend.errors import BackendError, InternalError, InvalidRequestError
 
 FORBIDDEN = {"Host", "Authorization", "Transfer-Encoding", "X-Amz-Target", "Content-Length"}
 

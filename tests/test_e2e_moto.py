@@ -12,7 +12,7 @@ import pytest
 
 from aws_iam_backend import Backend
 from aws_iam_backend.errors import InvalidRequestError, PermissionDeniedError
-from aws_iam_backend.storage import SQLiteStorage
+from aws_iam_backend.io.storage import SQLiteStorage
 from tests.support.moto_server import Keys, MotoServer
 from tests.support.payloads import botocore_payload, go_style_payload, hvac_payload
 

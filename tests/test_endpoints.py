@@ -4,8 +4,8 @@ import time
 
 import pytest
 
-from aws_iam_backend import endpoints
-from aws_iam_backend.endpoints import (
+from aws_iam_backend.login import endpoints
+from aws_iam_backend.login.endpoints import (
     all_sts_hosts,
     lookup_sts_host,
     partition_of_host,

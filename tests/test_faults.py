@@ -36,10 +36,10 @@ from aws_iam_backend.errors import (
     UpstreamError,
     UpstreamTimeoutError,
 )
-from aws_iam_backend.interfaces import Document, Operation, Put, Storage
-from aws_iam_backend.storage import MemoryStorage, SQLiteStorage, ops
-from aws_iam_backend.storage.prefixed import PrefixedStorage
-from aws_iam_backend.transport import BotocoreTransport
+from aws_iam_backend.io.protocols import Document, Operation, Put, Storage
+from aws_iam_backend.io.storage import MemoryStorage, SQLiteStorage, ops
+from aws_iam_backend.io.storage.prefixed import PrefixedStorage
+from aws_iam_backend.io.transport import BotocoreTransport
 from tests.support.fakes import FakeIam, RecordingTransport, gci_body, ok_response
 from tests.test_backend_attacks import USER_ARN, USER_ID, FixedClock, valid
 from tests.test_transport import Behaviour, LoopbackServer, reply

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from aws_iam_backend.errors import InternalError, InvalidRequestError
-from aws_iam_backend.fields import (
+from aws_iam_backend.vault.fields import (
     FieldType,
     StoredDocument,
     go_trim_space,

@@ -25,10 +25,10 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from aws_iam_backend import Backend
-from aws_iam_backend.endpoints import lookup_sts_host
 from aws_iam_backend.errors import BackendError
-from aws_iam_backend.payload import KNOWN_LOGIN_FIELDS
-from aws_iam_backend.storage import MemoryStorage
+from aws_iam_backend.io.storage import MemoryStorage
+from aws_iam_backend.login.decode import KNOWN_LOGIN_FIELDS
+from aws_iam_backend.login.endpoints import lookup_sts_host
 from tests.support.fakes import FakeIam, RecordingTransport, ok_response
 from tests.support.payloads import (
     BODY,

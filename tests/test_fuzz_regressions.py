@@ -12,11 +12,11 @@ from typing import Any
 
 import pytest
 
-from aws_iam_backend.config import ClientConfig
 from aws_iam_backend.errors import BackendError
-from aws_iam_backend.payload import decode_login
-from aws_iam_backend.storage import MemoryStorage
-from aws_iam_backend.sts_request import build_outbound
+from aws_iam_backend.io.storage import MemoryStorage
+from aws_iam_backend.login.decode import decode_login
+from aws_iam_backend.login.rebuild import build_outbound
+from aws_iam_backend.vault.config import ClientConfig
 from tests.test_backend_attacks import NOW, valid
 from tests.test_faults import make_backend
 

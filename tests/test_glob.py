@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from aws_iam_backend.glob import glob_match
+from aws_iam_backend.login.glob import glob_match
 
 ROLE = "arn:aws:iam::111111111111:role/app"
 

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aws_iam_backend.errors import BackendError, InvalidRequestError
-from aws_iam_backend.headers import (
+from aws_iam_backend.login.headers import (
     MAX_HEADER_NAMES,
     MAX_VALUES_PER_NAME,
     HeaderMap,

@@ -20,15 +20,15 @@ import attrs
 import pytest
 
 from aws_iam_backend import Backend, BackendSettings, MemoryStorage, Request, Response
-from aws_iam_backend.audit import MemoryAuditSink
+from aws_iam_backend.drivers._sync.audit import MemoryAuditSink
 from aws_iam_backend.errors import InvalidRequestError
-from aws_iam_backend.fields import loads_strict
 from aws_iam_backend.server import api as api_module
 from aws_iam_backend.server.api import MAX_BODY, VaultAPI
 from aws_iam_backend.server.asgi import Message, make_asgi_app
 from aws_iam_backend.server.messages import HTTPRequest, HTTPResponse
 from aws_iam_backend.server.serve import MALFORMED_MESSAGE, json_h11_protocol
 from aws_iam_backend.server.wsgi import make_wsgi_app
+from aws_iam_backend.vault.fields import loads_strict
 from tests.support.fakes import FakeIam, RecordingTransport, ok_response
 from tests.support.server import ROOT as DEV_ROOT
 from tests.support.server import DevServer

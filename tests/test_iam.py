@@ -8,9 +8,9 @@ import uuid
 import pytest
 
 from aws_iam_backend import errors
-from aws_iam_backend.arn import parse_iam_arn
-from aws_iam_backend.iam import BotocoreIamLookups, UniqueIdArnCache
-from aws_iam_backend.interfaces import AwsAccess
+from aws_iam_backend.io.iam import BotocoreIamLookups, UniqueIdArnCache
+from aws_iam_backend.io.protocols import AwsAccess
+from aws_iam_backend.login.arn import parse_iam_arn
 from tests.support.moto_server import ADMIN_POLICY, MotoServer
 
 ACCOUNT = "123456789012"
@@ -168,7 +168,7 @@ def test_unique_id_arn_cache_keys_and_bounds() -> None:
 def test_upstream_error_texts_redact_urls() -> None:
     """botocore quotes endpoint URLs in its errors; none reaches a message with userinfo
     or a query (security review finding 4)."""
-    from aws_iam_backend.iam import _safe
+    from aws_iam_backend.io.iam import _safe
 
     text = _safe(
         'Could not connect to the endpoint URL: "https://AKIAX:s3cr3t@iam.example.com/?q=z"'

@@ -15,10 +15,15 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from aws_iam_backend import Backend, BackendSettings
+from aws_iam_backend.drivers._sync.ratelimit import (
+    BUCKET_BYTES,
+    KEY_BYTES,
+    LoginRateLimiter,
+    RateLimits,
+)
 from aws_iam_backend.errors import InvalidRequestError
-from aws_iam_backend.messages import OutboundRequest, STSResponse
-from aws_iam_backend.ratelimit import BUCKET_BYTES, KEY_BYTES, LoginRateLimiter, RateLimits
-from aws_iam_backend.storage import MemoryStorage
+from aws_iam_backend.io.storage import MemoryStorage
+from aws_iam_backend.login.messages import OutboundRequest, STSResponse
 from tests.support.fakes import FakeIam, RecordingTransport, ok_response
 from tests.test_backend_attacks import USER_ARN, USER_ID, FixedClock, valid
 
@@ -31,7 +36,7 @@ def ok(_request: OutboundRequest) -> STSResponse:
 
 
 class SpyLimiter:
-    """A :class:`~aws_iam_backend.ratelimit.RateLimiter` that records every check."""
+    """A :class:`~aws_iam_backend.drivers._sync.ratelimit.RateLimiter` that records every check."""
 
     def __init__(self) -> None:
         self.calls: list[tuple[str | None, str | None]] = []

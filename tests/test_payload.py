@@ -6,7 +6,7 @@ from typing import Any
 import pytest
 
 from aws_iam_backend.errors import InvalidRequestError, RequestTooLargeError
-from aws_iam_backend.payload import KNOWN_LOGIN_FIELDS, decode_login
+from aws_iam_backend.login.decode import KNOWN_LOGIN_FIELDS, decode_login
 
 BODY = "Action=GetCallerIdentity&Version=2011-06-15"
 HEADERS = {"Content-Type": ["application/x-www-form-urlencoded"], "X-Amz-Date": "x"}

@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from aws_iam_backend.errors import InvalidRequestError
-from aws_iam_backend.policies import MAX_POLICIES, sanitize_policies
+from aws_iam_backend.vault.policies import MAX_POLICIES, sanitize_policies
 
 
 def test_normalises_like_policyutil() -> None:

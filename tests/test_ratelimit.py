@@ -14,14 +14,7 @@ from typing import Any
 import pytest
 
 from aws_iam_backend import Backend, BackendSettings
-from aws_iam_backend.errors import (
-    InvalidRequestError,
-    RateLimitedError,
-    UpstreamError,
-    UpstreamThrottledError,
-)
-from aws_iam_backend.messages import OutboundRequest, STSResponse
-from aws_iam_backend.ratelimit import (
+from aws_iam_backend.drivers._sync.ratelimit import (
     BUCKET_BYTES,
     KEY_BYTES,
     ConcurrencyLimiter,
@@ -30,11 +23,18 @@ from aws_iam_backend.ratelimit import (
     TokenBucket,
     source_group,
 )
+from aws_iam_backend.errors import (
+    InvalidRequestError,
+    RateLimitedError,
+    UpstreamError,
+    UpstreamThrottledError,
+)
+from aws_iam_backend.io.storage import MemoryStorage
+from aws_iam_backend.login.messages import OutboundRequest, STSResponse
+from aws_iam_backend.login.parse import parse_sts_response
 from aws_iam_backend.server.api import VaultAPI
 from aws_iam_backend.server.messages import HTTPRequest
 from aws_iam_backend.server.responses import backend_error_response
-from aws_iam_backend.storage import MemoryStorage
-from aws_iam_backend.sts_response import parse_sts_response
 from tests.support.fakes import FakeIam, RecordingTransport, ok_response
 from tests.support.payloads import botocore_payload
 from tests.test_backend_attacks import KEYS, USER_ARN, USER_ID, FixedClock, valid

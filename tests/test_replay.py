@@ -20,10 +20,10 @@ import pytest
 
 from aws_iam_backend import Backend, BackendSettings, InvalidRequestError
 from aws_iam_backend.client import build_login_payload
-from aws_iam_backend.interfaces import Document
-from aws_iam_backend.messages import OutboundRequest, STSResponse
-from aws_iam_backend.replay import MemoryReplayCache, ReplayCache, StorageReplayCache
-from aws_iam_backend.storage import MemoryStorage, SQLiteStorage, ops
+from aws_iam_backend.drivers._sync.replay import MemoryReplayCache, ReplayCache, StorageReplayCache
+from aws_iam_backend.io.protocols import Document
+from aws_iam_backend.io.storage import MemoryStorage, SQLiteStorage, ops
+from aws_iam_backend.login.messages import OutboundRequest, STSResponse
 from tests.support.fakes import FakeIam, RecordingTransport, ok_response
 from tests.support.moto_server import MotoServer
 from tests.support.payloads import botocore_payload, presigned_get_payload, signing_time

@@ -9,10 +9,10 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aws_iam_backend.config import ClientConfig
 from aws_iam_backend.errors import BackendError
-from aws_iam_backend.payload import KNOWN_LOGIN_FIELDS, decode_login
-from aws_iam_backend.sts_request import build_outbound
+from aws_iam_backend.login.decode import KNOWN_LOGIN_FIELDS, decode_login
+from aws_iam_backend.login.rebuild import build_outbound
+from aws_iam_backend.vault.config import ClientConfig
 from tests.test_sts_request import NOW, SERVER_ID, botocore_post, hvac_post, presigned_get
 
 FIELDS = sorted(KNOWN_LOGIN_FIELDS)

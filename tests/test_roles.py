@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aws_iam_backend.errors import BackendError, InvalidRequestError, UpstreamError
-from aws_iam_backend.roles import (
+from aws_iam_backend.vault.roles import (
     MAX_BOUND_VALUES,
     ROLE_FIELDS,
     Role,
@@ -20,7 +20,7 @@ from aws_iam_backend.roles import (
     role_to_storage,
     write_role,
 )
-from aws_iam_backend.tokenutil import TokenSettings
+from aws_iam_backend.vault.tokenutil import TokenSettings
 
 ARN = "arn:aws:iam::123456789012:role/app"
 USER = "arn:aws:iam::123456789012:user/path/alice"

@@ -41,7 +41,7 @@ import attrs
 import pytest
 import requests
 
-from aws_iam_backend.seal import is_sealed
+from aws_iam_backend.io.seal import is_sealed
 from tests.support.cluster import (
     ClusterConfig,
     ConfigServer,

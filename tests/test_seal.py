@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from aws_iam_backend.errors import ConflictError, InternalError
-from aws_iam_backend.interfaces import ABSENT, Delete, JSONDict, Put, Storage
-from aws_iam_backend.seal import (
+from aws_iam_backend.io.protocols import ABSENT, Delete, JSONDict, Put, Storage
+from aws_iam_backend.io.seal import (
     KEY_BYTES,
     UNSEAL_FAILED,
     AesGcmSeal,
@@ -23,9 +23,9 @@ from aws_iam_backend.seal import (
     load_seal,
     sealed_key_id,
 )
-from aws_iam_backend.storage import ops
-from aws_iam_backend.storage.memory import MemoryStorage
-from aws_iam_backend.storage.sealed import UNSEALED_DOCUMENT, SealedStorage
+from aws_iam_backend.io.storage import ops
+from aws_iam_backend.io.storage.memory import MemoryStorage
+from aws_iam_backend.io.storage.sealed import UNSEALED_DOCUMENT, SealedStorage
 
 KEY_A = bytes(range(32))
 KEY_B = bytes(range(100, 132))
@@ -376,7 +376,7 @@ def test_unreadable_key_file(tmp_path: Path) -> None:
 def test_unreadable_key_file_whoever_runs_the_test(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import aws_iam_backend.seal as seal_module
+    import aws_iam_backend.io.seal as seal_module
 
     path = write_key_file(tmp_path / "seal.key", b64(KEY_A) + "\n")
 
@@ -532,7 +532,7 @@ def test_rotation_through_storage() -> None:
 
 
 def test_sealed_storage_under_prefixed_views() -> None:
-    from aws_iam_backend.storage.prefixed import PrefixedStorage
+    from aws_iam_backend.io.storage.prefixed import PrefixedStorage
 
     raw, storage = sealed_memory()
     view = PrefixedStorage(storage, "auth/aws/")
@@ -567,7 +567,7 @@ def write_secrets(storage: Storage) -> None:
 
 
 def test_sqlite_files_hold_no_plaintext(tmp_path: Path) -> None:
-    from aws_iam_backend.storage.sqlite import SQLiteStorage
+    from aws_iam_backend.io.storage.sqlite import SQLiteStorage
 
     path = tmp_path / "sealed.db"
     raw = SQLiteStorage(str(path))
@@ -589,7 +589,7 @@ def test_sqlite_files_hold_no_plaintext(tmp_path: Path) -> None:
 
 def test_plain_sqlite_files_would_hold_plaintext(tmp_path: Path) -> None:
     """The control for the test above: without the seal the secrets are in the files."""
-    from aws_iam_backend.storage.sqlite import SQLiteStorage
+    from aws_iam_backend.io.storage.sqlite import SQLiteStorage
 
     path = tmp_path / "plain.db"
     raw = SQLiteStorage(str(path))
@@ -604,7 +604,7 @@ def test_postgres_rows_hold_no_plaintext(postgres_url: str) -> None:
     import psycopg
     from psycopg import sql
 
-    from aws_iam_backend.storage.postgres import KV_TABLE, PostgresStorage
+    from aws_iam_backend.io.storage.postgres import KV_TABLE, PostgresStorage
 
     raw = PostgresStorage(postgres_url, max_size=2)
     try:

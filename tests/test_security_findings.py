@@ -14,17 +14,17 @@ from typing import Any
 import pytest
 
 from aws_iam_backend import Backend, BackendSettings
-from aws_iam_backend.audit import MemoryAuditSink
 from aws_iam_backend.cli import _parser, _server_config
-from aws_iam_backend.config import redact_url, validate_endpoint, write_client_config
+from aws_iam_backend.drivers._sync.audit import MemoryAuditSink
+from aws_iam_backend.drivers._sync.tokens import StoreTokenIssuer, TokenRecord
 from aws_iam_backend.errors import InvalidRequestError, PermissionDeniedError, RateLimitedError
+from aws_iam_backend.io.storage import MemoryStorage
 from aws_iam_backend.server.api import VaultAPI
 from aws_iam_backend.server.auth import Authenticator, request_token, root_token_weakness
 from aws_iam_backend.server.config import ConfigError, config_from_document
 from aws_iam_backend.server.guessing import KEY_BYTES, FailedCheckThrottle
 from aws_iam_backend.server.messages import HTTPRequest, HTTPResponse
-from aws_iam_backend.storage import MemoryStorage
-from aws_iam_backend.tokens import StoreTokenIssuer, TokenRecord
+from aws_iam_backend.vault.config import redact_url, validate_endpoint, write_client_config
 from tests.support.fakes import FakeIam, RecordingTransport, ok_response, token_spec
 
 NOW = datetime(2026, 11, 29, 12, 0, 0, tzinfo=UTC)

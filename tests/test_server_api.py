@@ -15,15 +15,15 @@ import pytest
 
 from aws_iam_backend import Backend, MemoryStorage, Request, Response
 from aws_iam_backend.errors import ConflictError, PermissionDeniedError
-from aws_iam_backend.interfaces import ABSENT, Delete, Put, Storage
+from aws_iam_backend.io.protocols import ABSENT, Delete, Put, Storage
+from aws_iam_backend.io.storage import ops
+from aws_iam_backend.io.storage.prefixed import PrefixedStorage
 from aws_iam_backend.server.api import MAX_BODY, VaultAPI
 from aws_iam_backend.server.asgi import Message, make_asgi_app
 from aws_iam_backend.server.client_ip import client_ip, parse_networks
 from aws_iam_backend.server.messages import HTTPRequest, HTTPResponse
 from aws_iam_backend.server.openapi import OPENAPI
 from aws_iam_backend.server.wsgi import make_wsgi_app
-from aws_iam_backend.storage import ops
-from aws_iam_backend.storage.prefixed import PrefixedStorage
 from tests.support.fakes import FakeIam, RecordingTransport, ok_response
 from tests.support.moto_server import Keys
 from tests.support.payloads import botocore_payload

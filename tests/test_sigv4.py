@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from aws_iam_backend.errors import InvalidRequestError
-from aws_iam_backend.sigv4 import (
+from aws_iam_backend.login.sigv4 import (
     check_freshness,
     check_scope_date,
     parse_amz_date,

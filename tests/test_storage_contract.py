@@ -1,4 +1,4 @@
-"""The :class:`~aws_iam_backend.interfaces.Storage` contract, one suite for every store.
+"""The :class:`~aws_iam_backend.io.protocols.Storage` contract, one suite for every store.
 
 Each test runs against ``memory``, ``sqlite`` (a file under ``tmp_path``) and
 ``postgresql`` (a fresh database per module, see :mod:`tests.support.services`), then
@@ -17,10 +17,10 @@ from typing import Any
 import pytest
 
 from aws_iam_backend.errors import ConflictError, InternalError
-from aws_iam_backend.interfaces import ABSENT, Delete, Document, JSONDict, Operation, Put, Storage
-from aws_iam_backend.storage import ops
-from aws_iam_backend.storage.memory import MemoryStorage
-from aws_iam_backend.storage.sqlite import SQLiteStorage
+from aws_iam_backend.io.protocols import ABSENT, Delete, Document, JSONDict, Operation, Put, Storage
+from aws_iam_backend.io.storage import ops
+from aws_iam_backend.io.storage.memory import MemoryStorage
+from aws_iam_backend.io.storage.sqlite import SQLiteStorage
 from tests.support.processes import run_together
 
 THREADS = 16
@@ -38,7 +38,7 @@ def open_storage(kind: str, location: str) -> Storage:
     if kind == "sqlite":
         return SQLiteStorage(location)
     if kind == "postgresql":
-        from aws_iam_backend.storage.postgres import PostgresStorage
+        from aws_iam_backend.io.storage.postgres import PostgresStorage
 
         store: Storage = PostgresStorage(location)
         return store

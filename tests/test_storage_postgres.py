@@ -31,8 +31,8 @@ from aws_iam_backend.errors import (
     InternalError,
     StorageUnavailableError,
 )
-from aws_iam_backend.interfaces import ABSENT, Delete, Document, Put
-from aws_iam_backend.storage.postgres import SCHEMA_VERSION, PostgresStorage
+from aws_iam_backend.io.protocols import ABSENT, Delete, Document, Put
+from aws_iam_backend.io.storage.postgres import SCHEMA_VERSION, PostgresStorage
 from tests.support.processes import run_together
 from tests.support.relay import TcpRelay
 

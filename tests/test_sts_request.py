@@ -14,17 +14,17 @@ import pytest
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from aws_iam_backend.config import ClientConfig
-from aws_iam_backend.endpoints import regional_sts_host
 from aws_iam_backend.errors import InternalError, InvalidRequestError
-from aws_iam_backend.messages import OutboundRequest
-from aws_iam_backend.payload import decode_login
-from aws_iam_backend.sts_request import (
+from aws_iam_backend.login.decode import decode_login
+from aws_iam_backend.login.endpoints import regional_sts_host
+from aws_iam_backend.login.messages import OutboundRequest
+from aws_iam_backend.login.rebuild import (
     FORBIDDEN_EXTRA_HEADERS,
     RequestPolicy,
     build_outbound,
     validate_allowed_header_names,
 )
+from aws_iam_backend.vault.config import ClientConfig
 
 UTC = dt.UTC
 NOW = dt.datetime(2024, 5, 1, 12, 0, tzinfo=UTC)

@@ -9,8 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from aws_iam_backend import errors
-from aws_iam_backend.messages import STSResponse
-from aws_iam_backend.sts_response import parse_sts_response
+from aws_iam_backend.login.messages import STSResponse
+from aws_iam_backend.login.parse import parse_sts_response
 
 NS = "https://sts.amazonaws.com/doc/2011-06-15/"
 PARSE_ERROR = "error making upstream request: error parsing STS response"

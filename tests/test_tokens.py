@@ -14,15 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aws_iam_backend.errors import (
-    ConflictError,
-    InternalError,
-    InvalidRequestError,
-    PermissionDeniedError,
-)
-from aws_iam_backend.interfaces import Document, Operation, Storage
-from aws_iam_backend.storage import MemoryStorage, SQLiteStorage, ops
-from aws_iam_backend.tokens import (
+from aws_iam_backend.drivers._sync.tokens import (
     HMAC_KEY_PATH,
     StoreTokenIssuer,
     TokenIssuer,
@@ -30,6 +22,14 @@ from aws_iam_backend.tokens import (
     TokenSpec,
     rfc3339,
 )
+from aws_iam_backend.errors import (
+    ConflictError,
+    InternalError,
+    InvalidRequestError,
+    PermissionDeniedError,
+)
+from aws_iam_backend.io.protocols import Document, Operation, Storage
+from aws_iam_backend.io.storage import MemoryStorage, SQLiteStorage, ops
 
 T0 = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
 

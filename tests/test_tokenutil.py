@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from aws_iam_backend.errors import InvalidRequestError
-from aws_iam_backend.tokenutil import (
+from aws_iam_backend.vault.tokenutil import (
     DEFAULT_SYSTEM_TTL,
     Lease,
     TokenSettings,

@@ -12,9 +12,9 @@ from datetime import UTC, datetime
 import pytest
 
 from aws_iam_backend import errors
-from aws_iam_backend.messages import OutboundRequest, SigV4Info, STSResponse
-from aws_iam_backend.sts_response import parse_sts_response
-from aws_iam_backend.transport import BotocoreTransport
+from aws_iam_backend.io.transport import BotocoreTransport
+from aws_iam_backend.login.messages import OutboundRequest, SigV4Info, STSResponse
+from aws_iam_backend.login.parse import parse_sts_response
 from tests.support.moto_server import free_port
 
 NS = "https://sts.amazonaws.com/doc/2011-06-15/"

@@ -20,11 +20,11 @@ from typing import ParamSpec, TypeVar
 import flask
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from ..errors import BackendError, RequestTooLargeError
-from ..server.api import MAX_BODY, VaultAPI
-from ..server.messages import HTTPRequest, HTTPResponse
-from ..server.responses import backend_error_response
-from . import TokenIdentity, authorize, required_policies
+from aws_iam_backend.errors import BackendError, RequestTooLargeError
+from aws_iam_backend.integrations import TokenIdentity, authorize, required_policies
+from aws_iam_backend.server.api import MAX_BODY, VaultAPI
+from aws_iam_backend.server.messages import HTTPRequest, HTTPResponse
+from aws_iam_backend.server.responses import backend_error_response
 
 EXTENSION_KEY = "aws_iam_auth"
 IDENTITY_ATTR = "aws_iam_identity"

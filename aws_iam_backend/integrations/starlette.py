@@ -23,11 +23,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from ..errors import BackendError
-from ..server.api import VaultAPI
-from ..server.asgi import make_asgi_app
-from ..server.responses import backend_error_response
-from . import TokenIdentity, authorize, required_policies
+from aws_iam_backend.errors import BackendError
+from aws_iam_backend.integrations import TokenIdentity, authorize, required_policies
+from aws_iam_backend.server.api import VaultAPI
+from aws_iam_backend.server.asgi import make_asgi_app
+from aws_iam_backend.server.responses import backend_error_response
 
 
 def _route_path(scope: Scope) -> str:

@@ -19,7 +19,7 @@ from importlib import metadata
 from typing import Any
 from urllib.parse import parse_qs
 
-from ..audit import (
+from aws_iam_backend.drivers._sync.audit import (
     FAILED_MESSAGE,
     AuditEntry,
     AuditFailedError,
@@ -28,9 +28,10 @@ from ..audit import (
     AuditSink,
     describe_request,
 )
-from ..backend import Backend, BackendSettings, Request
-from ..clock import Clock, SystemClock
-from ..errors import (
+from aws_iam_backend.drivers._sync.backend import Backend, BackendSettings, Request
+from aws_iam_backend.drivers._sync.replay import StorageReplayCache
+from aws_iam_backend.drivers._sync.tokens import StoreTokenIssuer, TokenRecord
+from aws_iam_backend.errors import (
     BackendError,
     InternalError,
     InvalidRequestError,
@@ -39,19 +40,17 @@ from ..errors import (
     RequestTooLargeError,
     UnsupportedOperationError,
 )
-from ..fields import loads_strict
-from ..interfaces import Storage
-from ..replay import StorageReplayCache
-from ..storage import ops
-from ..storage.cached import CachedStorage, uncached
-from ..storage.prefixed import PrefixedStorage
-from ..tokens import StoreTokenIssuer, TokenRecord
-from .auth import Authenticator, request_token
-from .client_ip import client_ip, parse_networks
-from .messages import HTTPRequest, HTTPResponse
-from .mounts import BackendFactory, MountTable, SharedCache
-from .openapi import OPENAPI
-from .responses import (
+from aws_iam_backend.io.clock import Clock, SystemClock
+from aws_iam_backend.io.protocols import Storage
+from aws_iam_backend.io.storage import ops
+from aws_iam_backend.io.storage.cached import CachedStorage, uncached
+from aws_iam_backend.io.storage.prefixed import PrefixedStorage
+from aws_iam_backend.server.auth import Authenticator, request_token
+from aws_iam_backend.server.client_ip import client_ip, parse_networks
+from aws_iam_backend.server.messages import HTTPRequest, HTTPResponse
+from aws_iam_backend.server.mounts import BackendFactory, MountTable, SharedCache
+from aws_iam_backend.server.openapi import OPENAPI
+from aws_iam_backend.server.responses import (
     REQUEST_ID,
     backend_error_response,
     envelope,
@@ -59,7 +58,8 @@ from .responses import (
     error_response,
     json_response,
 )
-from .token_endpoints import TokenEndpoints
+from aws_iam_backend.server.token_endpoints import TokenEndpoints
+from aws_iam_backend.vault.fields import loads_strict
 
 MAX_BODY = 64 * 1024
 TOKEN_STORAGE_PREFIX = "sys/token/"

@@ -21,10 +21,16 @@ from typing import Any
 
 import attrs
 
-from .api import MAX_BODY, VaultAPI
-from .framing import DISCONNECTED, LENGTH_MISMATCH, TOO_LARGE, Refusal, declared_length
-from .messages import HTTPRequest, HTTPResponse
-from .responses import error_response
+from aws_iam_backend.server.api import MAX_BODY, VaultAPI
+from aws_iam_backend.server.framing import (
+    DISCONNECTED,
+    LENGTH_MISMATCH,
+    TOO_LARGE,
+    Refusal,
+    declared_length,
+)
+from aws_iam_backend.server.messages import HTTPRequest, HTTPResponse
+from aws_iam_backend.server.responses import error_response
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]

@@ -12,10 +12,10 @@ from typing import Final
 
 import attrs
 
-from ..binding import check_cidrs
-from ..errors import PermissionDeniedError
-from ..tokens import TokenIssuer, TokenRecord
-from .guessing import FailedCheckThrottle
+from aws_iam_backend.drivers._sync.tokens import TokenIssuer, TokenRecord
+from aws_iam_backend.errors import PermissionDeniedError
+from aws_iam_backend.login.bind import check_cidrs
+from aws_iam_backend.server.guessing import FailedCheckThrottle
 
 MIN_ROOT_TOKEN_LENGTH: Final = 24
 MIN_ROOT_TOKEN_DISTINCT: Final = 8

@@ -55,15 +55,19 @@ from typing import Any
 
 import attrs
 
-from ..backend import DEFAULT_TTL
-from ..challenge import DEFAULT_CHALLENGE_TTL
-from ..fields import to_duration
-from ..ratelimit import RateLimits
-from ..storage import POSTGRES_SCHEMES
-from .asgi import DEFAULT_REQUEST_TIMEOUT
-from .auth import root_token_weakness
-from .client_ip import parse_networks
-from .serve import DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTIONS
+from aws_iam_backend.drivers._sync.backend import DEFAULT_TTL
+from aws_iam_backend.drivers._sync.ratelimit import RateLimits
+from aws_iam_backend.io.storage import POSTGRES_SCHEMES
+from aws_iam_backend.login.challenge import DEFAULT_CHALLENGE_TTL
+from aws_iam_backend.server.asgi import DEFAULT_REQUEST_TIMEOUT
+from aws_iam_backend.server.auth import root_token_weakness
+from aws_iam_backend.server.client_ip import parse_networks
+from aws_iam_backend.server.serve import (
+    DEFAULT_HEADER_READ_TIMEOUT,
+    DEFAULT_IDLE_TIMEOUT,
+    DEFAULT_MAX_CONNECTIONS,
+)
+from aws_iam_backend.vault.fields import to_duration
 
 MAX_CONNECTIONS_LIMIT = 1_000_000
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")

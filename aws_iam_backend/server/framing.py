@@ -6,7 +6,7 @@ import re
 
 import attrs
 
-from .api import MAX_BODY
+from aws_iam_backend.server.api import MAX_BODY
 
 _DIGITS = re.compile(r"[0-9]+")  # str.isdigit() also takes "²", which int() refuses
 

@@ -18,17 +18,17 @@ from typing import Any, Protocol
 
 import attrs
 
-from ..backend import Backend, BackendSettings
-from ..clock import Clock
-from ..errors import InvalidRequestError, NotFoundError
-from ..fields import to_duration
-from ..interfaces import Document, JSONDict, Operation, Put, Storage
-from ..ratelimit import RateLimiter, RateLimits
-from ..replay import ReplayCache, StorageReplayCache
-from ..storage import ops
-from ..storage.cached import uncached
-from ..storage.prefixed import PrefixedStorage
-from ..tokens import StoreTokenIssuer, TokenRecord, TokenSpec
+from aws_iam_backend.drivers._sync.backend import Backend, BackendSettings
+from aws_iam_backend.drivers._sync.ratelimit import RateLimiter, RateLimits
+from aws_iam_backend.drivers._sync.replay import ReplayCache, StorageReplayCache
+from aws_iam_backend.drivers._sync.tokens import StoreTokenIssuer, TokenRecord, TokenSpec
+from aws_iam_backend.errors import InvalidRequestError, NotFoundError
+from aws_iam_backend.io.clock import Clock
+from aws_iam_backend.io.protocols import Document, JSONDict, Operation, Put, Storage
+from aws_iam_backend.io.storage import ops
+from aws_iam_backend.io.storage.cached import uncached
+from aws_iam_backend.io.storage.prefixed import PrefixedStorage
+from aws_iam_backend.vault.fields import to_duration
 
 MOUNTS_KEY = "sys/mounts"
 MOUNT_TYPE = "aws"
@@ -39,7 +39,7 @@ BackendFactory = Callable[..., Backend]
 
 
 class SharedCache(Protocol):
-    """Ephemeral state shared by every server process (Redis: :mod:`aws_iam_backend.cache`)."""
+    """Ephemeral state shared by every server process (Redis: :mod:`aws_iam_backend.io.cache`)."""
 
     def replay_cache(self) -> ReplayCache:
         """One-time claims of signatures and challenge nonces, server-wide."""
@@ -188,7 +188,7 @@ class MountTable:
 
     ``issuer`` is shared by every mount, so a token from any mount works with the
     token endpoints and records its mount in ``TokenRecord.mount``. ``storage`` is
-    normally a :class:`~aws_iam_backend.storage.cached.CachedStorage`: the table is
+    normally a :class:`~aws_iam_backend.io.storage.cached.CachedStorage`: the table is
     re-read from its cache on each request and backends are rebuilt only when the
     stored table's version moved, so an enable or disable on any process holds on
     every process within the cache's interval. ``backend_options`` are further

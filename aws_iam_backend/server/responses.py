@@ -7,8 +7,8 @@ import uuid
 from contextvars import ContextVar
 from typing import Any
 
-from ..errors import BackendError
-from .messages import HTTPResponse
+from aws_iam_backend.errors import BackendError
+from aws_iam_backend.server.messages import HTTPResponse
 
 JSON_HEADERS = (("Content-Type", "application/json"), ("Cache-Control", "no-store"))
 # The request being served (set by VaultAPI.handle), so envelopes match the audit record.

@@ -18,7 +18,7 @@ from http import HTTPStatus
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
-from .asgi import ASGIApp
+from aws_iam_backend.server.asgi import ASGIApp
 
 if TYPE_CHECKING:
     import uvicorn

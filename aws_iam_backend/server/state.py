@@ -13,14 +13,14 @@ from collections.abc import Mapping
 
 import attrs
 
-from ..errors import BackendError
-from ..interfaces import Storage
-from ..seal import AesGcmSeal, is_sealed, load_seal
-from ..storage import POSTGRES_SCHEMES, open_storage
-from ..storage.migrate import copy_documents, reseal
-from ..storage.sealed import SealedStorage
-from .config import ServerConfig
-from .mounts import SharedCache
+from aws_iam_backend.errors import BackendError
+from aws_iam_backend.io.protocols import Storage
+from aws_iam_backend.io.seal import AesGcmSeal, is_sealed, load_seal
+from aws_iam_backend.io.storage import POSTGRES_SCHEMES, open_storage
+from aws_iam_backend.io.storage.migrate import copy_documents, reseal
+from aws_iam_backend.io.storage.sealed import SealedStorage
+from aws_iam_backend.server.config import ServerConfig
+from aws_iam_backend.server.mounts import SharedCache
 
 # A document every server writes at first start (the cluster ID): the probe for "sealed".
 PROBE_KEY = "sys/cluster"
@@ -92,7 +92,7 @@ def open_state(config: ServerConfig, environ: Mapping[str, str]) -> State:
 
 def _open_cache(url: str, prefix: str) -> SharedCache:
     try:
-        from ..cache import open_cache
+        from aws_iam_backend.io.cache import open_cache
     except ImportError:
         raise StateError(
             "cache: Redis needs redis-py: pip install 'aws_iam_backend[redis]'"

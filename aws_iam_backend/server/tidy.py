@@ -6,8 +6,8 @@ import logging
 import random
 import threading
 
-from ..errors import BackendError
-from .api import VaultAPI
+from aws_iam_backend.errors import BackendError
+from aws_iam_backend.server.api import VaultAPI
 
 TIDY_INTERVAL = 60.0
 _log = logging.getLogger("aws_iam_backend.server")

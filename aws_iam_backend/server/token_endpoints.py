@@ -11,20 +11,20 @@ from typing import Any
 
 import attrs
 
-from ..backend import auth_data
-from ..clock import Clock
-from ..errors import (
+from aws_iam_backend.drivers._sync.backend import auth_data
+from aws_iam_backend.drivers._sync.tokens import rfc3339
+from aws_iam_backend.errors import (
     InvalidRequestError,
     NotFoundError,
     PermissionDeniedError,
     UnsupportedOperationError,
 )
-from ..fields import to_duration
-from ..tokens import rfc3339
-from .auth import Authenticator, Caller, same_secret
-from .messages import HTTPResponse
-from .mounts import MountTable
-from .responses import envelope, no_content
+from aws_iam_backend.io.clock import Clock
+from aws_iam_backend.server.auth import Authenticator, Caller, same_secret
+from aws_iam_backend.server.messages import HTTPResponse
+from aws_iam_backend.server.mounts import MountTable
+from aws_iam_backend.server.responses import envelope, no_content
+from aws_iam_backend.vault.fields import to_duration
 
 Handler = Callable[[Caller, Mapping[str, Any], str | None], HTTPResponse]
 

@@ -6,9 +6,9 @@ from collections.abc import Iterable
 from http import HTTPStatus
 from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
-from .api import MAX_BODY, VaultAPI
-from .framing import LENGTH_MISMATCH, TOO_LARGE, Refusal, declared_length
-from .messages import HTTPRequest
+from aws_iam_backend.server.api import MAX_BODY, VaultAPI
+from aws_iam_backend.server.framing import LENGTH_MISMATCH, TOO_LARGE, Refusal, declared_length
+from aws_iam_backend.server.messages import HTTPRequest
 
 
 def _headers(environ: WSGIEnvironment) -> dict[str, str]:

@@ -19,7 +19,7 @@ from typing import IO
 
 import attrs
 
-from aws_iam_backend.seal import generate_key
+from aws_iam_backend.io.seal import generate_key
 from tests.support.moto_server import free_port
 from tests.support.server import wait_healthy
 

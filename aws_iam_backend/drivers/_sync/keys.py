@@ -1,0 +1,31 @@
+"""Server-side secret keys kept in storage (token HMAC, audit HMAC, challenge MAC)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import secrets
+
+from aws_iam_backend.errors import InternalError
+from aws_iam_backend.io.protocols import Storage
+from aws_iam_backend.io.storage import ops
+
+
+def stored_key(storage: Storage, path: str, *, size: int = 32) -> bytes:
+    """The random key at ``path``, created on first use.
+
+    Creation is atomic (create-if-absent), so processes starting together on one
+    store agree on one key. A missing, malformed or short key raises
+    :class:`InternalError` without showing the stored value.
+    """
+    doc = ops.get(storage, path)
+    if doc is None:
+        ops.create(storage, path, {"key": base64.b64encode(secrets.token_bytes(size)).decode()})
+        doc = ops.get(storage, path)
+    try:
+        key = base64.b64decode(str((doc or {})["key"]), validate=True)
+    except (KeyError, binascii.Error, ValueError):
+        key = b""
+    if len(key) < size:
+        raise InternalError(f"storage error: invalid key at {path}")
+    return key

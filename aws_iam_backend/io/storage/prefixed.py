@@ -1,0 +1,57 @@
+"""A view of a :class:`~aws_iam_backend.io.protocols.Storage` under a key prefix."""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Sequence
+
+import attrs
+
+from aws_iam_backend.io.protocols import Delete, Document, Operation, Put, Storage
+
+
+class PrefixedStorage:
+    """Every key is stored as ``prefix + key`` in ``inner``; listings strip the prefix again.
+
+    ``prefix`` must be non-empty and end with ``/``, so two views never overlap unless
+    one prefix contains the other.
+    """
+
+    def __init__(self, inner: Storage, prefix: str) -> None:
+        if not prefix.endswith("/") or prefix == "/":
+            raise ValueError("storage prefix must be non-empty and end with '/'")
+        self.inner = inner
+        self.prefix = prefix
+
+    def read(self, key: str) -> Document | None:
+        """The document at ``key``, or None."""
+        document = self.inner.read(self.prefix + key)
+        return None if document is None else attrs.evolve(document, key=key)
+
+    def commit(self, operations: Sequence[Operation]) -> tuple[int, ...]:
+        """Apply ``operations`` (keys relative to the view) atomically."""
+        return self.inner.commit([self._outer(op) for op in operations])
+
+    def _outer(self, op: Operation) -> Operation:
+        if isinstance(op, Put):
+            return attrs.evolve(op, key=self.prefix + op.key)
+        return Delete(self.prefix + op.key, expect=op.expect)
+
+    def list(self, prefix: str) -> list[str]:
+        """Sorted keys starting with ``prefix``, with the prefix removed."""
+        return self.inner.list(self.prefix + prefix)
+
+    def expired(self, prefix: str, before: float, limit: int) -> builtins.list[Document]:
+        """Expired documents under ``prefix``, keys relative to the view."""
+        start = len(self.prefix)
+        return [
+            attrs.evolve(d, key=d.key[start:])
+            for d in self.inner.expired(self.prefix + prefix, before, limit)
+        ]
+
+    def clear(self) -> None:
+        """Delete every key of this view (in batches, each one atomic)."""
+        keys = self.inner.list(self.prefix)
+        for start in range(0, len(keys), 500):
+            batch = keys[start : start + 500]
+            self.inner.commit([Delete(self.prefix + key) for key in batch])

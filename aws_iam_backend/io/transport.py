@@ -1,0 +1,380 @@
+"""The STS transport: sends a rebuilt GetCallerIdentity request over pooled urllib3.
+
+TLS settings come from botocore (its SSL context factory, CA bundle and connection
+classes). On top of that:
+
+- one overall deadline per ``send`` covers pool waits, connect, TLS, retries, backoff and
+  the body. A watchdog thread shuts the socket down when the deadline passes, so a peer
+  that trickles bytes cannot hold a worker past it;
+- redirects are never followed, bodies are never decompressed (``Accept-Encoding:
+  identity``) and are read capped at 64 KiB;
+- retries on connection errors, 429 and 5xx (not 501), with full-jitter exponential
+  backoff that never sleeps past the deadline;
+- proxies only when configured, never from the environment;
+- at most ``max_pool_connections`` connections per host (callers wait, inside their deadline).
+
+Error texts name a short reason only, never the URL (a presigned query carries the
+signature), headers or body.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import heapq
+import itertools
+import os
+import random as random_module
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Callable, Mapping
+from http.client import HTTPException
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+import urllib3
+from botocore.awsrequest import (
+    AWSHTTPConnection,
+    AWSHTTPConnectionPool,
+    AWSHTTPSConnection,
+    AWSHTTPSConnectionPool,
+)
+from botocore.httpsession import create_urllib3_context, get_cert_path
+from urllib3.exceptions import (
+    ConnectTimeoutError,
+    HTTPError,
+    NameResolutionError,
+    NewConnectionError,
+    ProtocolError,
+    ProxyError,
+)
+
+from aws_iam_backend.errors import UpstreamError, UpstreamTimeoutError
+from aws_iam_backend.login.messages import OutboundRequest, STSResponse
+
+__all__ = ["MAX_BODY", "BotocoreTransport"]
+
+MAX_BODY = 64 * 1024
+_CHUNK = 16 * 1024
+_BACKOFF_BASE = 0.1
+_BACKOFF_CAP = 2.0
+_MAX_RETRY_AFTER = 5
+_PREFIX = "error making upstream request: "
+_REQUEST_ERROR = _PREFIX + "error making request: "
+
+
+class BotocoreTransport:
+    """:class:`~aws_iam_backend.io.protocols.STSTransport` over botocore's urllib3 machinery.
+
+    Thread-safe: one instance serves every login. ``verify`` is True (botocore's CA
+    bundle), False, or a CA bundle path; ``proxies`` maps a URL scheme to a proxy URL.
+    ``sleep`` and ``random`` are injectable for tests.
+    """
+
+    def __init__(
+        self,
+        *,
+        verify: bool | str = True,
+        proxies: Mapping[str, str] | None = None,
+        max_pool_connections: int = 50,
+        connect_timeout: float = 5.0,
+        sleep: Callable[[float], None] = time.sleep,
+        random: Callable[[], float] = random_module.random,
+    ) -> None:
+        self._connect_timeout = connect_timeout
+        self._sleep = sleep
+        self._random = random
+        pool_kwargs: dict[str, Any] = {
+            "maxsize": max_pool_connections,
+            "block": True,
+            "ssl_context": create_urllib3_context(
+                cert_reqs=ssl.CERT_REQUIRED if verify else ssl.CERT_NONE
+            ),
+            "cert_reqs": "CERT_REQUIRED" if verify else "CERT_NONE",
+            "ca_certs": get_cert_path(verify) if verify else None,
+        }
+        self._direct = _with_our_pools(urllib3.PoolManager(num_pools=20, **pool_kwargs))
+        self._proxied = {
+            scheme: _with_our_pools(urllib3.ProxyManager(url, num_pools=20, **pool_kwargs))
+            for scheme, url in (proxies or {}).items()
+        }
+
+    def close(self) -> None:
+        """Close every pooled connection."""
+        self._direct.clear()
+        for manager in self._proxied.values():
+            manager.clear()
+
+    def send(self, request: OutboundRequest, *, timeout: float, max_retries: int) -> STSResponse:
+        """Send ``request``; return STS's response, or raise an upstream error."""
+        deadline = time.monotonic() + timeout
+        retries = 3 if max_retries < 0 else max_retries
+        scheme = urlsplit(request.url).scheme
+        if scheme not in ("http", "https"):
+            raise UpstreamError(_REQUEST_ERROR + "unsupported URL scheme")
+        manager = self._proxied.get(scheme, self._direct)
+        headers = urllib3.HTTPHeaderDict()
+        for name, value in request.headers:
+            headers.add(name, value)
+        headers["Host"] = request.host
+        headers.setdefault("Accept-Encoding", "identity")
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                response = _attempt(manager, request, headers, deadline, self._connect_timeout)
+                failure = ""
+            except _DeadlineExceeded:
+                raise UpstreamTimeoutError(
+                    f"{_PREFIX}deadline exceeded after {attempt} attempt(s)"
+                ) from None
+            except _ConnectionFailed as exc:
+                response, failure = None, str(exc)
+            if response is not None and not _retryable_status(response.status):
+                return response
+            delay = self._delay(attempt, response)
+            if attempt > retries or delay is None or time.monotonic() + delay >= deadline:
+                if response is not None:
+                    return response
+                raise UpstreamError(_REQUEST_ERROR + failure)
+            self._sleep(delay)
+
+    def _delay(self, attempt: int, response: STSResponse | None) -> float | None:
+        """Seconds to wait before the next attempt; None to give up (a long Retry-After)."""
+        retry_after = response.header("retry-after") if response is not None else None
+        if retry_after is not None and retry_after.strip().isdecimal():
+            seconds = int(retry_after.strip())
+            return float(seconds) if seconds <= _MAX_RETRY_AFTER else None
+        return self._random() * min(_BACKOFF_CAP, _BACKOFF_BASE * 2.0 ** (attempt - 1))
+
+
+def _retryable_status(status: int) -> bool:
+    return status == 429 or (500 <= status < 600 and status != 501)
+
+
+class _DeadlineExceeded(Exception):
+    """Internal: the overall deadline passed during an attempt."""
+
+
+class _ConnectionFailed(Exception):
+    """Internal: the attempt failed before a complete response; the text is a safe reason."""
+
+
+def _attempt(
+    manager: urllib3.PoolManager,
+    request: OutboundRequest,
+    headers: urllib3.HTTPHeaderDict,
+    deadline: float,
+    connect_timeout: float,
+) -> STSResponse:
+    """One request/response exchange under ``deadline``."""
+    remaining = deadline - time.monotonic()
+    if remaining <= 0:
+        raise _DeadlineExceeded
+    guard = _Guard()
+    _WATCHDOG.watch(deadline, guard)
+    _current.guard = guard
+    raw: urllib3.BaseHTTPResponse | None = None
+    complete = False
+    try:
+        raw = manager.urlopen(
+            request.method,
+            request.url,
+            body=request.body or None,
+            headers=headers,
+            redirect=False,
+            retries=False,
+            preload_content=False,
+            decode_content=False,
+            timeout=urllib3.Timeout(connect=min(connect_timeout, remaining), read=remaining),
+            pool_timeout=remaining,
+        )
+        body = _read_capped(raw)
+        if guard.fired:  # the socket was shut down under us: what we read may be cut short
+            raise _DeadlineExceeded
+        complete = True
+        return STSResponse(
+            status=raw.status,
+            headers=tuple((name.lower(), value) for name, value in raw.headers.iteritems()),
+            body=body,
+        )
+    except (HTTPError, OSError, HTTPException) as exc:
+        if guard.fired or time.monotonic() >= deadline:
+            raise _DeadlineExceeded from None
+        raise _ConnectionFailed(_reason(exc)) from None
+    finally:
+        _current.guard = None
+        guard.finish()
+        if raw is not None:
+            if not complete or guard.fired:
+                raw.close()
+            raw.release_conn()
+
+
+def _read_capped(raw: urllib3.BaseHTTPResponse) -> bytes:
+    """The raw (never decoded) body, refusing more than :data:`MAX_BODY` bytes."""
+    too_large = UpstreamError(_PREFIX + "STS response too large")
+    declared = raw.headers.get("content-length", "")
+    if declared.isdecimal() and int(declared) > MAX_BODY:
+        raise too_large
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := raw.read1(_CHUNK, decode_content=False):
+        size += len(chunk)
+        if size > MAX_BODY:
+            raise too_large
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _reason(exc: BaseException) -> str:
+    """A short description of a connection failure, free of URLs, headers and bodies."""
+    if isinstance(exc, NameResolutionError):
+        return "name resolution failed"
+    if isinstance(exc, ProxyError):
+        return "proxy connection failed"
+    tls = _in_chain(exc, ssl.SSLError)
+    if tls is not None:
+        return f"TLS error: {getattr(tls, 'reason', None) or 'handshake failed'}"
+    if isinstance(exc, NewConnectionError | ConnectTimeoutError):
+        os_error = _in_chain(exc, OSError)
+        if os_error is not None and os_error.errno:
+            return f"connection failed: {os.strerror(os_error.errno).lower()}"
+        return "connection failed"
+    if isinstance(exc, ProtocolError | HTTPException | ConnectionError):
+        return "connection closed before a complete response"
+    return f"connection failed ({type(exc).__name__})"
+
+
+_E = TypeVar("_E", bound=BaseException)
+
+
+def _in_chain(exc: BaseException, kind: type[_E]) -> _E | None:
+    """The first exception of type ``kind`` in ``exc``'s cause/context chain."""
+    seen: BaseException | None = exc
+    for _ in range(10):
+        if seen is None:
+            return None
+        if isinstance(seen, kind):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+# ------------------------------------------------------------------ deadline watchdog
+
+_current = threading.local()
+
+
+class _Guard:
+    """The socket of one attempt, shut down if the attempt outlives its deadline."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._sock: socket.socket | None = None
+        self._done = False
+        self.fired = False
+
+    def attach(self, sock: socket.socket) -> None:
+        with self._lock:
+            if self._done:
+                return
+            self._sock = sock
+            if self.fired:
+                _shutdown(sock)
+
+    def fire(self) -> None:
+        with self._lock:
+            if self._done:
+                return
+            self.fired = True
+            if self._sock is not None:
+                _shutdown(self._sock)
+
+    def finish(self) -> None:
+        """After this returns the guard never touches the socket again."""
+        with self._lock:
+            self._done = True
+            self._sock = None
+
+
+def _shutdown(sock: socket.socket) -> None:
+    # The plain-socket method also works on SSL sockets, without touching TLS state.
+    with contextlib.suppress(OSError):
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+
+class _Watchdog:
+    """One daemon thread firing guards whose deadline has passed."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._heap: list[tuple[float, int, _Guard]] = []
+        self._order = itertools.count()
+        self._thread: threading.Thread | None = None
+
+    def watch(self, deadline: float, guard: _Guard) -> None:
+        with self._cond:
+            heapq.heappush(self._heap, (deadline, next(self._order), guard))
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="sts-transport-watchdog", daemon=True
+                )
+                self._thread.start()
+            self._cond.notify()
+
+    def _run(self) -> None:
+        with self._cond:
+            while True:
+                now = time.monotonic()
+                while self._heap and self._heap[0][0] <= now:
+                    heapq.heappop(self._heap)[2].fire()
+                self._cond.wait(self._heap[0][0] - now if self._heap else None)
+
+
+_WATCHDOG = _Watchdog()
+_M = TypeVar("_M", bound=urllib3.PoolManager)
+
+
+def _watch_socket(sock: socket.socket | None) -> None:
+    guard: _Guard | None = getattr(_current, "guard", None)
+    if guard is not None and sock is not None:
+        guard.attach(sock)
+
+
+class _WatchedConnection:
+    """Mixin for botocore's connections: register the socket with the attempt's guard."""
+
+    sock: socket.socket | None
+
+    def _new_conn(self) -> socket.socket:
+        sock: socket.socket = super()._new_conn()  # type: ignore[misc]
+        _watch_socket(sock)
+        return sock
+
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        _watch_socket(self.sock)  # a pooled connection being reused
+        super().request(*args, **kwargs)  # type: ignore[misc]
+
+
+class _WatchedHTTPConnection(_WatchedConnection, AWSHTTPConnection):  # type: ignore[misc]
+    pass
+
+
+class _WatchedHTTPSConnection(_WatchedConnection, AWSHTTPSConnection):  # type: ignore[misc]
+    pass
+
+
+class _HTTPPool(AWSHTTPConnectionPool):  # type: ignore[misc]
+    ConnectionCls = _WatchedHTTPConnection
+
+
+class _HTTPSPool(AWSHTTPSConnectionPool):  # type: ignore[misc]
+    ConnectionCls = _WatchedHTTPSConnection
+
+
+def _with_our_pools(manager: _M) -> _M:
+    """Make ``manager`` build connections whose sockets the watchdog can shut down."""
+    manager.pool_classes_by_scheme = {"http": _HTTPPool, "https": _HTTPSPool}
+    return manager

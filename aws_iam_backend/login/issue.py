@@ -1,0 +1,92 @@
+"""Pure parts of a successful IAM login: alias, metadata and the data kept with the token."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+
+import attrs
+
+from aws_iam_backend.login.arn import IamEntity
+from aws_iam_backend.login.messages import CallerIdentity, OutboundRequest
+from aws_iam_backend.vault.config import IdentityConfig
+from aws_iam_backend.vault.roles import Role
+
+
+@attrs.frozen
+class VerifiedLogin:
+    """Everything known about a login once STS vouched for the caller and the role allowed it."""
+
+    role: Role
+    role_name: str  # as given or defaulted (not lower-cased), like Vault's internal data
+    entity: IamEntity
+    identity: CallerIdentity
+    request: OutboundRequest
+
+    @property
+    def client_user_id(self) -> str:
+        """The unique ID part of ``UserId`` (``AROA...`` for assumed roles)."""
+        return self.identity.user_id.split(":", 1)[0]
+
+    def field_values(self) -> dict[str, str]:
+        """Every metadata field Vault can attach to an IAM login, by name."""
+        return {
+            "account_id": self.entity.account_id,
+            "auth_type": "iam",
+            "canonical_arn": self.entity.canonical_arn,
+            "client_arn": self.identity.arn,
+            "client_user_id": self.client_user_id,
+            "inferred_aws_region": self.role.inferred_aws_region,
+            "inferred_entity_id": "",
+            "inferred_entity_type": "",
+            "inferred_hostname": "",
+        }
+
+    def alias_name(self, identity_config: IdentityConfig) -> str:
+        """The identity alias name selected by ``iam_alias``."""
+        choice = identity_config.iam_alias
+        if choice == "unique_id":
+            return self.client_user_id
+        if choice == "full_arn":
+            return self.identity.arn
+        if choice == "canonical_arn":
+            return self.entity.canonical_arn
+        return self.role.role_id
+
+    def metadata(self, identity_config: IdentityConfig) -> dict[str, str]:
+        """Token metadata: ``role_id`` plus each selected ``iam_metadata`` field that is set."""
+        values = self.field_values()
+        result = {"role_id": self.role.role_id}
+        for name in identity_config.iam_metadata:
+            value = values.get(name, "")
+            if value:
+                result[name] = value
+        return result
+
+    def internal_data(self) -> dict[str, str]:
+        """Kept with the token for renewal; never shown to clients."""
+        return {
+            "auth_type": "iam",
+            "role_name": self.role_name,
+            "role_id": self.role.role_id,
+            "canonical_arn": self.entity.canonical_arn,
+            "client_user_id": self.client_user_id,
+            "account_id": self.entity.account_id,
+            "client_arn": self.identity.arn,
+            "inferred_entity_id": "",
+            "inferred_aws_region": self.role.inferred_aws_region,
+        }
+
+
+def entity_id(mount: str, alias_name: str) -> str:
+    """A stable identity entity ID for an alias on a mount."""
+    # uuid.uuid5(uuid.NAMESPACE_URL, name), formatted, without building a UUID object.
+    name = f"aws-iam-backend:{mount}:{alias_name}".encode()
+    digest = bytearray(hashlib.sha1(_NAMESPACE_URL + name, usedforsecurity=False).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
+    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
+    h = digest.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+_NAMESPACE_URL = uuid.NAMESPACE_URL.bytes
