@@ -1,21 +1,26 @@
 """aws_iam_backend: Vault's AWS auth method (IAM login type) as an embeddable library.
 
-Start with :class:`Backend`; plug in storage, STS transport, IAM lookups, token issuer
+Start with :class:`Backend` (or :class:`AsyncBackend` in an asyncio host); plug in storage, STS transport, IAM lookups, token issuer
 and clock through the protocols in :mod:`aws_iam_backend.io.protocols`,
 :mod:`aws_iam_backend.drivers._sync.tokens` and :mod:`aws_iam_backend.io.clock`.
 """
 
 from __future__ import annotations
 
-from aws_iam_backend.drivers._sync.backend import Backend, BackendSettings, Request, Response
-from aws_iam_backend.drivers._sync.ratelimit import RateLimits
-from aws_iam_backend.drivers._sync.replay import MemoryReplayCache, ReplayCache, StorageReplayCache
-from aws_iam_backend.drivers._sync.tokens import (
-    StoreTokenIssuer,
-    TokenIssuer,
-    TokenRecord,
-    TokenSpec,
+from aws_iam_backend.drivers._async.backend import AsyncBackend
+from aws_iam_backend.drivers._async.claims import AsyncStorageReplayCache
+from aws_iam_backend.drivers._async.tokens import AsyncStoreTokenIssuer, AsyncTokenIssuer
+from aws_iam_backend.drivers._sync.backend import Backend
+from aws_iam_backend.drivers._sync.claims import StorageReplayCache
+from aws_iam_backend.drivers._sync.tokens import StoreTokenIssuer, TokenIssuer
+from aws_iam_backend.drivers.ratelimit import RateLimits
+from aws_iam_backend.drivers.replay import (
+    AsyncMemoryReplayCache,
+    AsyncReplayCache,
+    MemoryReplayCache,
+    ReplayCache,
 )
+from aws_iam_backend.drivers.shapes import BackendSettings, Request, Response
 from aws_iam_backend.errors import (
     BackendError,
     ConflictError,
@@ -34,6 +39,8 @@ from aws_iam_backend.errors import (
 from aws_iam_backend.io.clock import Clock, SystemClock
 from aws_iam_backend.io.protocols import (
     ABSENT,
+    AsyncStorage,
+    AsyncSTSTransport,
     AwsAccess,
     Delete,
     Document,
@@ -42,11 +49,29 @@ from aws_iam_backend.io.protocols import (
     Storage,
     STSTransport,
 )
-from aws_iam_backend.io.storage import MemoryStorage, SQLiteStorage, open_storage
+from aws_iam_backend.io.storage import (
+    AsyncMemoryStorage,
+    AsyncSQLiteStorage,
+    MemoryStorage,
+    SQLiteStorage,
+    open_async_storage,
+    open_storage,
+)
 from aws_iam_backend.login.rebuild import RequestPolicy
+from aws_iam_backend.vault.tokens import TokenRecord, TokenSpec
 
 __all__ = [
     "ABSENT",
+    "AsyncBackend",
+    "AsyncMemoryReplayCache",
+    "AsyncMemoryStorage",
+    "AsyncReplayCache",
+    "AsyncSQLiteStorage",
+    "AsyncSTSTransport",
+    "AsyncStorage",
+    "AsyncStorageReplayCache",
+    "AsyncStoreTokenIssuer",
+    "AsyncTokenIssuer",
     "AwsAccess",
     "Backend",
     "BackendError",
@@ -84,5 +109,6 @@ __all__ = [
     "UpstreamError",
     "UpstreamThrottledError",
     "UpstreamTimeoutError",
+    "open_async_storage",
     "open_storage",
 ]

@@ -19,8 +19,8 @@ from collections.abc import Sequence
 import attrs
 
 from aws_iam_backend.client import login as client_login
-from aws_iam_backend.drivers._sync.audit import JsonLinesAuditSink
-from aws_iam_backend.drivers._sync.backend import BackendSettings
+from aws_iam_backend.drivers.audit import JsonLinesAuditSink
+from aws_iam_backend.drivers.shapes import BackendSettings
 from aws_iam_backend.errors import BackendError
 from aws_iam_backend.io.seal import generate_key
 from aws_iam_backend.server.api import VaultAPI

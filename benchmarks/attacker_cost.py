@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from aws_iam_backend import BackendError, MemoryStorage, RateLimits
-from aws_iam_backend.drivers._sync.ratelimit import LoginRateLimiter
+from aws_iam_backend.drivers.ratelimit import LoginRateLimiter
 from aws_iam_backend.login.messages import OutboundRequest, STSResponse
 from benchmarks.login_cpu import make_backend, measure, payload
 

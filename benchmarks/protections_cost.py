@@ -29,7 +29,7 @@ from aws_iam_backend import (
     Storage,
 )
 from aws_iam_backend.client import build_login_payload
-from aws_iam_backend.drivers._sync.audit import JsonLinesAuditSink
+from aws_iam_backend.drivers.audit import JsonLinesAuditSink
 from benchmarks.login_cpu import make_backend, measure
 
 

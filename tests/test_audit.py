@@ -14,19 +14,20 @@ from typing import Any
 
 import pytest
 
-from aws_iam_backend import Backend, BackendSettings, Request
-from aws_iam_backend.drivers._sync.audit import (
+from aws_iam_backend import BackendSettings, Request
+from aws_iam_backend.drivers._sync.keys import audit_hash, audit_hasher
+from aws_iam_backend.drivers.audit import (
     AuditHasher,
     JsonLinesAuditSink,
     MemoryAuditSink,
-    audit_hash,
 )
-from aws_iam_backend.drivers._sync.tokens import TokenRecord, TokenSpec
 from aws_iam_backend.errors import InternalError, InvalidRequestError
 from aws_iam_backend.io.storage import MemoryStorage
 from aws_iam_backend.server.api import VaultAPI
 from aws_iam_backend.server.config import ConfigError, config_from_document
 from aws_iam_backend.server.messages import HTTPRequest
+from aws_iam_backend.vault.tokens import TokenRecord, TokenSpec
+from tests.support.drivers import Backend, driver  # noqa: F401
 from tests.support.fakes import FakeIam, RecordingTransport, ok_response
 from tests.support.moto_server import Keys, MotoServer
 from tests.support.payloads import botocore_payload
@@ -64,7 +65,7 @@ def signature_of(data: Mapping[str, Any]) -> str:
     return match[1]
 
 
-def make_backend(sink: object, **settings: Any) -> Backend:
+def make_backend(sink: object, **settings: Any) -> Any:
     return Backend(
         storage=MemoryStorage(),
         transport=RecordingTransport(lambda _r: ok_response(ARN, "AIDAALICE")),
@@ -140,7 +141,7 @@ def test_backend_writes_one_record_per_login_and_config_write() -> None:
     assert [r["status"] for r in records] == [204, 204, 204, 204, 200, 400]
     ok, bad = records[4], records[5]
     token = responses[4].auth["client_token"]
-    hasher = AuditHasher.from_storage(backend.storage)
+    hasher = audit_hasher(backend.storage)
     assert ok["principal_arn"] == ARN
     assert ok["account_id"] == "123456789012"
     assert ok["role"] == "alice"
@@ -172,7 +173,7 @@ def test_backend_uses_the_given_request_id_and_client_token() -> None:
     (record,) = sink.records
     assert record["request_id"] == "rid-1"
     assert record["operation"] == "read"
-    assert record["client_token"] == AuditHasher.from_storage(backend.storage).hash("t")
+    assert record["client_token"] == audit_hasher(backend.storage).hash("t")
 
 
 class CapturingIssuer:
@@ -220,7 +221,7 @@ def test_audit_not_required_serves_and_logs(caplog: pytest.LogCaptureFixture) ->
 
 def test_hmac_key_persists_in_storage() -> None:
     storage = MemoryStorage()
-    first = AuditHasher.from_storage(storage).hash("x")
+    first = audit_hasher(storage).hash("x")
     assert first.startswith("hmac-sha256:")
     assert len(first) == len("hmac-sha256:") + 64
     assert audit_hash(storage, "x") == first
@@ -288,7 +289,7 @@ def test_api_audit_file_has_every_request_once_and_no_secrets(
     assert records[5]["remote_address"] == "10.1.2.3"
     assert records[6]["outcome"] == "error"
     assert records[7]["status"] == 403
-    hasher = AuditHasher.from_storage(storage)
+    hasher = audit_hasher(storage)
     assert more[2][1]["data"]["hash"] == hasher.hash(token)
     text = raw.decode()
     for value in (CONFIG_SECRET, SESSION, signature_of(payload()), token, ROOT):
@@ -324,7 +325,7 @@ def test_api_audit_not_required_serves_anyway() -> None:
 
 
 def test_api_refuses_a_backend_factory_that_drops_the_sink() -> None:
-    def factory(**kwargs: Any) -> Backend:
+    def factory(**kwargs: Any) -> Any:
         kwargs.pop("audit")
         return Backend(**kwargs)
 

@@ -7,15 +7,17 @@ from typing import Any
 
 import pytest
 
-from aws_iam_backend import Backend, Request
+from aws_iam_backend import Request
 from aws_iam_backend.errors import (
     InvalidRequestError,
     NotFoundError,
     PermissionDeniedError,
     UnsupportedOperationError,
 )
-from aws_iam_backend.io.storage import MemoryStorage, ops
+from aws_iam_backend.io.storage import MemoryStorage
+from aws_iam_backend.io.storage._sync import ops
 from aws_iam_backend.vault.roles import Role, role_to_storage
+from tests.support.drivers import Backend, driver  # noqa: F401
 from tests.support.fakes import FakeIam, RecordingTransport, ok_response
 from tests.test_backend_attacks import (
     ACCOUNT,
@@ -30,7 +32,7 @@ from tests.test_backend_attacks import (
 OTHER_ARN = f"arn:aws:iam::{ACCOUNT}:user/bob"
 
 
-def backend_with(responder_arn: str = USER_ARN, user_id: str = USER_ID) -> Backend:
+def backend_with(responder_arn: str = USER_ARN, user_id: str = USER_ID) -> Any:
     transport = RecordingTransport(lambda _r: ok_response(responder_arn, user_id))
     return make_backend(transport)
 

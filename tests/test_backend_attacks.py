@@ -15,7 +15,6 @@ from typing import Any
 
 import pytest
 
-from aws_iam_backend import Backend
 from aws_iam_backend.errors import (
     BackendError,
     InvalidRequestError,
@@ -24,8 +23,10 @@ from aws_iam_backend.errors import (
     UpstreamError,
 )
 from aws_iam_backend.io.protocols import Document
-from aws_iam_backend.io.storage import MemoryStorage, ops
+from aws_iam_backend.io.storage import MemoryStorage
+from aws_iam_backend.io.storage._sync import ops
 from aws_iam_backend.login.messages import OutboundRequest, STSResponse
+from tests.support.drivers import Backend, driver  # noqa: F401
 from tests.support.fakes import FakeIam, RecordingTransport, gci_body, ok_response
 from tests.support.moto_server import Keys
 from tests.support.payloads import BODY, b64, botocore_payload
@@ -45,7 +46,7 @@ class FixedClock:
         return self.current
 
 
-def make_backend(transport: RecordingTransport, storage: MemoryStorage | None = None) -> Backend:
+def make_backend(transport: RecordingTransport, storage: MemoryStorage | None = None) -> Any:
     iam = FakeIam(unique_ids={USER_ARN: USER_ID})
     backend = Backend(
         storage=storage or MemoryStorage(),
@@ -364,7 +365,7 @@ CONFIG_ATTACKS: dict[str, tuple[str, dict[str, Any]]] = {
 }
 
 
-def write_config(backend: Backend, kind: str, data: dict[str, Any]) -> None:
+def write_config(backend: Any, kind: str, data: dict[str, Any]) -> None:
     if kind == "role":
         backend.write_role("target", data)
     else:

@@ -4,10 +4,16 @@ Redis is the shared ``redis_url`` fixture (:mod:`tests.support.services`: from
 ``AWS_IAM_BACKEND_TEST_REDIS_URL``; unreachable, the tests skip, or fail under ``CI=true``).
 Every test works under its own key prefix (``redis_prefix``), whose keys are deleted at
 the end. No timing assertions: expiries are short and waited for by bounded polling.
+
+Each test that uses a cache runs with the sync :class:`RedisCache` and with
+:class:`AsyncRedisCache` (generated from one source), the latter seen through
+:class:`BlockingCache`: every call awaited on a per-test event loop, so threads calling at
+once are tasks running at once.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import multiprocessing
 import random
@@ -18,22 +24,29 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from redis.exceptions import OutOfMemoryError, ReadOnlyError, ResponseError
 
-from aws_iam_backend.drivers._sync.ratelimit import LoginRateLimiter, RateLimiter, RateLimits
+from aws_iam_backend.drivers.ratelimit import LoginRateLimiter, RateLimiter, RateLimits
 from aws_iam_backend.errors import (
     InternalError,
     RateLimitedError,
     StorageUnavailableError,
 )
 from aws_iam_backend.io.cache import (
+    AsyncRedisCache,
+    AsyncRedisRateLimiter,
+    AsyncRedisReplayCache,
     RedisCache,
     RedisRateLimiter,
+    open_async_cache,
     open_cache,
     source_group,
 )
+from aws_iam_backend.io.clock import Clock
+from tests.support.aio import LoopThread
 
 TINY_RATE = 1e-6  # a token every ~11 days: no refill within a test
 
@@ -43,14 +56,101 @@ def _unique_prefix() -> str:
     return f"aws-iam-backend-test:{uuid.uuid4().hex}:"
 
 
-def _keys(cache: RedisCache) -> list[bytes]:
+class BlockingReplay:
+    """An :class:`AsyncRedisReplayCache` with its calls awaited on a loop."""
+
+    def __init__(self, inner: AsyncRedisReplayCache, loop: LoopThread) -> None:
+        self.inner = inner
+        self._loop = loop
+
+    def claim(self, key: str, expires_at: datetime) -> bool:
+        return self._loop.run(self.inner.claim(key, expires_at))
+
+    def release(self, key: str) -> None:
+        self._loop.run(self.inner.release(key))
+
+
+class BlockingLimiter:
+    """An :class:`AsyncRedisRateLimiter` with its calls awaited on a loop."""
+
+    def __init__(self, inner: AsyncRedisRateLimiter, loop: LoopThread) -> None:
+        self.inner = inner
+        self._loop = loop
+
+    def check(self, remote_addr: str | None, role: str | None) -> None:
+        self._loop.run(self.inner.check(remote_addr, role))
+
+    def source_key(self, remote_addr: str) -> str:
+        return self.inner.source_key(remote_addr)
+
+    def role_key(self, role: str | None) -> str:
+        return self.inner.role_key(role)
+
+
+class BlockingCache:
+    """An :class:`AsyncRedisCache` with the interface of :class:`RedisCache`: each call is
+    awaited on a loop of its own. ``client`` is a sync client on the same Redis, for
+    looking at the keys."""
+
+    def __init__(self, inner: AsyncRedisCache, url: str) -> None:
+        self.inner = inner
+        self.prefix = inner.prefix
+        self.location = inner.location
+        self._url = url
+        self._client: Any = None
+        self._loop = LoopThread()
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            self._client = RedisCache(self._url, prefix=self.prefix).client
+        return self._client
+
+    def guard(self) -> Any:
+        return self.inner.guard()
+
+    def ping(self) -> None:
+        self._loop.run(self.inner.ping())
+
+    def replay_cache(self, *, clock: Clock | None = None) -> BlockingReplay:
+        return BlockingReplay(self.inner.replay_cache(clock=clock), self._loop)
+
+    def rate_limiter(self, limits: RateLimits, scope: str) -> BlockingLimiter:
+        return BlockingLimiter(self.inner.rate_limiter(limits, scope), self._loop)
+
+    def close(self) -> None:
+        try:
+            self._loop.run(self.inner.aclose())
+            if self._client is not None:
+                self._client.close()
+        finally:
+            self._loop.close()
+
+
+Cache = RedisCache | BlockingCache
+Factory = Callable[..., Cache]
+
+
+@pytest.fixture(params=["sync", "async"])
+def make_cache(request: pytest.FixtureRequest) -> Factory:
+    """``RedisCache`` or, through :class:`BlockingCache`, ``AsyncRedisCache``."""
+    if request.param == "sync":
+        return RedisCache
+
+    def make(url: str, **kwargs: Any) -> BlockingCache:
+        return BlockingCache(AsyncRedisCache(url, **kwargs), url)
+
+    return make
+
+
+def _keys(cache: Cache) -> list[bytes]:
     return sorted(cache.client.scan_iter(match=cache.prefix + "*", count=1000))
 
 
 @pytest.fixture
-def cache(redis_url: str, redis_prefix: str) -> Iterator[RedisCache]:
-    """A :class:`RedisCache` under a fresh prefix (``redis_prefix`` deletes its keys)."""
-    cache = RedisCache(redis_url, prefix=redis_prefix)
+def cache(redis_url: str, redis_prefix: str, make_cache: Factory) -> Iterator[Cache]:
+    """A cache under a fresh prefix (``redis_prefix`` deletes its keys)."""
+    cache = make_cache(redis_url, prefix=redis_prefix)
     try:
         yield cache
     finally:
@@ -58,9 +158,9 @@ def cache(redis_url: str, redis_prefix: str) -> Iterator[RedisCache]:
 
 
 @pytest.fixture
-def second_server(redis_url: str, cache: RedisCache) -> Iterator[RedisCache]:
+def second_server(redis_url: str, cache: Cache, make_cache: Factory) -> Iterator[Cache]:
     """Another client ("another server") on the same Redis and prefix."""
-    other = RedisCache(redis_url, prefix=cache.prefix)
+    other = make_cache(redis_url, prefix=cache.prefix)
     try:
         yield other
     finally:
@@ -99,7 +199,7 @@ def _outcome(limiter: RateLimiter, addr: str | None, role: str | None) -> str:
 # --- replay claims ------------------------------------------------------------------
 
 
-def test_claim_once_then_refused_then_again_after_release(cache: RedisCache) -> None:
+def test_claim_once_then_refused_then_again_after_release(cache: Cache) -> None:
     replay = cache.replay_cache()
     assert replay.claim("sig:abc", _soon())
     assert not replay.claim("sig:abc", _soon())
@@ -109,7 +209,7 @@ def test_claim_once_then_refused_then_again_after_release(cache: RedisCache) -> 
     assert replay.claim("sig:other", _soon())
 
 
-def test_claim_expires_in_redis(cache: RedisCache) -> None:
+def test_claim_expires_in_redis(cache: Cache) -> None:
     replay = cache.replay_cache()
     assert replay.claim("nonce:n1", _soon(0.2))
     for _ in range(200):  # bounded: ~10 s at most
@@ -121,7 +221,7 @@ def test_claim_expires_in_redis(cache: RedisCache) -> None:
     assert not replay.claim("nonce:n1", _soon())
 
 
-def test_already_expired_claim_is_true_and_stores_nothing(cache: RedisCache) -> None:
+def test_already_expired_claim_is_true_and_stores_nothing(cache: Cache) -> None:
     replay = cache.replay_cache()
     past = datetime.now(UTC) - timedelta(seconds=1)
     assert replay.claim("sig:old", past)
@@ -129,7 +229,7 @@ def test_already_expired_claim_is_true_and_stores_nothing(cache: RedisCache) -> 
     assert _keys(cache) == []
 
 
-def test_claims_are_hashed_and_server_wide(cache: RedisCache) -> None:
+def test_claims_are_hashed_and_server_wide(cache: Cache) -> None:
     replay = cache.replay_cache()
     assert replay.claim("sig:abc", _soon())
     digest = hashlib.sha256(b"sig:abc").hexdigest()
@@ -137,7 +237,7 @@ def test_claims_are_hashed_and_server_wide(cache: RedisCache) -> None:
     assert 0 < cache.client.pttl(_keys(cache)[0]) <= 60_000
 
 
-def test_sixteen_threads_one_winner(cache: RedisCache) -> None:
+def test_sixteen_threads_one_winner(cache: Cache) -> None:
     replay = cache.replay_cache()
     barrier = threading.Barrier(16)
     results: list[bool] = []
@@ -167,7 +267,7 @@ def claim_worker(url: str, prefix: str, keys: list[str], seed: int) -> list[str]
         return [key for key in order if replay.claim(key, expires)]
 
 
-def test_four_processes_each_key_won_once(cache: RedisCache, redis_url: str) -> None:
+def test_four_processes_each_key_won_once(cache: Cache, redis_url: str) -> None:
     keys = [f"sig:{i:04d}" for i in range(300)]
     context = multiprocessing.get_context("spawn")
     with context.Pool(4) as pool:
@@ -181,7 +281,7 @@ def test_four_processes_each_key_won_once(cache: RedisCache, redis_url: str) -> 
 # --- shared rate limits ---------------------------------------------------------------
 
 
-def test_two_servers_share_buckets(cache: RedisCache, second_server: RedisCache) -> None:
+def test_two_servers_share_buckets(cache: Cache, second_server: Cache) -> None:
     limits = _limits(per_source_burst=5)
     servers = [
         cache.rate_limiter(limits, "auth/aws"),
@@ -197,7 +297,7 @@ def test_two_servers_share_buckets(cache: RedisCache, second_server: RedisCache)
         servers[0].check("192.0.2.7", "web")
 
 
-def test_scopes_do_not_share(cache: RedisCache) -> None:
+def test_scopes_do_not_share(cache: Cache) -> None:
     limits = _limits(per_source_burst=1)
     cache.rate_limiter(limits, "auth/aws").check("192.0.2.7", "web")
     cache.rate_limiter(limits, "auth/aws-eu").check("192.0.2.7", "web")
@@ -205,7 +305,7 @@ def test_scopes_do_not_share(cache: RedisCache) -> None:
         cache.rate_limiter(limits, "auth/aws").check("192.0.2.7", "web")
 
 
-def test_role_refusal_gives_the_source_token_back(cache: RedisCache) -> None:
+def test_role_refusal_gives_the_source_token_back(cache: Cache) -> None:
     limiter = cache.rate_limiter(_limits(per_source_burst=2, per_role_burst=1), "m")
     limiter.check("192.0.2.1", "web")  # source 2 -> 1, role web 1 -> 0
     with pytest.raises(RateLimitedError) as refused:
@@ -218,7 +318,7 @@ def test_role_refusal_gives_the_source_token_back(cache: RedisCache) -> None:
     assert "address" in refused.value.message
 
 
-def test_source_refusal_spends_no_role_token(cache: RedisCache) -> None:
+def test_source_refusal_spends_no_role_token(cache: Cache) -> None:
     limiter = cache.rate_limiter(_limits(per_source_burst=1, per_role_burst=2), "m")
     limiter.check("192.0.2.1", "web")
     with pytest.raises(RateLimitedError):
@@ -229,7 +329,7 @@ def test_source_refusal_spends_no_role_token(cache: RedisCache) -> None:
     assert "role" in refused.value.message
 
 
-def test_per_source_and_per_role_limits_are_independent(cache: RedisCache) -> None:
+def test_per_source_and_per_role_limits_are_independent(cache: Cache) -> None:
     limiter = cache.rate_limiter(_limits(per_source_burst=2, per_role_burst=3), "m")
     assert _outcome(limiter, "10.0.0.1", "web") == "ok"
     assert _outcome(limiter, "10.0.0.1", "web") == "ok"
@@ -241,7 +341,7 @@ def test_per_source_and_per_role_limits_are_independent(cache: RedisCache) -> No
     assert _outcome(limiter, None, None) == "ok"  # no role: the "" bucket
 
 
-def test_same_outcomes_as_the_in_process_limiter(cache: RedisCache) -> None:
+def test_same_outcomes_as_the_in_process_limiter(cache: Cache) -> None:
     limits = _limits(per_source_burst=3, per_role_burst=4)
     shared = cache.rate_limiter(limits, "m")
     local = LoginRateLimiter(limits, clock=lambda: 0.0)
@@ -252,7 +352,7 @@ def test_same_outcomes_as_the_in_process_limiter(cache: RedisCache) -> None:
         assert _outcome(shared, addr, role) == _outcome(local, addr, role), (addr, role)
 
 
-def test_ipv6_sources_grouped_by_64(cache: RedisCache) -> None:
+def test_ipv6_sources_grouped_by_64(cache: Cache) -> None:
     limiter = cache.rate_limiter(_limits(per_source_burst=1), "m")
     limiter.check("2001:db8:0:1::1", "web")
     with pytest.raises(RateLimitedError):
@@ -267,7 +367,7 @@ def test_ipv6_sources_grouped_by_64(cache: RedisCache) -> None:
     assert source_group("not an address") == "not an address"
 
 
-def test_keys_have_a_fixed_size(cache: RedisCache) -> None:
+def test_keys_have_a_fixed_size(cache: Cache) -> None:
     limiter = cache.rate_limiter(_limits(), "m")
     limiter.check("10.0.0.1", "r")
     short = {len(key) for key in _keys(cache)}
@@ -279,7 +379,7 @@ def test_keys_have_a_fixed_size(cache: RedisCache) -> None:
     assert not any(b"xxxx" in key or b"rrrr" in key or b"RRRR" in key for key in keys)
 
 
-def test_buckets_expire_when_full_again(cache: RedisCache) -> None:
+def test_buckets_expire_when_full_again(cache: Cache) -> None:
     slow = cache.rate_limiter(_limits(per_source_rate=0, per_role_rate=0.01), "slow")
     slow.check("10.0.0.1", "web")
     (key,) = _keys(cache)
@@ -297,7 +397,7 @@ def test_buckets_expire_when_full_again(cache: RedisCache) -> None:
         pytest.fail("an idle, refilled bucket did not expire")
 
 
-def test_rate_zero_disables(cache: RedisCache) -> None:
+def test_rate_zero_disables(cache: Cache) -> None:
     off = cache.rate_limiter(_limits(per_source_rate=0, per_role_rate=0, per_source_burst=1), "m")
     for _ in range(20):
         off.check("10.0.0.1", "web")
@@ -315,18 +415,21 @@ def test_rate_zero_disables(cache: RedisCache) -> None:
         sources_only.check("10.0.0.1", "db")
 
 
-def test_limiters_satisfy_the_protocol(cache: RedisCache) -> None:
+def test_limiters_satisfy_the_protocol(cache: Cache) -> None:
     limiters: list[RateLimiter] = [
         cache.rate_limiter(_limits(), "m"),
         LoginRateLimiter(_limits()),
     ]
-    assert isinstance(limiters[0], RedisRateLimiter)
+    limiter = limiters[0]
+    assert isinstance(limiter, RedisRateLimiter | BlockingLimiter)
+    if isinstance(limiter, BlockingLimiter):
+        assert isinstance(limiter.inner, AsyncRedisRateLimiter)
 
 
 # --- secrets --------------------------------------------------------------------------
 
 
-def test_nothing_secret_is_stored(cache: RedisCache) -> None:
+def test_nothing_secret_is_stored(cache: Cache) -> None:
     signature = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
     nonce = "bm9uY2Utc2VjcmV0LXZhbHVl"
     replay = cache.replay_cache()
@@ -358,8 +461,8 @@ def _assert_unavailable(exc: StorageUnavailableError, location: str) -> None:
         assert "redis://" not in text
 
 
-def test_unreachable_redis_fails_closed() -> None:
-    cache = RedisCache("redis://:pw-s3cr3t@127.0.0.1:1/0", prefix=_unique_prefix())
+def test_unreachable_redis_fails_closed(make_cache: Factory) -> None:
+    cache = make_cache("redis://:pw-s3cr3t@127.0.0.1:1/0", prefix=_unique_prefix())
     try:
         calls: list[Callable[[], object]] = [
             cache.ping,
@@ -378,12 +481,12 @@ def test_unreachable_redis_fails_closed() -> None:
         cache.close()
 
 
-def test_silent_redis_times_out() -> None:
+def test_silent_redis_times_out(make_cache: Factory) -> None:
     with socket.socket() as listener:
         listener.bind(("127.0.0.1", 0))
         listener.listen(8)  # accepts connections (backlog), never answers
         port = listener.getsockname()[1]
-        cache = RedisCache(
+        cache = make_cache(
             f"redis://:pw-s3cr3t@127.0.0.1:{port}/0", prefix=_unique_prefix(), socket_timeout=0.2
         )
         try:
@@ -403,15 +506,17 @@ def test_silent_redis_times_out() -> None:
         "",
     ],
 )
-def test_open_cache_accepts_only_redis_schemes(url: str) -> None:
+@pytest.mark.parametrize("opener", [open_cache, open_async_cache])
+def test_open_cache_accepts_only_redis_schemes(url: str, opener: Callable[[str], object]) -> None:
     with pytest.raises(ValueError, match=r"redis://, rediss://") as caught:
-        open_cache(url)
+        opener(url)
     assert "pw-s3cr3t" not in str(caught.value)
 
 
-def test_open_cache_bad_port_does_not_echo() -> None:
+@pytest.mark.parametrize("opener", [open_cache, open_async_cache])
+def test_open_cache_bad_port_does_not_echo(opener: Callable[[str], object]) -> None:
     with pytest.raises(ValueError, match="invalid Redis URL") as caught:
-        open_cache("redis://:pw-s3cr3t@127.0.0.1:notaport/0")
+        opener("redis://:pw-s3cr3t@127.0.0.1:notaport/0")
     assert "pw-s3cr3t" not in str(caught.value)
     assert "notaport" not in str(caught.value)
 
@@ -428,7 +533,7 @@ def test_open_cache_location(redis_url: str) -> None:
     assert RedisCache("redis://cache.internal").location == "cache.internal:6379"
 
 
-def test_refused_command_is_an_internal_error(cache: RedisCache) -> None:
+def test_refused_command_is_an_internal_error(cache: Cache) -> None:
     limiter = cache.rate_limiter(_limits(per_role_rate=0), "m")
     cache.client.set(limiter.source_key("10.0.0.1"), b"not a hash")
     with pytest.raises(InternalError) as caught:
@@ -445,16 +550,32 @@ def test_refused_command_is_an_internal_error(cache: RedisCache) -> None:
         ResponseError("BUSY Redis is busy running a script."),
     ],
 )
-def test_transient_refusals_are_unavailable(error: Exception) -> None:
-    cache = RedisCache("redis://:pw-s3cr3t@127.0.0.1:1/0")
+def test_transient_refusals_are_unavailable(error: Exception, make_cache: Factory) -> None:
+    cache = make_cache("redis://:pw-s3cr3t@127.0.0.1:1/0")
     with pytest.raises(StorageUnavailableError) as caught, cache.guard():
         raise error
     _assert_unavailable(caught.value, "127.0.0.1:1")
+    cache.close()
 
 
-def test_non_finite_rates_are_refused() -> None:
-    cache = RedisCache("redis://127.0.0.1:1/0")
+def test_non_finite_rates_are_refused(make_cache: Factory) -> None:
+    cache = make_cache("redis://127.0.0.1:1/0")
     with pytest.raises(ValueError, match="finite"):
         cache.rate_limiter(_limits(per_role_rate=float("inf")), "m")
     with pytest.raises(ValueError, match="finite"):
         cache.rate_limiter(_limits(per_source_rate=float("nan")), "m")
+    cache.close()
+
+
+def test_open_async_cache_tasks_one_winner(redis_url: str, redis_prefix: str) -> None:
+    """Sixteen tasks of one event loop claim one key: exactly one wins."""
+
+    async def race() -> list[bool]:
+        async with open_async_cache(redis_url, prefix=redis_prefix) as cache:
+            await cache.ping()
+            replay = cache.replay_cache()
+            return await asyncio.gather(
+                *(replay.claim("sig:contended", _soon()) for _ in range(16))
+            )
+
+    assert sorted(asyncio.run(race())) == [False] * 15 + [True]

@@ -15,8 +15,8 @@ import pytest
 
 from aws_iam_backend.errors import ConflictError, InternalError, StorageUnavailableError
 from aws_iam_backend.io.protocols import ABSENT, Delete, Document, Operation, Put, Storage
-from aws_iam_backend.io.storage import ops
-from aws_iam_backend.io.storage.cached import EPOCH_KEY, CachedStorage, uncached
+from aws_iam_backend.io.storage._sync import ops
+from aws_iam_backend.io.storage._sync.cached import EPOCH_KEY, CachedStorage, uncached
 from aws_iam_backend.io.storage.memory import MemoryStorage
 
 INTERVAL = 1.0

@@ -19,15 +19,17 @@ from typing import Any
 import pytest
 from botocore.credentials import Credentials
 
-from aws_iam_backend import Backend, BackendSettings, InvalidRequestError, Request
+from aws_iam_backend import BackendSettings, InvalidRequestError, Request
 from aws_iam_backend.cli import main
 from aws_iam_backend.client import build_login_payload
 from aws_iam_backend.client import login as client_login
-from aws_iam_backend.io.storage import MemoryStorage, ops
+from aws_iam_backend.io.storage import MemoryStorage
+from aws_iam_backend.io.storage._sync import ops
 from aws_iam_backend.login.challenge import CHALLENGE_HEADER, KEY_BYTES, issue_nonce, verify_nonce
 from aws_iam_backend.login.messages import OutboundRequest, STSResponse
 from aws_iam_backend.server.api import VaultAPI
 from aws_iam_backend.server.messages import HTTPRequest
+from tests.support.drivers import Backend, driver  # noqa: F401
 from tests.support.fakes import FakeIam, RecordingTransport, ok_response
 from tests.support.moto_server import MotoServer
 from tests.support.payloads import botocore_payload, signing_time
@@ -70,7 +72,7 @@ def backend(
     mount_level: bool = True,
     clock: FixedClock | None = None,
     role: dict[str, Any] | None = None,
-) -> Backend:
+) -> Any:
     b = Backend(
         storage=MemoryStorage(),
         transport=transport,
@@ -93,7 +95,7 @@ def unsigned_nonce(nonce: str) -> dict[str, Any]:
     return payload
 
 
-def rejected(b: Backend, payload: dict[str, Any]) -> str:
+def rejected(b: Any, payload: dict[str, Any]) -> str:
     with pytest.raises(InvalidRequestError) as info:
         b.login(payload)
     assert info.value.status == 400

@@ -28,7 +28,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from aws_iam_backend.cli import main
-from aws_iam_backend.drivers._sync.ratelimit import RateLimits
+from aws_iam_backend.drivers.ratelimit import RateLimits
 from aws_iam_backend.server.config import (
     ConfigError,
     ServerConfig,

@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 import requests
 
-from aws_iam_backend.drivers._sync.tokens import _from_document
+from aws_iam_backend.vault.tokens import _from_document
 from tests.support.moto_server import Keys, MotoServer
 from tests.support.payloads import botocore_payload
 from tests.support.server import ROOT, DevServer

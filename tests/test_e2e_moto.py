@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from aws_iam_backend import Backend
 from aws_iam_backend.errors import InvalidRequestError, PermissionDeniedError
 from aws_iam_backend.io.storage import SQLiteStorage
+from tests.support.drivers import Backend, driver  # noqa: F401
 from tests.support.moto_server import Keys, MotoServer
 from tests.support.payloads import botocore_payload, go_style_payload, hvac_payload
 
@@ -51,7 +51,7 @@ def assumed(moto: MotoServer, path: str = "/") -> tuple[str, str, Keys]:
     return name, role["Arn"], moto.assume_role(role["Arn"], "session-1")
 
 
-def test_hvac_login_user_without_path(moto: MotoServer, backend: Backend) -> None:
+def test_hvac_login_user_without_path(moto: MotoServer, backend: Any) -> None:
     name, arn, keys = new_user(moto)
     backend.write_role("dev", {"bound_iam_principal_arn": arn, "policies": "dev,Ops"})
     response = backend.login(hvac_payload(keys, role="dev"))
@@ -69,7 +69,7 @@ def test_hvac_login_user_without_path(moto: MotoServer, backend: Backend) -> Non
     assert record.display_name == f"aws-{name}"
 
 
-def test_botocore_regional_login_user_with_path(moto: MotoServer, backend: Backend) -> None:
+def test_botocore_regional_login_user_with_path(moto: MotoServer, backend: Any) -> None:
     _name, arn, keys = new_user(moto, "/team/")
     assert ":user/team/" in arn
     backend.write_role("pathy", {"bound_iam_principal_arn": [arn], "token_ttl": "1h"})
@@ -77,14 +77,14 @@ def test_botocore_regional_login_user_with_path(moto: MotoServer, backend: Backe
     assert (response.auth or {})["lease_duration"] == 3600
 
 
-def test_go_style_login_with_assumed_role(moto: MotoServer, backend: Backend) -> None:
+def test_go_style_login_with_assumed_role(moto: MotoServer, backend: Any) -> None:
     _name, role_arn, keys = assumed(moto, "/svc/")
     backend.write_role("svc", {"bound_iam_principal_arn": role_arn})
     response = backend.login(go_style_payload(keys, role="svc"))
     assert (response.auth or {})["client_token"]
 
 
-def test_unbound_principal_is_refused(moto: MotoServer, backend: Backend) -> None:
+def test_unbound_principal_is_refused(moto: MotoServer, backend: Any) -> None:
     _n1, bound_arn, _k1 = new_user(moto)
     _n2, other_arn, other_keys = new_user(moto)
     backend.write_role("dev", {"bound_iam_principal_arn": bound_arn})
@@ -93,7 +93,7 @@ def test_unbound_principal_is_refused(moto: MotoServer, backend: Backend) -> Non
     assert info.value.message == f'IAM Principal "{other_arn}" does not belong to the role "dev"'
 
 
-def test_wrong_secret_is_rejected_by_sts(moto: MotoServer, backend: Backend) -> None:
+def test_wrong_secret_is_rejected_by_sts(moto: MotoServer, backend: Any) -> None:
     _name, arn, keys = new_user(moto)
     backend.write_role("dev", {"bound_iam_principal_arn": arn})
     forged = Keys(keys.access_key, "not-the-secret")
@@ -105,7 +105,7 @@ def test_wrong_secret_is_rejected_by_sts(moto: MotoServer, backend: Backend) -> 
     assert "not-the-secret" not in info.value.message
 
 
-def test_deleted_and_recreated_user_is_denied(moto: MotoServer, backend: Backend) -> None:
+def test_deleted_and_recreated_user_is_denied(moto: MotoServer, backend: Any) -> None:
     name, arn, keys = new_user(moto)
     backend.write_role("dev", {"bound_iam_principal_arn": arn})
     backend.login(hvac_payload(keys, role="dev"))
@@ -118,7 +118,7 @@ def test_deleted_and_recreated_user_is_denied(moto: MotoServer, backend: Backend
     backend.login(hvac_payload(new_keys, role="dev"))
 
 
-def test_wildcard_with_path(moto: MotoServer, backend: Backend) -> None:
+def test_wildcard_with_path(moto: MotoServer, backend: Any) -> None:
     _n, _arn, inside = assumed(moto, "/team/")
     _m, _arn2, outside = assumed(moto, "/other/")
     backend.write_role("team", {"bound_iam_principal_arn": f"arn:aws:iam::{ACCOUNT}:role/team/*"})
@@ -127,7 +127,7 @@ def test_wildcard_with_path(moto: MotoServer, backend: Backend) -> None:
         backend.login(botocore_payload(outside, role="team"))
 
 
-def test_role_name_defaults_to_friendly_name(moto: MotoServer, backend: Backend) -> None:
+def test_role_name_defaults_to_friendly_name(moto: MotoServer, backend: Any) -> None:
     name, arn, keys = new_user(moto)
     backend.write_role(name, {"bound_iam_principal_arn": arn})
     payload = hvac_payload(keys)
@@ -137,7 +137,7 @@ def test_role_name_defaults_to_friendly_name(moto: MotoServer, backend: Backend)
     assert record.internal_data["role_name"] == name
 
 
-def test_canonical_arn_binding_without_unique_ids(moto: MotoServer, backend: Backend) -> None:
+def test_canonical_arn_binding_without_unique_ids(moto: MotoServer, backend: Any) -> None:
     _name, arn, keys = new_user(moto, "/deep/path/")
     canonical = arn.replace("/deep/path/", "/")
     backend.write_role(
@@ -146,7 +146,7 @@ def test_canonical_arn_binding_without_unique_ids(moto: MotoServer, backend: Bac
     assert backend.login(hvac_payload(keys, role="canon")).auth
 
 
-def test_renew_rechecks_binding_and_revoke(moto: MotoServer, backend: Backend) -> None:
+def test_renew_rechecks_binding_and_revoke(moto: MotoServer, backend: Any) -> None:
     _name, arn, keys = new_user(moto)
     _other_name, other_arn, _other = new_user(moto)
     backend.write_role("dev", {"bound_iam_principal_arn": arn, "token_ttl": 600})
@@ -161,7 +161,7 @@ def test_renew_rechecks_binding_and_revoke(moto: MotoServer, backend: Backend) -
         backend.lookup_token(token)
 
 
-def test_revoke_by_accessor(moto: MotoServer, backend: Backend) -> None:
+def test_revoke_by_accessor(moto: MotoServer, backend: Any) -> None:
     _name, arn, keys = new_user(moto)
     backend.write_role("dev", {"bound_iam_principal_arn": arn})
     auth = backend.login(hvac_payload(keys, role="dev")).auth or {}

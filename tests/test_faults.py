@@ -27,7 +27,7 @@ from typing import Any
 
 import pytest
 
-from aws_iam_backend import Backend, BackendSettings
+from aws_iam_backend import BackendSettings
 from aws_iam_backend.errors import (
     BackendError,
     ConflictError,
@@ -37,9 +37,11 @@ from aws_iam_backend.errors import (
     UpstreamTimeoutError,
 )
 from aws_iam_backend.io.protocols import Document, Operation, Put, Storage
-from aws_iam_backend.io.storage import MemoryStorage, SQLiteStorage, ops
-from aws_iam_backend.io.storage.prefixed import PrefixedStorage
+from aws_iam_backend.io.storage import MemoryStorage, SQLiteStorage
+from aws_iam_backend.io.storage._sync import ops
+from aws_iam_backend.io.storage._sync.prefixed import PrefixedStorage
 from aws_iam_backend.io.transport import BotocoreTransport
+from tests.support.drivers import Backend, driver  # noqa: F401
 from tests.support.fakes import FakeIam, RecordingTransport, gci_body, ok_response
 from tests.test_backend_attacks import USER_ARN, USER_ID, FixedClock, valid
 from tests.test_transport import Behaviour, LoopbackServer, reply
@@ -133,7 +135,7 @@ def inner(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Storage]:
     storage.close()
 
 
-def make_backend(storage: Storage, **settings: Any) -> Backend:
+def make_backend(storage: Storage, **settings: Any) -> Any:
     backend = Backend(
         storage=storage,
         transport=RecordingTransport(lambda _r: ok_response(USER_ARN, USER_ID)),
@@ -506,7 +508,7 @@ def transport() -> Iterator[BotocoreTransport]:
     instance.close()
 
 
-def sts_backend(transport: BotocoreTransport, port: int, storage: Storage | None = None) -> Backend:
+def sts_backend(transport: BotocoreTransport, port: int, storage: Storage | None = None) -> Any:
     backend = Backend(
         storage=storage or MemoryStorage(),
         transport=transport,

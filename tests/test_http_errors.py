@@ -20,7 +20,7 @@ import attrs
 import pytest
 
 from aws_iam_backend import Backend, BackendSettings, MemoryStorage, Request, Response
-from aws_iam_backend.drivers._sync.audit import MemoryAuditSink
+from aws_iam_backend.drivers.audit import MemoryAuditSink
 from aws_iam_backend.errors import InvalidRequestError
 from aws_iam_backend.server import api as api_module
 from aws_iam_backend.server.api import MAX_BODY, VaultAPI

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from aws_iam_backend import cli
-from aws_iam_backend.drivers._sync.audit import MemoryAuditSink
+from aws_iam_backend.drivers.audit import MemoryAuditSink
 from aws_iam_backend.server.asgi import make_asgi_app
 from aws_iam_backend.server.config import ConfigError, config_from_document
 from aws_iam_backend.server.serve import (

@@ -11,11 +11,12 @@ from __future__ import annotations
 import gc
 import tracemalloc
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
-from aws_iam_backend import Backend, BackendSettings
-from aws_iam_backend.drivers._sync.ratelimit import (
+from aws_iam_backend import BackendSettings
+from aws_iam_backend.drivers.ratelimit import (
     BUCKET_BYTES,
     KEY_BYTES,
     LoginRateLimiter,
@@ -24,6 +25,7 @@ from aws_iam_backend.drivers._sync.ratelimit import (
 from aws_iam_backend.errors import InvalidRequestError
 from aws_iam_backend.io.storage import MemoryStorage
 from aws_iam_backend.login.messages import OutboundRequest, STSResponse
+from tests.support.drivers import Backend, driver  # noqa: F401
 from tests.support.fakes import FakeIam, RecordingTransport, ok_response
 from tests.test_backend_attacks import USER_ARN, USER_ID, FixedClock, valid
 
@@ -36,7 +38,7 @@ def ok(_request: OutboundRequest) -> STSResponse:
 
 
 class SpyLimiter:
-    """A :class:`~aws_iam_backend.drivers._sync.ratelimit.RateLimiter` that records every check."""
+    """A :class:`~aws_iam_backend.drivers.ratelimit.RateLimiter` that records every check."""
 
     def __init__(self) -> None:
         self.calls: list[tuple[str | None, str | None]] = []
@@ -49,7 +51,7 @@ def backend(
     transport: RecordingTransport,
     limits: RateLimits | None = None,
     rate_limiter: SpyLimiter | None = None,
-) -> Backend:
+) -> Any:
     b = Backend(
         storage=MemoryStorage(),
         transport=transport,
@@ -62,7 +64,7 @@ def backend(
     return b
 
 
-def limiter_of(b: Backend) -> LoginRateLimiter:
+def limiter_of(b: Any) -> LoginRateLimiter:
     limiter = b._rate_limiter
     assert isinstance(limiter, LoginRateLimiter)
     return limiter

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from aws_iam_backend import Backend, BackendSettings
-from aws_iam_backend.drivers._sync.ratelimit import (
+from aws_iam_backend import BackendSettings
+from aws_iam_backend.drivers.ratelimit import (
     BUCKET_BYTES,
     KEY_BYTES,
     ConcurrencyLimiter,
@@ -35,6 +35,7 @@ from aws_iam_backend.login.parse import parse_sts_response
 from aws_iam_backend.server.api import VaultAPI
 from aws_iam_backend.server.messages import HTTPRequest
 from aws_iam_backend.server.responses import backend_error_response
+from tests.support.drivers import Backend, driver  # noqa: F401
 from tests.support.fakes import FakeIam, RecordingTransport, ok_response
 from tests.support.payloads import botocore_payload
 from tests.test_backend_attacks import KEYS, USER_ARN, USER_ID, FixedClock, valid
@@ -206,7 +207,7 @@ def test_rate_limits_validated() -> None:
 # ----------------------------------------------------------------- through Backend
 
 
-def limited_backend(transport: RecordingTransport, limits: RateLimits) -> Backend:
+def limited_backend(transport: RecordingTransport, limits: RateLimits) -> Any:
     b = Backend(
         storage=MemoryStorage(),
         transport=transport,

@@ -18,12 +18,15 @@ from typing import Any
 
 import pytest
 
-from aws_iam_backend import Backend, BackendSettings, InvalidRequestError
+from aws_iam_backend import BackendSettings, InvalidRequestError
 from aws_iam_backend.client import build_login_payload
-from aws_iam_backend.drivers._sync.replay import MemoryReplayCache, ReplayCache, StorageReplayCache
+from aws_iam_backend.drivers._sync.claims import StorageReplayCache
+from aws_iam_backend.drivers.replay import MemoryReplayCache, ReplayCache
 from aws_iam_backend.io.protocols import Document
-from aws_iam_backend.io.storage import MemoryStorage, SQLiteStorage, ops
+from aws_iam_backend.io.storage import MemoryStorage, SQLiteStorage
+from aws_iam_backend.io.storage._sync import ops
 from aws_iam_backend.login.messages import OutboundRequest, STSResponse
+from tests.support.drivers import Backend, driver  # noqa: F401
 from tests.support.fakes import FakeIam, RecordingTransport, ok_response
 from tests.support.moto_server import MotoServer
 from tests.support.payloads import botocore_payload, presigned_get_payload, signing_time
@@ -44,7 +47,7 @@ def backend(
     protection: bool = True,
     storage: MemoryStorage | None = None,
     clock: FixedClock | None = None,
-) -> Backend:
+) -> Any:
     result = Backend(
         storage=storage or MemoryStorage(),
         transport=transport,

@@ -23,9 +23,9 @@ from aws_iam_backend.io.seal import (
     load_seal,
     sealed_key_id,
 )
-from aws_iam_backend.io.storage import ops
+from aws_iam_backend.io.storage._sync import ops
+from aws_iam_backend.io.storage._sync.sealed import UNSEALED_DOCUMENT, SealedStorage
 from aws_iam_backend.io.storage.memory import MemoryStorage
-from aws_iam_backend.io.storage.sealed import UNSEALED_DOCUMENT, SealedStorage
 
 KEY_A = bytes(range(32))
 KEY_B = bytes(range(100, 132))
@@ -532,7 +532,7 @@ def test_rotation_through_storage() -> None:
 
 
 def test_sealed_storage_under_prefixed_views() -> None:
-    from aws_iam_backend.io.storage.prefixed import PrefixedStorage
+    from aws_iam_backend.io.storage._sync.prefixed import PrefixedStorage
 
     raw, storage = sealed_memory()
     view = PrefixedStorage(storage, "auth/aws/")
@@ -604,7 +604,7 @@ def test_postgres_rows_hold_no_plaintext(postgres_url: str) -> None:
     import psycopg
     from psycopg import sql
 
-    from aws_iam_backend.io.storage.postgres import KV_TABLE, PostgresStorage
+    from aws_iam_backend.io.storage._sync.postgres import KV_TABLE, PostgresStorage
 
     raw = PostgresStorage(postgres_url, max_size=2)
     try:

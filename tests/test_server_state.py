@@ -18,19 +18,19 @@ import pytest
 
 from aws_iam_backend import Backend, MemoryStorage, cli
 from aws_iam_backend.cli import main
-from aws_iam_backend.drivers._sync.ratelimit import LoginRateLimiter, RateLimiter, RateLimits
-from aws_iam_backend.drivers._sync.replay import REPLAY_PREFIX, MemoryReplayCache, ReplayCache
-from aws_iam_backend.drivers._sync.tokens import TokenSpec
+from aws_iam_backend.drivers.ratelimit import LoginRateLimiter, RateLimiter, RateLimits
+from aws_iam_backend.drivers.replay import REPLAY_PREFIX, MemoryReplayCache, ReplayCache
 from aws_iam_backend.errors import InvalidRequestError, StorageUnavailableError
 from aws_iam_backend.io.protocols import Document, JSONDict, Operation, Storage
 from aws_iam_backend.io.seal import AesGcmSeal, is_sealed
-from aws_iam_backend.io.storage import ops
-from aws_iam_backend.io.storage.sealed import SealedStorage
+from aws_iam_backend.io.storage._sync import ops
+from aws_iam_backend.io.storage._sync.sealed import SealedStorage
 from aws_iam_backend.io.storage.sqlite import SQLiteStorage
 from aws_iam_backend.server.api import VaultAPI
 from aws_iam_backend.server.config import ConfigError, ServerConfig, config_from_document
 from aws_iam_backend.server.messages import HTTPRequest
 from aws_iam_backend.server.state import StateError, open_state
+from aws_iam_backend.vault.tokens import TokenSpec
 from tests.support.fakes import FakeIam, RecordingTransport, ok_response
 from tests.support.moto_server import Keys
 from tests.support.payloads import botocore_payload

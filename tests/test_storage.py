@@ -18,8 +18,9 @@ import pytest
 
 from aws_iam_backend.errors import ConflictError, InternalError, StorageUnavailableError
 from aws_iam_backend.io.protocols import ABSENT, Delete, Document, Put
-from aws_iam_backend.io.storage import MemoryStorage, SQLiteStorage, open_storage, ops
+from aws_iam_backend.io.storage import MemoryStorage, SQLiteStorage, open_storage
 from aws_iam_backend.io.storage import sqlite as sqlite_module
+from aws_iam_backend.io.storage._sync import ops
 from aws_iam_backend.io.storage.memory import encode_document
 
 SECRET = "s3cr3t-Zq9-do-not-leak"

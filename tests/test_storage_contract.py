@@ -1,31 +1,143 @@
-"""The :class:`~aws_iam_backend.io.protocols.Storage` contract, one suite for every store.
+"""The storage contract, one suite for every store, sync and async.
 
 Each test runs against ``memory``, ``sqlite`` (a file under ``tmp_path``) and
-``postgresql`` (a fresh database per module, see :mod:`tests.support.services`), then
-races threads and, for the stores shared between processes, spawned processes.
-No test asserts anything about timing.
+``postgresql`` (a fresh database per module, see :mod:`tests.support.services`), and
+against their async twins (``async-memory``, ``async-sqlite``, ``async-postgresql``),
+which the suite sees through :class:`Blocking`: each call is awaited on a per-test event
+loop, and :data:`ops` runs the async operations for them. Then it races threads (for an
+async store: concurrent tasks on its loop), tasks, and, for the stores shared between
+processes, spawned processes. No test asserts anything about timing.
 """
 
 from __future__ import annotations
 
+import asyncio
+import builtins
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
 from aws_iam_backend.errors import ConflictError, InternalError
-from aws_iam_backend.io.protocols import ABSENT, Delete, Document, JSONDict, Operation, Put, Storage
-from aws_iam_backend.io.storage import ops
-from aws_iam_backend.io.storage.memory import MemoryStorage
-from aws_iam_backend.io.storage.sqlite import SQLiteStorage
+from aws_iam_backend.io.protocols import (
+    ABSENT,
+    AsyncStorage,
+    Delete,
+    Document,
+    JSONDict,
+    Operation,
+    Put,
+    Storage,
+)
+from aws_iam_backend.io.storage import sqlite as sqlite_module
+from aws_iam_backend.io.storage._async import ops as async_ops
+from aws_iam_backend.io.storage._sync import ops as sync_ops
+from aws_iam_backend.io.storage.memory import AsyncMemoryStorage, MemoryStorage, encode_document
+from aws_iam_backend.io.storage.ops import Change
+from aws_iam_backend.io.storage.sqlite import AsyncSQLiteStorage, SQLiteStorage
+from tests.support.aio import LoopThread
 from tests.support.processes import run_together
 
 THREADS = 16
 PROCESSES = 4
 JOIN_TIMEOUT = 300.0
+ASYNC = "async-"
+_T = TypeVar("_T")
+
+
+# --------------------------------------------------------- async adapter
+
+
+class Blocking:
+    """An :class:`AsyncStorage` through the :class:`Storage` protocol: each call is awaited
+    on ``loop``, so many threads calling at once are many tasks running at once.
+
+    A call made on the loop's own thread (from the sync ``change`` of an async
+    ``ops.update``: "another writer gets in between") goes to ``twin()``, a sync store on
+    the same data, since the loop cannot wait for itself.
+    """
+
+    def __init__(self, inner: AsyncStorage, loop: LoopThread, twin: Callable[[], Storage]):
+        self.inner = inner
+        self.loop = loop
+        self._make_twin = twin
+        self._twin: Storage | None = None
+
+    def twin(self) -> Storage:
+        if self._twin is None:
+            self._twin = self._make_twin()
+        return self._twin
+
+    def read(self, key: str) -> Document | None:
+        if self.loop.on_loop():
+            return self.twin().read(key)
+        return self.loop.run(self.inner.read(key))
+
+    def commit(self, operations: Sequence[Operation]) -> tuple[int, ...]:
+        if self.loop.on_loop():
+            return self.twin().commit(operations)
+        return self.loop.run(self.inner.commit(operations))
+
+    def list(self, prefix: str) -> list[str]:
+        if self.loop.on_loop():
+            return self.twin().list(prefix)
+        return self.loop.run(self.inner.list(prefix))
+
+    def expired(self, prefix: str, before: float, limit: int) -> builtins.list[Document]:
+        if self.loop.on_loop():
+            return self.twin().expired(prefix, before, limit)
+        return self.loop.run(self.inner.expired(prefix, before, limit))
+
+    def close(self) -> None:
+        try:
+            aclose: Callable[[], Coroutine[Any, Any, None]] | None = getattr(
+                self.inner, "aclose", None
+            )
+            if aclose is not None:
+                self.loop.run(aclose())
+            if self._twin is not None:
+                close_storage(self._twin)
+        finally:
+            self.loop.close()
+
+
+class Ops:
+    """:mod:`aws_iam_backend.io.storage._sync.ops` for a sync store, the async operations
+    (:mod:`aws_iam_backend.io.storage._async.ops`) on its loop for a :class:`Blocking` one."""
+
+    def get(self, storage: Storage, key: str) -> JSONDict | None:
+        if isinstance(storage, Blocking):
+            return storage.loop.run(async_ops.get(storage.inner, key))
+        return sync_ops.get(storage, key)
+
+    def put(self, storage: Storage, key: str, value: JSONDict, **kwargs: Any) -> int:
+        if isinstance(storage, Blocking):
+            return storage.loop.run(async_ops.put(storage.inner, key, value, **kwargs))
+        return sync_ops.put(storage, key, value, **kwargs)
+
+    def create(self, storage: Storage, key: str, value: JSONDict, **kwargs: Any) -> bool:
+        if isinstance(storage, Blocking):
+            return storage.loop.run(async_ops.create(storage.inner, key, value, **kwargs))
+        return sync_ops.create(storage, key, value, **kwargs)
+
+    def delete(self, storage: Storage, key: str) -> None:
+        if isinstance(storage, Blocking):
+            return storage.loop.run(async_ops.delete(storage.inner, key))
+        return sync_ops.delete(storage, key)
+
+    def update(self, storage: Storage, key: str, change: Change, **kwargs: Any) -> Document | None:
+        if isinstance(storage, Blocking):
+            return storage.loop.run(async_ops.update(storage.inner, key, change, **kwargs))
+        return sync_ops.update(storage, key, change, **kwargs)
+
+    def backoff(self, attempt: int) -> None:
+        sync_ops.backoff(attempt)
+
+
+ops = Ops()
 
 
 # ------------------------------------------------------------------ fixtures
@@ -33,16 +145,36 @@ JOIN_TIMEOUT = 300.0
 
 def open_storage(kind: str, location: str) -> Storage:
     """A store of ``kind`` at ``location`` (a file path, a URL, or "" for memory)."""
+    if kind.startswith(ASYNC):
+        return open_blocking(kind, location)
     if kind == "memory":
         return MemoryStorage()
     if kind == "sqlite":
         return SQLiteStorage(location)
     if kind == "postgresql":
-        from aws_iam_backend.io.storage.postgres import PostgresStorage
+        from aws_iam_backend.io.storage._sync.postgres import PostgresStorage
 
         store: Storage = PostgresStorage(location)
         return store
     raise AssertionError(kind)
+
+
+def open_blocking(kind: str, location: str) -> Blocking:
+    """An async store of ``kind`` (``async-...``) on a loop of its own, seen as sync."""
+    loop = LoopThread()
+    inner: AsyncStorage
+    if kind == "async-memory":
+        memory = MemoryStorage()
+        return Blocking(AsyncMemoryStorage(memory), loop, lambda: memory)
+    if kind == "async-sqlite":
+        inner = AsyncSQLiteStorage(location)
+    elif kind == "async-postgresql":
+        from aws_iam_backend.io.storage._async.postgres import AsyncPostgresStorage
+
+        inner = AsyncPostgresStorage(location)
+    else:
+        raise AssertionError(kind)
+    return Blocking(inner, loop, lambda: open_storage(kind.removeprefix(ASYNC), location))
 
 
 def close_storage(store: Storage) -> None:
@@ -59,6 +191,7 @@ def clear(store: Storage) -> None:
 
 
 def _location(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    kind = kind.removeprefix(ASYNC)
     if kind == "sqlite":
         return str(tmp_path / "kv.db")
     if kind == "postgresql":
@@ -67,8 +200,18 @@ def _location(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return ""
 
 
-@pytest.fixture(params=["memory", "sqlite", "postgresql"])
+SYNC_KINDS = ["memory", "sqlite", "postgresql"]
+ASYNC_KINDS = [ASYNC + kind for kind in SYNC_KINDS]
+
+
+@pytest.fixture(params=SYNC_KINDS + ASYNC_KINDS)
 def kind(request: pytest.FixtureRequest) -> str:
+    param: str = request.param
+    return param
+
+
+@pytest.fixture(params=ASYNC_KINDS)
+def async_kind(request: pytest.FixtureRequest) -> str:
     param: str = request.param
     return param
 
@@ -87,6 +230,18 @@ def storage(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterat
         yield store
     finally:
         close_storage(store)
+
+
+@pytest.fixture
+def async_storage(
+    async_kind: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[Blocking]:
+    store = open_blocking(async_kind, _location(async_kind, request, tmp_path))
+    try:
+        clear(store)
+        yield store
+    finally:
+        store.close()
 
 
 @pytest.fixture
@@ -584,6 +739,125 @@ def test_threads_moving_between_two_keys_keep_the_total(storage: Storage) -> Non
     moved = rounds * sum(i + 1 for i in range(THREADS)) - rounds * THREADS
     assert ops.get(storage, "acct/a") == {"n": 1000 - moved}
     assert ops.get(storage, "acct/b") == {"n": moved}
+
+
+# ---------------------------------------------------------- task races
+
+
+def _bump(key: str) -> Change:
+    def change(document: Document | None) -> list[Operation]:
+        count = 0 if document is None else document.value["n"]
+        return [Put(key, {"n": count + 1})]
+
+    return change
+
+
+def test_tasks_incrementing_one_counter(async_storage: Blocking) -> None:
+    times = 10
+    store = async_storage.inner
+
+    async def worker() -> None:
+        for _ in range(times):
+            await async_ops.update(store, "counter", _bump("counter"), attempts=1000)
+
+    async def race() -> None:
+        await asyncio.gather(*(worker() for _ in range(THREADS)))
+
+    async_storage.loop.run(race())
+    assert ops.get(async_storage, "counter") == {"n": THREADS * times}
+
+
+def test_tasks_creating_one_key(async_storage: Blocking) -> None:
+    store = async_storage.inner
+
+    async def race() -> list[bool]:
+        return await asyncio.gather(
+            *(async_ops.create(store, "race", {"winner": i}) for i in range(THREADS))
+        )
+
+    won = async_storage.loop.run(race())
+    assert won.count(True) == 1
+    assert ops.get(async_storage, "race") == {"winner": won.index(True)}
+
+
+class _Gate:
+    """Holds the first commit of an :class:`AsyncSQLiteStorage` on its thread, mid-commit
+    (encoding its values), until :meth:`open`."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.started = threading.Event()
+        self.release = threading.Event()
+        encode = encode_document
+
+        def held(value: JSONDict) -> str:
+            if not self.started.is_set():
+                self.started.set()
+                assert self.release.wait(JOIN_TIMEOUT)
+            return encode(value)
+
+        monkeypatch.setattr(sqlite_module, "encode_document", held)
+
+    async def wait_started(self) -> None:
+        assert await asyncio.to_thread(self.started.wait, JOIN_TIMEOUT)
+
+    def open(self) -> None:
+        self.release.set()
+
+
+def test_async_sqlite_cancelled_commit_runs_to_completion(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    keys = [f"c/{i}" for i in range(20)]
+
+    async def main() -> None:
+        async with AsyncSQLiteStorage(tmp_path / "kv.db") as store:
+            gate = _Gate(monkeypatch)
+            running = asyncio.create_task(store.commit([Put(key, {"k": key}) for key in keys]))
+            await gate.wait_started()  # the commit is running on the storage's thread
+            queued = asyncio.create_task(store.commit([Put("q/1", {}), Put("q/2", {})]))
+            await asyncio.sleep(0)  # submitted: queued behind the running commit
+            running.cancel()
+            queued.cancel()
+            gate.open()
+            for task in (running, queued):
+                with pytest.raises(asyncio.CancelledError):
+                    await task
+            # The running commit was fully applied; the queued one never started.
+            assert await store.list("c/") == sorted(key[2:] for key in keys)
+            documents = [await store.read(key) for key in keys]
+            assert all(d is not None and d.value == {"k": d.key} for d in documents)
+            assert len({d.version for d in documents if d is not None}) == len(keys)
+            assert await store.list("q/") == []
+            await async_ops.put(store, "after", {"ok": True})  # and the store still works
+            assert await async_ops.get(store, "after") == {"ok": True}
+
+    asyncio.run(main())
+    reopened = SQLiteStorage(tmp_path / "kv.db")
+    try:
+        assert reopened.list("") == sorted(["after", *keys])
+    finally:
+        reopened.close()
+
+
+def test_async_sqlite_open_errors_and_close(tmp_path: Path) -> None:
+    async def main() -> None:
+        missing = AsyncSQLiteStorage(tmp_path / "no" / "such" / "dir.db")
+        try:
+            with pytest.raises(InternalError, match="cannot open SQLite database"):
+                await missing.open()
+            with pytest.raises(InternalError, match="cannot open SQLite database"):
+                await missing.read("k")
+        finally:
+            await missing.aclose()
+        store = AsyncSQLiteStorage(tmp_path / "kv.db")
+        await store.aclose()
+        await store.aclose()  # twice: fine
+        with pytest.raises(InternalError, match="closed"):
+            await store.read("k")
+
+    asyncio.run(main())
+    with pytest.raises(ValueError, match="file path"):
+        AsyncSQLiteStorage(":memory:")
 
 
 # ------------------------------------------------------- process races

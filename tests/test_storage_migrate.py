@@ -12,10 +12,10 @@ import pytest
 from aws_iam_backend.errors import InternalError
 from aws_iam_backend.io.protocols import Delete, Document, JSONDict, Operation, Put, Storage
 from aws_iam_backend.io.seal import AesGcmSeal, is_sealed, key_id, sealed_key_id
-from aws_iam_backend.io.storage import ops
+from aws_iam_backend.io.storage._sync import ops
+from aws_iam_backend.io.storage._sync.sealed import SealedStorage
 from aws_iam_backend.io.storage.memory import MemoryStorage
 from aws_iam_backend.io.storage.migrate import copy_documents, reseal
-from aws_iam_backend.io.storage.sealed import SealedStorage
 from aws_iam_backend.io.storage.sqlite import SQLiteStorage
 
 KEY_A = bytes(range(32))
@@ -290,7 +290,7 @@ def test_reseal_a_plain_sqlite_file_in_place(tmp_path: Path) -> None:
 @pytest.fixture
 def postgres(postgres_url: str) -> Iterator[Storage]:
     """The module's PostgreSQL database as a storage, emptied before and after the test."""
-    from aws_iam_backend.io.storage.postgres import PostgresStorage
+    from aws_iam_backend.io.storage._sync.postgres import PostgresStorage
 
     storage = PostgresStorage(postgres_url, max_size=2)
 

@@ -32,7 +32,7 @@ from aws_iam_backend.errors import (
     StorageUnavailableError,
 )
 from aws_iam_backend.io.protocols import ABSENT, Delete, Document, Put
-from aws_iam_backend.io.storage.postgres import SCHEMA_VERSION, PostgresStorage
+from aws_iam_backend.io.storage._sync.postgres import SCHEMA_VERSION, PostgresStorage
 from tests.support.processes import run_together
 from tests.support.relay import TcpRelay
 

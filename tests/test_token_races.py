@@ -20,14 +20,15 @@ import attrs
 import pytest
 
 from aws_iam_backend import Backend
-from aws_iam_backend.drivers._sync.tokens import ACCESSOR_PREFIX, TOKEN_PREFIX, StoreTokenIssuer
+from aws_iam_backend.drivers._sync.tokens import StoreTokenIssuer
 from aws_iam_backend.errors import InvalidRequestError, PermissionDeniedError
 from aws_iam_backend.io.clock import SystemClock
 from aws_iam_backend.io.protocols import Storage
 from aws_iam_backend.io.storage import MemoryStorage, open_storage
-from aws_iam_backend.io.storage.prefixed import PrefixedStorage
+from aws_iam_backend.io.storage._sync.prefixed import PrefixedStorage
 from aws_iam_backend.server.api import VaultAPI
 from aws_iam_backend.server.messages import HTTPRequest
+from aws_iam_backend.vault.tokens import ACCESSOR_PREFIX, TOKEN_PREFIX
 from tests.support.fakes import FakeIam, RecordingTransport, ok_response, token_spec
 from tests.support.moto_server import Keys
 from tests.support.payloads import botocore_payload

@@ -14,14 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aws_iam_backend.drivers._sync.tokens import (
-    HMAC_KEY_PATH,
-    StoreTokenIssuer,
-    TokenIssuer,
-    TokenRecord,
-    TokenSpec,
-    rfc3339,
-)
+from aws_iam_backend.drivers._sync.tokens import StoreTokenIssuer, TokenIssuer
 from aws_iam_backend.errors import (
     ConflictError,
     InternalError,
@@ -29,7 +22,9 @@ from aws_iam_backend.errors import (
     PermissionDeniedError,
 )
 from aws_iam_backend.io.protocols import Document, Operation, Storage
-from aws_iam_backend.io.storage import MemoryStorage, SQLiteStorage, ops
+from aws_iam_backend.io.storage import MemoryStorage, SQLiteStorage
+from aws_iam_backend.io.storage._sync import ops
+from aws_iam_backend.vault.tokens import HMAC_KEY_PATH, TokenRecord, TokenSpec, rfc3339
 
 T0 = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
 

@@ -12,10 +12,10 @@ from collections.abc import Iterable, Mapping
 
 import attrs
 
-from aws_iam_backend.drivers._sync.tokens import TokenRecord
 from aws_iam_backend.errors import PermissionDeniedError
 from aws_iam_backend.server.api import VaultAPI
 from aws_iam_backend.server.auth import request_token
+from aws_iam_backend.vault.tokens import TokenRecord
 
 
 @attrs.frozen

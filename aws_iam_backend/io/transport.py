@@ -9,7 +9,8 @@ classes). On top of that:
 - redirects are never followed, bodies are never decompressed (``Accept-Encoding:
   identity``) and are read capped at 64 KiB;
 - retries on connection errors, 429 and 5xx (not 501), with full-jitter exponential
-  backoff that never sleeps past the deadline;
+  backoff that never sleeps past the deadline (these rules, shared with the asyncio
+  transport, live in :mod:`~aws_iam_backend.io.transport_rules`);
 - proxies only when configured, never from the environment;
 - at most ``max_pool_connections`` connections per host (callers wait, inside their deadline).
 
@@ -22,7 +23,6 @@ from __future__ import annotations
 import contextlib
 import heapq
 import itertools
-import os
 import random as random_module
 import socket
 import ssl
@@ -31,7 +31,6 @@ import time
 from collections.abc import Callable, Mapping
 from http.client import HTTPException
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
 
 import urllib3
 from botocore.awsrequest import (
@@ -50,18 +49,21 @@ from urllib3.exceptions import (
     ProxyError,
 )
 
-from aws_iam_backend.errors import UpstreamError, UpstreamTimeoutError
+from aws_iam_backend.io.transport_rules import (
+    MAX_BODY,
+    READ_CHUNK,
+    check_declared_length,
+    check_scheme,
+    connect_reason,
+    deadline_exceeded,
+    retry_budget,
+    settle,
+    tls_reason,
+    too_large,
+)
 from aws_iam_backend.login.messages import OutboundRequest, STSResponse
 
 __all__ = ["MAX_BODY", "BotocoreTransport"]
-
-MAX_BODY = 64 * 1024
-_CHUNK = 16 * 1024
-_BACKOFF_BASE = 0.1
-_BACKOFF_CAP = 2.0
-_MAX_RETRY_AFTER = 5
-_PREFIX = "error making upstream request: "
-_REQUEST_ERROR = _PREFIX + "error making request: "
 
 
 class BotocoreTransport:
@@ -109,10 +111,8 @@ class BotocoreTransport:
     def send(self, request: OutboundRequest, *, timeout: float, max_retries: int) -> STSResponse:
         """Send ``request``; return STS's response, or raise an upstream error."""
         deadline = time.monotonic() + timeout
-        retries = 3 if max_retries < 0 else max_retries
-        scheme = urlsplit(request.url).scheme
-        if scheme not in ("http", "https"):
-            raise UpstreamError(_REQUEST_ERROR + "unsupported URL scheme")
+        retries = retry_budget(max_retries)
+        scheme = check_scheme(request)
         manager = self._proxied.get(scheme, self._direct)
         headers = urllib3.HTTPHeaderDict()
         for name, value in request.headers:
@@ -126,31 +126,16 @@ class BotocoreTransport:
                 response = _attempt(manager, request, headers, deadline, self._connect_timeout)
                 failure = ""
             except _DeadlineExceeded:
-                raise UpstreamTimeoutError(
-                    f"{_PREFIX}deadline exceeded after {attempt} attempt(s)"
-                ) from None
+                raise deadline_exceeded(attempt) from None
             except _ConnectionFailed as exc:
                 response, failure = None, str(exc)
-            if response is not None and not _retryable_status(response.status):
-                return response
-            delay = self._delay(attempt, response)
-            if attempt > retries or delay is None or time.monotonic() + delay >= deadline:
-                if response is not None:
-                    return response
-                raise UpstreamError(_REQUEST_ERROR + failure)
-            self._sleep(delay)
-
-    def _delay(self, attempt: int, response: STSResponse | None) -> float | None:
-        """Seconds to wait before the next attempt; None to give up (a long Retry-After)."""
-        retry_after = response.header("retry-after") if response is not None else None
-        if retry_after is not None and retry_after.strip().isdecimal():
-            seconds = int(retry_after.strip())
-            return float(seconds) if seconds <= _MAX_RETRY_AFTER else None
-        return self._random() * min(_BACKOFF_CAP, _BACKOFF_BASE * 2.0 ** (attempt - 1))
-
-
-def _retryable_status(status: int) -> bool:
-    return status == 429 or (500 <= status < 600 and status != 501)
+            outcome = settle(
+                response, failure, attempt=attempt, retries=retries,
+                now=time.monotonic(), deadline=deadline, random=self._random,
+            )  # fmt: skip
+            if isinstance(outcome, STSResponse):
+                return outcome
+            self._sleep(outcome)
 
 
 class _DeadlineExceeded(Exception):
@@ -214,16 +199,13 @@ def _attempt(
 
 def _read_capped(raw: urllib3.BaseHTTPResponse) -> bytes:
     """The raw (never decoded) body, refusing more than :data:`MAX_BODY` bytes."""
-    too_large = UpstreamError(_PREFIX + "STS response too large")
-    declared = raw.headers.get("content-length", "")
-    if declared.isdecimal() and int(declared) > MAX_BODY:
-        raise too_large
+    check_declared_length(raw.headers.get("content-length"))
     chunks: list[bytes] = []
     size = 0
-    while chunk := raw.read1(_CHUNK, decode_content=False):
+    while chunk := raw.read1(READ_CHUNK, decode_content=False):
         size += len(chunk)
         if size > MAX_BODY:
-            raise too_large
+            raise too_large()
         chunks.append(chunk)
     return b"".join(chunks)
 
@@ -234,32 +216,14 @@ def _reason(exc: BaseException) -> str:
         return "name resolution failed"
     if isinstance(exc, ProxyError):
         return "proxy connection failed"
-    tls = _in_chain(exc, ssl.SSLError)
+    tls = tls_reason(exc)
     if tls is not None:
-        return f"TLS error: {getattr(tls, 'reason', None) or 'handshake failed'}"
+        return tls
     if isinstance(exc, NewConnectionError | ConnectTimeoutError):
-        os_error = _in_chain(exc, OSError)
-        if os_error is not None and os_error.errno:
-            return f"connection failed: {os.strerror(os_error.errno).lower()}"
-        return "connection failed"
+        return connect_reason(exc)
     if isinstance(exc, ProtocolError | HTTPException | ConnectionError):
         return "connection closed before a complete response"
     return f"connection failed ({type(exc).__name__})"
-
-
-_E = TypeVar("_E", bound=BaseException)
-
-
-def _in_chain(exc: BaseException, kind: type[_E]) -> _E | None:
-    """The first exception of type ``kind`` in ``exc``'s cause/context chain."""
-    seen: BaseException | None = exc
-    for _ in range(10):
-        if seen is None:
-            return None
-        if isinstance(seen, kind):
-            return seen
-        seen = seen.__cause__ or seen.__context__
-    return None
 
 
 # ------------------------------------------------------------------ deadline watchdog

@@ -1,14 +1,15 @@
 """Pure checks that decide whether a verified principal may use a role.
 
-``check_binding`` is Vault's bound-principal rule (unique IDs, canonical ARNs,
-trailing-``*`` wildcards against the full ARN from IAM), with the account
+``check_binding`` and ``check_full_arn`` are Vault's bound-principal rule (unique IDs,
+canonical ARNs, trailing-``*`` wildcards against the full ARN from IAM, which the driver
+fetches only when ``check_binding`` says a wildcard decides), with the account
 cross-checks of CVE-2025-11621 added. ``check_cidrs`` is ``token_bound_cidrs``.
 """
 
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 from aws_iam_backend.errors import PermissionDeniedError
 from aws_iam_backend.login.arn import ArnError, IamEntity, parse_iam_arn
@@ -28,20 +29,14 @@ def _exact_bound_accounts(role: Role) -> set[str]:
     return accounts
 
 
-def check_binding(
-    role: Role,
-    entity: IamEntity,
-    client_user_id: str,
-    full_arn: Callable[[], str],
-) -> bool:
-    """True if the principal matches the role's ``bound_iam_principal_arn``.
+def check_binding(role: Role, entity: IamEntity, client_user_id: str) -> bool | None:
+    """Whether the principal matches the role's ``bound_iam_principal_arn``, decided locally:
+    True or False, or None when only a wildcard entry can still match, which needs the
+    principal's ARN with its path from IAM (then :func:`check_full_arn` decides).
 
-    ``full_arn`` is called only when a wildcard entry needs the principal's ARN with
-    its path; it may raise (the caller maps the error). A unique-ID match also needs
-    the principal's account to be the account of one of the exact bound ARNs, and a
-    wildcard match needs the full ARN to be in the principal's own account. A role with
-    no bound ARN admits nobody (Vault admits everybody; such roles cannot be written,
-    but could be imported).
+    A unique-ID match also needs the principal's account to be the account of one of the
+    exact bound ARNs. A role with no bound ARN admits nobody (Vault admits everybody; such
+    roles cannot be written, but could be imported).
     """
     bound = role.bound_iam_principal_arn
     if not bound:
@@ -52,20 +47,20 @@ def check_binding(
         return True
     if not role.resolve_aws_unique_ids and entity.canonical_arn in bound:
         return True
-    wildcards = [pattern for pattern in bound if pattern.endswith("*")]
-    if not wildcards:
-        return False
-    resolved = full_arn()
+    return None if any(pattern.endswith("*") for pattern in bound) else False
+
+
+def check_full_arn(role: Role, entity: IamEntity, full_arn: str) -> bool:
+    """True if ``full_arn`` (IAM's ARN of the principal, with its path) matches one of the
+    role's wildcard entries and is in the principal's own partition and account."""
     try:
-        resolved_entity = parse_iam_arn(resolved)
+        resolved = parse_iam_arn(full_arn)
     except ArnError:
         return False
-    if (resolved_entity.partition, resolved_entity.account_id) != (
-        entity.partition,
-        entity.account_id,
-    ):
+    if (resolved.partition, resolved.account_id) != (entity.partition, entity.account_id):
         return False
-    return any(glob_match(pattern, resolved) for pattern in wildcards)
+    wildcards = [pattern for pattern in role.bound_iam_principal_arn if pattern.endswith("*")]
+    return any(glob_match(pattern, full_arn) for pattern in wildcards)
 
 
 def check_cidrs(bound_cidrs: Sequence[str], remote_addr: str | None) -> None:

@@ -3,7 +3,7 @@
 Pure: no I/O. A nonce is ``b64url(expiry 8 bytes big-endian || 16 random bytes)`` ``.``
 ``b64url(HMAC-SHA256(key, first part))``; only the server, which holds ``key``, can make
 one, and :func:`verify_nonce` checks the MAC (constant time) and the expiry. One-time use
-is the caller's job (a :class:`~aws_iam_backend.drivers._sync.replay.ReplayCache` claim of
+is the caller's job (a :class:`~aws_iam_backend.drivers.replay.ReplayCache` claim of
 ``nonce:<nonce>``).
 """
 

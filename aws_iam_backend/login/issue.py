@@ -1,9 +1,11 @@
-"""Pure parts of a successful IAM login: alias, metadata and the data kept with the token."""
+"""Pure parts of a successful IAM login: alias, metadata, the data kept with the token and
+the :class:`~aws_iam_backend.vault.tokens.TokenSpec` to issue."""
 
 from __future__ import annotations
 
 import hashlib
 import uuid
+from datetime import datetime
 
 import attrs
 
@@ -11,6 +13,8 @@ from aws_iam_backend.login.arn import IamEntity
 from aws_iam_backend.login.messages import CallerIdentity, OutboundRequest
 from aws_iam_backend.vault.config import IdentityConfig
 from aws_iam_backend.vault.roles import Role
+from aws_iam_backend.vault.tokens import TokenSpec
+from aws_iam_backend.vault.tokenutil import Lease
 
 
 @attrs.frozen
@@ -90,3 +94,38 @@ def entity_id(mount: str, alias_name: str) -> str:
 
 
 _NAMESPACE_URL = uuid.NAMESPACE_URL.bytes
+
+
+def token_spec(
+    verified: VerifiedLogin,
+    identity_config: IdentityConfig,
+    *,
+    mount: str,
+    lease: Lease,
+    now: datetime,
+) -> TokenSpec:
+    """What to issue for ``verified``: the role's policies (plus ``default`` unless the
+    role says not to), the lease, alias-derived entity ID, metadata and internal data."""
+    settings = verified.role.token
+    policies = list(settings.token_policies)
+    if not settings.token_no_default_policy and "default" not in policies:
+        policies.insert(0, "default")
+    alias = verified.alias_name(identity_config)
+    return TokenSpec(
+        policies=tuple(sorted(policies)),
+        token_policies=tuple(sorted(policies)),
+        metadata=verified.metadata(identity_config),
+        internal_data=verified.internal_data(),
+        display_name=f"{mount.strip('/').replace('/', '-')}-{verified.entity.display_name}",
+        ttl=lease.ttl,
+        max_ttl=lease.max_ttl,
+        explicit_max_ttl=lease.explicit_max_ttl,
+        period=lease.period,
+        num_uses=settings.token_num_uses,
+        bound_cidrs=settings.token_bound_cidrs,
+        token_type="batch" if settings.token_type in ("batch", "default-batch") else "service",
+        entity_id=entity_id(mount, alias),
+        mount=mount,
+        role_name=verified.role_name,
+        issued_at=now,
+    )

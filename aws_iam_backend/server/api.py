@@ -19,7 +19,11 @@ from importlib import metadata
 from typing import Any
 from urllib.parse import parse_qs
 
-from aws_iam_backend.drivers._sync.audit import (
+from aws_iam_backend.drivers._sync.backend import Backend
+from aws_iam_backend.drivers._sync.claims import StorageReplayCache
+from aws_iam_backend.drivers._sync.keys import audit_hasher
+from aws_iam_backend.drivers._sync.tokens import StoreTokenIssuer
+from aws_iam_backend.drivers.audit import (
     FAILED_MESSAGE,
     AuditEntry,
     AuditFailedError,
@@ -28,9 +32,7 @@ from aws_iam_backend.drivers._sync.audit import (
     AuditSink,
     describe_request,
 )
-from aws_iam_backend.drivers._sync.backend import Backend, BackendSettings, Request
-from aws_iam_backend.drivers._sync.replay import StorageReplayCache
-from aws_iam_backend.drivers._sync.tokens import StoreTokenIssuer, TokenRecord
+from aws_iam_backend.drivers.shapes import BackendSettings, Request
 from aws_iam_backend.errors import (
     BackendError,
     InternalError,
@@ -42,9 +44,9 @@ from aws_iam_backend.errors import (
 )
 from aws_iam_backend.io.clock import Clock, SystemClock
 from aws_iam_backend.io.protocols import Storage
-from aws_iam_backend.io.storage import ops
-from aws_iam_backend.io.storage.cached import CachedStorage, uncached
-from aws_iam_backend.io.storage.prefixed import PrefixedStorage
+from aws_iam_backend.io.storage._sync import ops
+from aws_iam_backend.io.storage._sync.cached import CachedStorage, uncached
+from aws_iam_backend.io.storage._sync.prefixed import PrefixedStorage
 from aws_iam_backend.server.auth import Authenticator, request_token
 from aws_iam_backend.server.client_ip import client_ip, parse_networks
 from aws_iam_backend.server.messages import HTTPRequest, HTTPResponse
@@ -60,6 +62,7 @@ from aws_iam_backend.server.responses import (
 )
 from aws_iam_backend.server.token_endpoints import TokenEndpoints
 from aws_iam_backend.vault.fields import loads_strict
+from aws_iam_backend.vault.tokens import TokenRecord
 
 MAX_BODY = 64 * 1024
 TOKEN_STORAGE_PREFIX = "sys/token/"
@@ -134,7 +137,7 @@ class VaultAPI:
         self.audit_sink = audit
         self._auditor: Auditor | None = None
         if audit is not None:
-            self._hasher = AuditHasher.from_storage(storage)
+            self._hasher = audit_hasher(storage)
             audit = _MarkingSink(audit)
             self._auditor = Auditor(
                 audit, self._hasher, required=settings.audit_required, clock=self._clock
@@ -290,7 +293,7 @@ class VaultAPI:
     def audit_hash(self, value: str) -> str:
         """The HMAC this server's audit records show for ``value`` (``sys/audit-hash``)."""
         if self._hasher is None:
-            self._hasher = AuditHasher.from_storage(self.storage)
+            self._hasher = audit_hasher(self.storage)
         return self._hasher.hash(value)
 
     def _dispatch(self, request: HTTPRequest) -> HTTPResponse:

@@ -12,10 +12,11 @@ from typing import Final
 
 import attrs
 
-from aws_iam_backend.drivers._sync.tokens import TokenIssuer, TokenRecord
+from aws_iam_backend.drivers._sync.tokens import TokenIssuer
 from aws_iam_backend.errors import PermissionDeniedError
 from aws_iam_backend.login.bind import check_cidrs
 from aws_iam_backend.server.guessing import FailedCheckThrottle
+from aws_iam_backend.vault.tokens import TokenRecord
 
 MIN_ROOT_TOKEN_LENGTH: Final = 24
 MIN_ROOT_TOKEN_DISTINCT: Final = 8

@@ -55,8 +55,8 @@ from typing import Any
 
 import attrs
 
-from aws_iam_backend.drivers._sync.backend import DEFAULT_TTL
-from aws_iam_backend.drivers._sync.ratelimit import RateLimits
+from aws_iam_backend.drivers.ratelimit import RateLimits
+from aws_iam_backend.drivers.shapes import DEFAULT_TTL
 from aws_iam_backend.io.storage import POSTGRES_SCHEMES
 from aws_iam_backend.login.challenge import DEFAULT_CHALLENGE_TTL
 from aws_iam_backend.server.asgi import DEFAULT_REQUEST_TIMEOUT

@@ -1,7 +1,7 @@
 """Throttling of failed token checks per source, so tokens cannot be guessed quickly.
 
 A failed check is a request whose token is neither the root token nor a live token.
-Each source group (an IPv4 address, an IPv6 /64: :func:`~aws_iam_backend.drivers._sync.ratelimit.
+Each source group (an IPv4 address, an IPv6 /64: :func:`~aws_iam_backend.drivers.ratelimit.
 source_group`) may fail ``burst`` checks at once, then ``rate`` per second. Once it has
 none left, its requests are refused with a 429 (``Retry-After``) *before* their token is
 looked at: a throttled source learns nothing about any token, the root token included,
@@ -34,7 +34,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Final
 
-from aws_iam_backend.drivers._sync.ratelimit import source_group
+from aws_iam_backend.drivers.ratelimit import source_group
 from aws_iam_backend.errors import RateLimitedError
 
 __all__ = [

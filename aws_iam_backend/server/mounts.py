@@ -18,17 +18,20 @@ from typing import Any, Protocol
 
 import attrs
 
-from aws_iam_backend.drivers._sync.backend import Backend, BackendSettings
-from aws_iam_backend.drivers._sync.ratelimit import RateLimiter, RateLimits
-from aws_iam_backend.drivers._sync.replay import ReplayCache, StorageReplayCache
-from aws_iam_backend.drivers._sync.tokens import StoreTokenIssuer, TokenRecord, TokenSpec
+from aws_iam_backend.drivers._sync.backend import Backend
+from aws_iam_backend.drivers._sync.claims import StorageReplayCache
+from aws_iam_backend.drivers._sync.tokens import StoreTokenIssuer
+from aws_iam_backend.drivers.ratelimit import RateLimiter, RateLimits
+from aws_iam_backend.drivers.replay import ReplayCache
+from aws_iam_backend.drivers.shapes import BackendSettings
 from aws_iam_backend.errors import InvalidRequestError, NotFoundError
 from aws_iam_backend.io.clock import Clock
 from aws_iam_backend.io.protocols import Document, JSONDict, Operation, Put, Storage
-from aws_iam_backend.io.storage import ops
-from aws_iam_backend.io.storage.cached import uncached
-from aws_iam_backend.io.storage.prefixed import PrefixedStorage
+from aws_iam_backend.io.storage._sync import ops
+from aws_iam_backend.io.storage._sync.cached import uncached
+from aws_iam_backend.io.storage._sync.prefixed import PrefixedStorage
 from aws_iam_backend.vault.fields import to_duration
+from aws_iam_backend.vault.tokens import TokenRecord, TokenSpec
 
 MOUNTS_KEY = "sys/mounts"
 MOUNT_TYPE = "aws"

@@ -17,8 +17,8 @@ from aws_iam_backend.errors import BackendError
 from aws_iam_backend.io.protocols import Storage
 from aws_iam_backend.io.seal import AesGcmSeal, is_sealed, load_seal
 from aws_iam_backend.io.storage import POSTGRES_SCHEMES, open_storage
+from aws_iam_backend.io.storage._sync.sealed import SealedStorage
 from aws_iam_backend.io.storage.migrate import copy_documents, reseal
-from aws_iam_backend.io.storage.sealed import SealedStorage
 from aws_iam_backend.server.config import ServerConfig
 from aws_iam_backend.server.mounts import SharedCache
 

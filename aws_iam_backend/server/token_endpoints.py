@@ -11,8 +11,7 @@ from typing import Any
 
 import attrs
 
-from aws_iam_backend.drivers._sync.backend import auth_data
-from aws_iam_backend.drivers._sync.tokens import rfc3339
+from aws_iam_backend.drivers.shapes import auth_data
 from aws_iam_backend.errors import (
     InvalidRequestError,
     NotFoundError,
@@ -25,6 +24,7 @@ from aws_iam_backend.server.messages import HTTPResponse
 from aws_iam_backend.server.mounts import MountTable
 from aws_iam_backend.server.responses import envelope, no_content
 from aws_iam_backend.vault.fields import to_duration
+from aws_iam_backend.vault.tokens import rfc3339
 
 Handler = Callable[[Caller, Mapping[str, Any], str | None], HTTPResponse]
 

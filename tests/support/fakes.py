@@ -7,10 +7,10 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from aws_iam_backend.drivers._sync.tokens import TokenSpec
 from aws_iam_backend.io.protocols import AwsAccess
 from aws_iam_backend.login.arn import IamEntity
 from aws_iam_backend.login.messages import OutboundRequest, STSResponse
+from aws_iam_backend.vault.tokens import TokenSpec
 
 NS = "https://sts.amazonaws.com/doc/2011-06-15/"
 

@@ -1,9 +1,12 @@
+# Generated from ../_async/backend.py by scripts/unasync.py: edit that file, then run the script.
 """The plugin-style entry point: :class:`Backend` answers Vault-shaped requests.
 
-``Backend.handle_request(Request) -> Response`` serves every path of the AWS auth
-method (relative to its mount); typed methods (``login``, ``write_role``, ...) sit on
-the same handlers. All I/O goes through the injected storage, STS transport, IAM
-lookups, token issuer and clock.
+``await Backend.handle_request(Request) -> Response`` serves every path of the AWS
+auth method (relative to its mount); typed methods (``login``, ``write_role``, ...) sit on
+the same handlers. All I/O goes through the injected storage, STS transport, IAM lookups,
+token issuer and clock; the pure steps come from :mod:`aws_iam_backend.login` and
+:mod:`aws_iam_backend.vault`. :class:`~aws_iam_backend.Backend` is generated from this
+module (``scripts/unasync.py``): one implementation, two drivers.
 """
 
 from __future__ import annotations
@@ -11,12 +14,14 @@ from __future__ import annotations
 import contextlib
 import re
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
-import attrs
-
-from aws_iam_backend.drivers._sync.audit import (
+from aws_iam_backend.drivers._sync.claims import StorageReplayCache
+from aws_iam_backend.drivers._sync.guards import LoginGuards
+from aws_iam_backend.drivers._sync.keys import audit_hasher
+from aws_iam_backend.drivers._sync.tokens import StoreTokenIssuer, TokenIssuer
+from aws_iam_backend.drivers.audit import (
     AuditEntry,
     AuditFailedError,
     AuditHasher,
@@ -24,19 +29,23 @@ from aws_iam_backend.drivers._sync.audit import (
     AuditSink,
     describe_request,
 )
-from aws_iam_backend.drivers._sync.guards import LoginGuards
-from aws_iam_backend.drivers._sync.ratelimit import (
+from aws_iam_backend.drivers.defaults import default_transport
+from aws_iam_backend.drivers.ratelimit import (
     ConcurrencyLimiter,
     LoginRateLimiter,
     RateLimiter,
-    RateLimits,
 )
-from aws_iam_backend.drivers._sync.replay import ReplayCache, StorageReplayCache
-from aws_iam_backend.drivers._sync.tokens import (
-    StoreTokenIssuer,
-    TokenIssuer,
-    TokenRecord,
-    TokenSpec,
+from aws_iam_backend.drivers.replay import ReplayCache
+from aws_iam_backend.drivers.shapes import (
+    OPERATIONS,
+    ROLE_PATH,
+    BackendSettings,
+    Request,
+    Response,
+    auth_data,
+    list_response,
+    route,
+    status,
 )
 from aws_iam_backend.errors import (
     BackendError,
@@ -47,86 +56,39 @@ from aws_iam_backend.errors import (
     UnsupportedOperationError,
 )
 from aws_iam_backend.io.clock import Clock, SystemClock
+from aws_iam_backend.io.concurrency import in_thread
 from aws_iam_backend.io.iam import BotocoreIamLookups, UniqueIdArnCache
 from aws_iam_backend.io.protocols import (
+    Storage,
+    STSTransport,
     AwsAccess,
     Document,
     IamLookups,
     Operation,
     Put,
-    Storage,
-    STSTransport,
 )
-from aws_iam_backend.io.storage import MemoryStorage, ops
-from aws_iam_backend.io.transport import BotocoreTransport
+from aws_iam_backend.io.storage._sync import ops
+from aws_iam_backend.io.storage.memory import MemoryStorage
 from aws_iam_backend.login.arn import ArnError, IamEntity, parse_iam_arn
-from aws_iam_backend.login.bind import check_binding, check_cidrs
-from aws_iam_backend.login.challenge import DEFAULT_CHALLENGE_TTL
+from aws_iam_backend.login.bind import check_binding, check_cidrs, check_full_arn
 from aws_iam_backend.login.decode import KNOWN_LOGIN_FIELDS, decode_login
 from aws_iam_backend.login.endpoints import lookup_sts_host, partition_of_host
-from aws_iam_backend.login.issue import VerifiedLogin, entity_id
-from aws_iam_backend.login.messages import CallerIdentity
+from aws_iam_backend.login.issue import VerifiedLogin, token_spec
 from aws_iam_backend.login.parse import parse_sts_response
-from aws_iam_backend.login.rebuild import (
-    RequestPolicy,
-    build_outbound,
-    validate_allowed_header_names,
-)
+from aws_iam_backend.login.rebuild import build_outbound, validate_allowed_header_names
 from aws_iam_backend.vault import config as cfg
 from aws_iam_backend.vault import roles as role_mod
 from aws_iam_backend.vault.fields import unrecognized_warning
 from aws_iam_backend.vault.gocompat import go_quote
 from aws_iam_backend.vault.roles import Role
+from aws_iam_backend.vault.tokens import TokenRecord
 from aws_iam_backend.vault.tokenutil import compute_lease
 
-OPERATIONS = frozenset({"read", "create", "update", "delete", "list", "renew"})
-DEFAULT_TTL = 768 * 3600
-
-
-@attrs.frozen
-class BackendSettings:
-    """Server-wide settings (not stored; given by the host application)."""
-
-    mount: str = "aws/"
-    default_ttl: int = DEFAULT_TTL
-    max_ttl: int = DEFAULT_TTL
-    sts_timeout: float = 10.0
-    request_policy: RequestPolicy = attrs.field(factory=RequestPolicy)
-    challenge_ttl: int = DEFAULT_CHALLENGE_TTL  # seconds a server challenge nonce is valid
-    rate_limits: RateLimits = attrs.field(factory=RateLimits)
-    audit_required: bool = True
-
-
-@attrs.frozen
-class Request:
-    """One request to the auth method, like Vault's ``logical.Request``."""
-
-    operation: str
-    path: str
-    data: Mapping[str, Any] = attrs.field(factory=dict)
-    client_token: str | None = attrs.field(default=None, repr=False)
-    remote_addr: str | None = None
-    request_id: str = ""
-
-
-@attrs.frozen
-class Response:
-    """What a handler returns: ``data`` for reads, ``auth`` for logins and renewals."""
-
-    data: dict[str, Any] | None = None
-    auth: dict[str, Any] | None = None
-    warnings: tuple[str, ...] = ()
-    # For the audit record only; never serialised.
-    principal: CallerIdentity | None = attrs.field(default=None, repr=False, eq=False)
-    role: str | None = attrs.field(default=None, repr=False, eq=False)
-
-
-_ROLE_PATH = re.compile(r"role/(?P<name>[^/]+)")
-_STS_PATH = re.compile(r"config/sts/(?P<account>[^/]+)")
+_ACCOUNT = re.compile(r"[0-9]{12}", re.ASCII)
 
 
 class Backend:
-    """The AWS auth method (IAM login type), embeddable in any Python server."""
+    """The AWS auth method (IAM login type) for asyncio hosts: every operation awaitable."""
 
     def __init__(
         self,
@@ -144,9 +106,11 @@ class Backend:
     ) -> None:
         self.storage: Storage = storage if storage is not None else MemoryStorage()
         self.clock: Clock = clock or SystemClock()
-        self.transport: STSTransport = transport or BotocoreTransport()
+        self.transport: STSTransport = transport or default_transport()
         self.iam: IamLookups = iam or BotocoreIamLookups()
-        self.issuer: TokenIssuer = issuer or StoreTokenIssuer(self.storage, clock=self.clock)
+        self.issuer: TokenIssuer = issuer or StoreTokenIssuer(
+            self.storage, clock=self.clock
+        )
         self.settings = settings or BackendSettings()
         self._arn_cache = UniqueIdArnCache()
         self.replay_cache: ReplayCache = (
@@ -163,39 +127,39 @@ class Backend:
         )
         limits = self.settings.rate_limits
         self._rate_limiter: RateLimiter = rate_limiter or LoginRateLimiter(limits)
-        self._sts_slots = ConcurrencyLimiter(limits.max_concurrent_sts_calls, limits.sts_slot_wait)
+        self._sts_slots = ConcurrencyLimiter(
+            limits.max_concurrent_sts_calls, limits.sts_slot_wait
+        )
         self.audit = audit
+        self._audit_hasher = audit_hasher
         self._auditor: Auditor | None = None
-        if audit is not None:
-            hasher = audit_hasher or AuditHasher.from_storage(self.storage)
-            self._auditor = Auditor(
-                audit, hasher, required=self.settings.audit_required, clock=self.clock
-            )
 
     # ----------------------------------------------------------------- routing
 
     def handle_request(self, request: Request) -> Response:
         """Serve one request; raise a :class:`~aws_iam_backend.errors.BackendError` on failure.
 
-        With an audit sink, writes one record per request (see :mod:`aws_iam_backend.drivers._sync.audit`).
+        With an audit sink, writes one record per request (see
+        :mod:`aws_iam_backend.drivers.audit`).
         """
-        if self._auditor is None:
+        if self.audit is None:
             return self._serve(request)
+        auditor = self._get_auditor(self.audit)
         entry = self._audit_entry(request)
         try:
             response = self._serve(request)
         except BackendError as exc:
-            self._auditor.write(entry, status=exc.status, error=exc.message)
+            auditor.write(entry, status=exc.status, error=exc.message)
             raise
         except Exception:
-            self._auditor.write(entry, status=500, error="internal error")
+            auditor.write(entry, status=500, error="internal error")
             raise
         if response.role:
             entry.role = response.role
         try:
-            self._auditor.write(
+            auditor.write(
                 entry,
-                status=_status(request.operation, response),
+                status=status(request.operation, response),
                 auth=response.auth,
                 principal=response.principal,
             )
@@ -205,6 +169,14 @@ class Backend:
                 self.issuer.revoke(token)  # never hand out a token that was not audited
             raise
         return response
+
+    def _get_auditor(self, sink: AuditSink) -> Auditor:
+        if self._auditor is None:
+            hasher = self._audit_hasher or audit_hasher(self.storage)
+            self._auditor = Auditor(
+                sink, hasher, required=self.settings.audit_required, clock=self.clock
+            )
+        return self._auditor
 
     def _audit_entry(self, request: Request) -> AuditEntry:
         mount = self.settings.mount
@@ -217,85 +189,86 @@ class Backend:
             remote_address=request.remote_addr,
             client_token=request.client_token,
         )
-        if match := _ROLE_PATH.fullmatch(path):
+        if match := ROLE_PATH.fullmatch(path):
             entry.role = match["name"]
         describe_request(entry, path, request.data)
         return entry
 
     def _serve(self, request: Request) -> Response:
-        if request.operation not in OPERATIONS:
+        operation = request.operation
+        if operation not in OPERATIONS:
             raise UnsupportedOperationError()
-        handler = self._route(request.operation, request.path.strip("/"))
-        return handler(request)
-
-    def _route(self, operation: str, path: str) -> Callable[[Request], Response]:
+        name, argument = route(request.path.strip("/"))
         write = operation in ("create", "update")
-        table: dict[str, Callable[[Request], Response]]
-        if path == "login":
-            table = {"renew": self._renew_request}
+        data = request.data
+        if name == "login":
             if write:
-                return self._login_request
-        elif path == "challenge":
-            table = {"read": lambda _r: Response(data=self.issue_challenge())}
+                return self.login(data, remote_addr=request.remote_addr)
+            if operation == "renew":
+                return self._renew_request(request)
+        elif name == "challenge":
+            if write or operation == "read":
+                return Response(data=self.issue_challenge())
+        elif name == "role":
+            if operation == "list":
+                return self.list_roles()
+        elif name == "role/":
             if write:
-                return lambda _r: Response(data=self.issue_challenge())
-        elif path in ("role", "roles"):
-            table = {"list": lambda _r: self.list_roles()}
-        elif path == "config/client":
-            table = {
-                "read": lambda _r: Response(data=self.read_client_config()),
-                "delete": lambda _r: self._deleted(self.delete_client_config),
-            }
+                return Response(warnings=tuple(self.write_role(argument, data)))
+            if operation == "read":
+                return Response(data=self.read_role(argument))
+            if operation == "delete":
+                self.delete_role(argument)
+                return Response()
+        elif name == "config/client":
             if write:
-                return lambda r: Response(warnings=tuple(self.write_client_config(r.data)))
-        elif path == "config/identity":
-            table = {"read": lambda _r: Response(data=self.read_identity_config())}
+                return Response(warnings=tuple(self.write_client_config(data)))
+            if operation == "read":
+                return Response(data=self.read_client_config())
+            if operation == "delete":
+                self.delete_client_config()
+                return Response()
+        elif name == "config/identity":
             if write:
-                return lambda r: Response(warnings=tuple(self.write_identity_config(r.data)))
-        elif path == "config/sts":
-            table = {"list": lambda _r: self.list_sts_configs()}
-        elif match := _ROLE_PATH.fullmatch(path):
-            name = match["name"]
-            table = {
-                "read": lambda _r: Response(data=self.read_role(name)),
-                "delete": lambda _r: self._deleted(lambda: self.delete_role(name)),
-            }
+                return Response(warnings=tuple(self.write_identity_config(data)))
+            if operation == "read":
+                return Response(data=self.read_identity_config())
+        elif name == "config/sts":
+            if operation == "list":
+                return self.list_sts_configs()
+        elif name == "config/sts/":
             if write:
-                return lambda r: Response(warnings=tuple(self.write_role(name, r.data)))
-        elif match := _STS_PATH.fullmatch(path):
-            account = match["account"]
-            table = {
-                "read": lambda _r: Response(data=self.read_sts_config(account)),
-                "delete": lambda _r: self._deleted(lambda: self.delete_sts_config(account)),
-            }
-            if write:
-                return lambda r: Response(warnings=tuple(self.write_sts_config(account, r.data)))
-        else:
-            raise NotFoundError("unsupported path")
-        handler = table.get(operation)
-        if handler is None:
-            raise UnsupportedOperationError()
-        return handler
-
-    @staticmethod
-    def _deleted(action: Callable[[], object]) -> Response:
-        action()
-        return Response()
+                return Response(warnings=tuple(self.write_sts_config(argument, data)))
+            if operation == "read":
+                return Response(data=self.read_sts_config(argument))
+            if operation == "delete":
+                self.delete_sts_config(argument)
+                return Response()
+        raise UnsupportedOperationError()
 
     # ------------------------------------------------------------------- login
 
-    def _login_request(self, request: Request) -> Response:
-        return self.login(request.data, remote_addr=request.remote_addr)
-
-    def login(self, data: Mapping[str, Any], *, remote_addr: str | None = None) -> Response:
+    def login(
+        self, data: Mapping[str, Any], *, remote_addr: str | None = None
+    ) -> Response:
         """Verify a Vault-style IAM login payload and issue a token (``auth`` in the response)."""
         verified = self.verify_login(data, remote_addr=remote_addr)
         identity_config = self._identity_config()
-        record = self._issue(verified, identity_config)
-        warnings = unrecognized_warning(data, KNOWN_LOGIN_FIELDS)
+        spec = token_spec(
+            verified,
+            identity_config,
+            mount=self.settings.mount,
+            lease=compute_lease(
+                verified.role.token,
+                default_ttl=self.settings.default_ttl,
+                max_ttl=self.settings.max_ttl,
+            ),
+            now=self.clock.now(),
+        )
+        record = self.issuer.issue(spec)
         return Response(
             auth=auth_data(record),
-            warnings=tuple(warnings),
+            warnings=tuple(unrecognized_warning(data, KNOWN_LOGIN_FIELDS)),
             principal=verified.identity,
             role=verified.role_name,
         )
@@ -323,7 +296,9 @@ class Backend:
         challenged = client_config.require_challenge
         if challenged:
             self.guards.check_challenge(payload, outbound)
-        claimed = self.guards.claim_signature(outbound) if client_config.replay_protection else None
+        claimed = (
+            self.guards.claim_signature(outbound) if client_config.replay_protection else None
+        )
         try:
             with self._sts_slots.slot():
                 response = self.transport.send(
@@ -338,9 +313,11 @@ class Backend:
                     sts_host.partition if sts_host else partition_of_host(outbound.host)
                 ),
             )
-        except BackendError:
-            if claimed is not None:  # STS never vouched for it: the signature was not used
-                self.guards.release(claimed)
+        except BaseException:
+            # STS never vouched for it (an error, or the caller went away): not used.
+            if claimed is not None:
+                with contextlib.suppress(Exception):
+                    self.guards.release(claimed)
             raise
         try:
             entity = parse_iam_arn(identity.arn)
@@ -354,12 +331,13 @@ class Backend:
         if role.auth_type != "iam":
             raise InvalidRequestError(f"auth method iam not allowed for role {role_name}")
         verified = VerifiedLogin(role, role_name, entity, identity, outbound)
-        if not check_binding(
-            role,
-            entity,
-            verified.client_user_id,
-            lambda: self._full_arn(entity, verified.client_user_id, role_name, "attempting login"),
-        ):
+        bound = check_binding(role, entity, verified.client_user_id)
+        if bound is None:
+            full_arn = self._full_arn(
+                entity, verified.client_user_id, role_name, "attempting login"
+            )
+            bound = check_full_arn(role, entity, full_arn)
+        if not bound:
             raise InvalidRequestError(
                 f'IAM Principal "{identity.arn}" does not belong to the role "{role_name}"'
             )
@@ -381,13 +359,16 @@ class Backend:
             raise InvalidRequestError(f"entry for role {role_name} not found")
         return role
 
-    def _full_arn(self, entity: IamEntity, client_user_id: str, role_name: str, when: str) -> str:
+    def _full_arn(
+        self, entity: IamEntity, client_user_id: str, role_name: str, when: str
+    ) -> str:
         key = (entity.partition, entity.account_id, client_user_id)
         cached = self._arn_cache.get(key)
         if cached is not None:
             return cached
+        access = self._aws_access(entity.account_id)
         try:
-            arn = self.iam.full_arn(entity, self._aws_access(entity.account_id))
+            arn = in_thread(self.iam.full_arn, entity, access)
         except BackendError as exc:
             raise type(exc)(
                 f"error looking up full ARN of entity {entity.go_repr()} when {when} "
@@ -400,36 +381,6 @@ class Backend:
             )
         self._arn_cache.put(key, arn)
         return arn
-
-    def _issue(self, verified: VerifiedLogin, identity_config: cfg.IdentityConfig) -> TokenRecord:
-        settings = verified.role.token
-        policies = list(settings.token_policies)
-        if not settings.token_no_default_policy and "default" not in policies:
-            policies.insert(0, "default")
-        lease = compute_lease(
-            settings, default_ttl=self.settings.default_ttl, max_ttl=self.settings.max_ttl
-        )
-        alias = verified.alias_name(identity_config)
-        mount = self.settings.mount
-        spec = TokenSpec(
-            policies=tuple(sorted(policies)),
-            token_policies=tuple(sorted(policies)),
-            metadata=verified.metadata(identity_config),
-            internal_data=verified.internal_data(),
-            display_name=f"{mount.strip('/').replace('/', '-')}-{verified.entity.display_name}",
-            ttl=lease.ttl,
-            max_ttl=lease.max_ttl,
-            explicit_max_ttl=lease.explicit_max_ttl,
-            period=lease.period,
-            num_uses=settings.token_num_uses,
-            bound_cidrs=settings.token_bound_cidrs,
-            token_type="batch" if settings.token_type in ("batch", "default-batch") else "service",
-            entity_id=entity_id(mount, alias),
-            mount=mount,
-            role_name=verified.role_name,
-            issued_at=self.clock.now(),
-        )
-        return self.issuer.issue(spec)
 
     # ----------------------------------------------------------------- tokens
 
@@ -493,12 +444,10 @@ class Backend:
         except ArnError as exc:
             raise PermissionDeniedError(f"failed to renew entry: {exc}") from None
         client_user_id = internal.get("client_user_id", "")
-        bound = check_binding(
-            role,
-            entity,
-            client_user_id,
-            lambda: self._full_arn(entity, client_user_id, role_name, "updating login"),
-        )
+        bound = check_binding(role, entity, client_user_id)
+        if bound is None:
+            full_arn = self._full_arn(entity, client_user_id, role_name, "updating login")
+            bound = check_full_arn(role, entity, full_arn)
         if not bound or role.auth_type != "iam":
             raise PermissionDeniedError(
                 f'failed to renew entry: role "{role_name}" no longer bound to ARN '
@@ -520,27 +469,39 @@ class Backend:
         """Create or update ``role/<name>``; returns Vault's warnings.
 
         A conditional write on the role just read: two admins writing one role at once
-        each see the other's change (the later one is recomputed), none is lost.
+        each see the other's change (the later one is recomputed), none is lost. Unique
+        IDs are resolved (IAM, on a worker thread) before the write.
         """
         key = role_mod.normalize_role_name(name)
         client_config = self._client_config()
+        resolved: dict[str, str] = {}  # unique IDs from IAM, fetched outside the update
         warnings: list[str] = []
 
+        def unique_id(arn: str) -> str:
+            if arn not in resolved:
+                raise _NeedsUniqueId(arn)
+            return resolved[arn]
+
         def change(doc: Document | None) -> list[Operation]:
-            existing = None if doc is None else self._role_from(key, doc.value)
+            existing = None if doc is None else role_mod.role_from_storage(key, dict(doc.value))
             role, found = role_mod.write_role(
                 existing,
                 data,
                 name=key,
                 new_role_id=str(uuid.uuid4()),
-                resolve_unique_id=lambda arn: self._resolve_unique_id(arn, client_config),
+                resolve_unique_id=unique_id,
                 system_max_ttl=self.settings.max_ttl,
                 system_default_ttl=self.settings.default_ttl,
             )
             warnings[:] = found
             return [Put(f"role/{key}", role_mod.role_to_storage(role))]
 
-        ops.update(self.storage, f"role/{key}", change)
+        while True:
+            try:
+                ops.update(self.storage, f"role/{key}", change)
+                break
+            except _NeedsUniqueId as needed:
+                resolved[needed.arn] = self._resolve_unique_id(needed.arn, client_config)
         return warnings + unrecognized_warning(data, role_mod.ROLE_FIELDS)
 
     def _resolve_unique_id(self, arn: str, client_config: cfg.ClientConfig) -> str:
@@ -548,7 +509,8 @@ class Backend:
             entity = parse_iam_arn(arn)
         except ArnError as exc:
             raise InvalidRequestError(str(exc)) from None
-        return self.iam.unique_id(entity, self._aws_access(entity.account_id, client_config))
+        access = self._aws_access(entity.account_id, client_config)
+        return in_thread(self.iam.unique_id, entity, access)
 
     def read_role(self, name: str) -> dict[str, Any]:
         """``role/<name>`` in Vault's read shape; :class:`NotFoundError` if absent."""
@@ -563,20 +525,19 @@ class Backend:
 
     def list_roles(self) -> Response:
         """Role names, as Vault's LIST answers them."""
-        return _list_response(self.storage.list("role/"))
+        return list_response(self.storage.list("role/"))
 
     def _load_role(self, key: str) -> Role | None:
         doc = self.storage.read(f"role/{key}")
-        return None if doc is None else self._role_from(key, doc.value, doc.version)
-
-    def _role_from(self, key: str, value: Mapping[str, Any], version: int | None = None) -> Role:
-        role = role_mod.role_from_storage(key, dict(value))
-        if version is not None and value.get("version", 0) != role.version:
+        if doc is None:
+            return None
+        role = role_mod.role_from_storage(key, dict(doc.value))
+        if doc.value.get("version", 0) != role.version:
             # Persist Vault's storage upgrade once, so the new role_id sticks; if another
             # writer got there first, its document wins.
             with contextlib.suppress(ConflictError):
                 self.storage.commit(
-                    [Put(f"role/{key}", role_mod.role_to_storage(role), expect=version)]
+                    [Put(f"role/{key}", role_mod.role_to_storage(role), expect=doc.version)]
                 )
         return role
 
@@ -664,10 +625,10 @@ class Backend:
 
     def list_sts_configs(self) -> Response:
         """Account IDs with an STS role configured."""
-        return _list_response(self.storage.list("config/sts/"))
+        return list_response(self.storage.list("config/sts/"))
 
     def _sts_config(self, account_id: str) -> cfg.StsRoleConfig | None:
-        if not re.fullmatch(r"[0-9]{12}", account_id, re.ASCII):
+        if not _ACCOUNT.fullmatch(account_id):
             return None
         doc = ops.get(self.storage, f"config/sts/{account_id}")
         return None if doc is None else cfg.sts_config_from_storage(account_id, doc)
@@ -689,36 +650,12 @@ class Backend:
         )
 
 
-def _status(operation: str, response: Response) -> int:
-    """The status Vault's HTTP API answers ``response`` with."""
-    if operation == "list" and not (response.data or {}).get("keys"):
-        return 404
-    if response.data is None and response.auth is None and not response.warnings:
-        return 204
-    return 200
+class _NeedsUniqueId(Exception):
+    """Raised out of a pure role computation that needs an ARN's unique ID from IAM."""
+
+    def __init__(self, arn: str) -> None:
+        super().__init__(arn)
+        self.arn = arn
 
 
-def _list_response(keys: list[str]) -> Response:
-    return Response(data={"keys": keys})
-
-
-def auth_data(record: TokenRecord) -> dict[str, Any]:
-    """Vault's ``auth`` object for a login or renewal response."""
-    return {
-        "client_token": record.client_token or "",
-        "accessor": record.accessor,
-        "policies": list(record.policies),
-        "token_policies": list(record.token_policies),
-        "identity_policies": None,
-        "metadata": dict(record.metadata),
-        "lease_duration": record.ttl,
-        "renewable": record.renewable,
-        "entity_id": record.entity_id,
-        "token_type": record.token_type,
-        "orphan": True,
-        "mfa_requirement": None,
-        "num_uses": record.num_uses,
-    }
-
-
-__all__ = ["Backend", "BackendSettings", "Request", "Response", "auth_data"]
+__all__ = ["Backend"]

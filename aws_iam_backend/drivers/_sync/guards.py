@@ -1,6 +1,7 @@
+# Generated from ../_async/guards.py by scripts/unasync.py: edit that file, then run the script.
 """One-time use of a login: replay protection (signatures) and the server challenge (nonces).
 
-Both claim keys in a :class:`~aws_iam_backend.drivers._sync.replay.ReplayCache`, so several processes
+Both claim keys in a :class:`~aws_iam_backend.drivers.replay.ReplayCache`, so several processes
 sharing a storage-backed cache agree on what was used.
 """
 
@@ -10,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aws_iam_backend.drivers._sync.keys import stored_key
-from aws_iam_backend.drivers._sync.replay import ReplayCache
+from aws_iam_backend.drivers.replay import ReplayCache
 from aws_iam_backend.errors import InvalidRequestError
 from aws_iam_backend.io.clock import Clock
 from aws_iam_backend.io.protocols import Storage

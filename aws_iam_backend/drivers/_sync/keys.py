@@ -1,3 +1,4 @@
+# Generated from ../_async/keys.py by scripts/unasync.py: edit that file, then run the script.
 """Server-side secret keys kept in storage (token HMAC, audit HMAC, challenge MAC)."""
 
 from __future__ import annotations
@@ -6,9 +7,10 @@ import base64
 import binascii
 import secrets
 
+from aws_iam_backend.drivers.audit import HMAC_KEY_PATH, AuditHasher
 from aws_iam_backend.errors import InternalError
 from aws_iam_backend.io.protocols import Storage
-from aws_iam_backend.io.storage import ops
+from aws_iam_backend.io.storage._sync import ops
 
 
 def stored_key(storage: Storage, path: str, *, size: int = 32) -> bytes:
@@ -29,3 +31,13 @@ def stored_key(storage: Storage, path: str, *, size: int = 32) -> bytes:
     if len(key) < size:
         raise InternalError(f"storage error: invalid key at {path}")
     return key
+
+
+def audit_hasher(storage: Storage) -> AuditHasher:
+    """The audit hasher keyed by ``sys/audit-hmac-key``, created (atomically) if absent."""
+    return AuditHasher(stored_key(storage, HMAC_KEY_PATH))
+
+
+def audit_hash(storage: Storage, value: str) -> str:
+    """The HMAC audit records show for ``value`` (like Vault's ``sys/audit-hash``)."""
+    return (audit_hasher(storage)).hash(value)

@@ -1,14 +1,8 @@
+# Generated from ../_async/tokens.py by scripts/unasync.py: edit that file, then run the script.
 """Token issuing: the :class:`TokenIssuer` protocol and the storage-backed default.
 
-Tokens are random opaque strings (``hvs.`` service, ``hvb.`` batch, 256 random bits).
-The store never holds a token in clear: a token's record lives at
-``token/<HMAC-SHA256(key, token) hex>`` and its accessor at ``accessor/<accessor>``
-(pointing at that HMAC). The HMAC key is given, or generated once and kept at
-``sys/token-hmac-key`` so tokens survive restarts.
-
-Lease arithmetic (role and mount defaults) happens before the issuer is called:
-:class:`TokenSpec` carries the final ``ttl``, ``max_ttl``, ``explicit_max_ttl`` and
-``period``. The issuer only applies them: expiry at issue, caps on :meth:`TokenIssuer.extend`.
+The HMAC key is given, or generated once and kept at ``sys/token-hmac-key`` (read on
+first use) so tokens survive restarts.
 """
 
 from __future__ import annotations
@@ -16,11 +10,10 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import hmac
-import re
 import secrets
-from collections.abc import Callable, Iterable
-from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Protocol
 
 import attrs
 
@@ -32,157 +25,21 @@ from aws_iam_backend.errors import (
     PermissionDeniedError,
 )
 from aws_iam_backend.io.clock import Clock
-from aws_iam_backend.io.protocols import ABSENT, Delete, JSONDict, Operation, Put, Storage
-from aws_iam_backend.io.storage.ops import backoff
-
-HMAC_KEY_PATH = "sys/token-hmac-key"
-TOKEN_PREFIX = "token/"
-ACCESSOR_PREFIX = "accessor/"
-TOKEN_TYPES = ("service", "batch")
-
-_RECORD_VERSION = 1
-_ACCESSOR_RE = re.compile(r"[A-Za-z0-9_-]{32}")
-
-
-def _str_tuple(value: Iterable[str]) -> tuple[str, ...]:
-    return tuple(str(v) for v in value)
-
-
-def _str_dict(value: Any) -> dict[str, str]:
-    return {str(k): str(v) for k, v in dict(value).items()}
-
-
-def _utc(value: datetime) -> datetime:
-    if value.tzinfo is None:
-        raise ValueError("datetimes must be timezone-aware")
-    return value.astimezone(UTC)
-
-
-def _non_negative(_: Any, attribute: attrs.Attribute[int], value: int) -> None:
-    if value < 0:
-        raise ValueError(f"{attribute.name} must be >= 0")
-
-
-def _same(a: str, b: str) -> bool:
-    """Constant-time string equality."""
-    return hmac.compare_digest(
-        a.encode("utf-8", "surrogatepass"), b.encode("utf-8", "surrogatepass")
-    )
-
-
-def rfc3339(value: datetime) -> str:
-    """Go's ``time.RFC3339Nano`` in UTC: ``2024-05-01T12:00:00.5Z`` (trailing zeros dropped)."""
-    value = _utc(value)
-    text = value.strftime("%Y-%m-%dT%H:%M:%S")
-    if value.microsecond:
-        text += f".{value.microsecond:06d}".rstrip("0")
-    return text + "Z"
-
-
-@attrs.frozen
-class TokenSpec:
-    """What to issue. Durations are whole seconds, already computed from role and mount.
-
-    ``ttl`` (> 0) is the first lease; ``max_ttl`` caps the lifetime reached by
-    renewals of non-periodic tokens; ``explicit_max_ttl`` caps every token's
-    lifetime; ``period`` > 0 makes renewals reset the TTL to ``period``. 0 means unset.
-    """
-
-    policies: tuple[str, ...] = attrs.field(converter=_str_tuple)
-    token_policies: tuple[str, ...] = attrs.field(converter=_str_tuple)
-    metadata: dict[str, str] = attrs.field(converter=_str_dict)
-    internal_data: dict[str, str] = attrs.field(converter=_str_dict, repr=False)
-    display_name: str
-    ttl: int = attrs.field()
-    max_ttl: int = attrs.field(validator=_non_negative)
-    explicit_max_ttl: int = attrs.field(validator=_non_negative)
-    period: int = attrs.field(validator=_non_negative)
-    num_uses: int = attrs.field(validator=_non_negative)
-    bound_cidrs: tuple[str, ...] = attrs.field(converter=_str_tuple)
-    token_type: str = attrs.field(validator=attrs.validators.in_(TOKEN_TYPES))
-    entity_id: str
-    mount: str
-    role_name: str
-    issued_at: datetime = attrs.field(converter=_utc)
-
-    @ttl.validator
-    def _check_ttl(self, _: attrs.Attribute[int], value: int) -> None:
-        if value <= 0:
-            raise ValueError("ttl must be > 0")
-
-
-@attrs.frozen
-class TokenRecord:
-    """A live token as stored (never holding the token itself, except right after issue).
-
-    ``ttl`` is the lease granted by the last issue or renewal, ``creation_ttl`` the
-    first one; ``num_uses`` counts the uses left (0: unlimited).
-    """
-
-    accessor: str
-    policies: tuple[str, ...]
-    token_policies: tuple[str, ...]
-    metadata: dict[str, str]
-    internal_data: dict[str, str] = attrs.field(repr=False)
-    display_name: str
-    issue_time: datetime
-    expire_time: datetime
-    creation_ttl: int
-    ttl: int
-    max_ttl: int
-    explicit_max_ttl: int
-    period: int
-    num_uses: int
-    bound_cidrs: tuple[str, ...]
-    token_type: str
-    entity_id: str
-    mount: str
-    role_name: str
-    last_renewal_time: datetime | None = None
-    client_token: str | None = attrs.field(default=None, repr=False)
-
-    @property
-    def renewable(self) -> bool:
-        """Service tokens are renewable; batch tokens are not."""
-        return self.token_type == "service"
-
-    def remaining(self, now: datetime) -> int:
-        """Whole seconds until expiry (0 once expired)."""
-        return max(0, int((self.expire_time - now).total_seconds()))
-
-    def lookup_data(self, now: datetime) -> dict[str, Any]:
-        """The ``data`` of Vault's ``auth/token/lookup-self`` for this token at ``now``.
-
-        ``id`` is present only when the record carries ``client_token``.
-        """
-        data: dict[str, Any] = {
-            "accessor": self.accessor,
-            "creation_time": int(self.issue_time.timestamp()),
-            "creation_ttl": self.creation_ttl,
-            "display_name": self.display_name,
-            "entity_id": self.entity_id,
-            "expire_time": rfc3339(self.expire_time),
-            "explicit_max_ttl": self.explicit_max_ttl,
-            "issue_time": rfc3339(self.issue_time),
-            "meta": dict(self.metadata) or None,
-            "num_uses": self.num_uses,
-            "orphan": True,
-            "path": f"auth/{self.mount}login",
-            "policies": list(self.policies),
-            "renewable": self.renewable,
-            "ttl": self.remaining(now),
-            "type": self.token_type,
-        }
-        if self.client_token is not None:
-            data["id"] = self.client_token
-        if self.period:
-            data["period"] = self.period
-        if self.bound_cidrs:
-            data["bound_cidrs"] = list(self.bound_cidrs)
-        if self.last_renewal_time is not None:
-            data["last_renewal"] = rfc3339(self.last_renewal_time)
-            data["last_renewal_time"] = int(self.last_renewal_time.timestamp())
-        return data
+from aws_iam_backend.io.protocols import ABSENT, Storage, Delete, Operation, Put
+from aws_iam_backend.io.storage._sync import ops
+from aws_iam_backend.vault.tokens import (
+    ACCESSOR_PREFIX,
+    ACCESSOR_RE,
+    HMAC_KEY_PATH,
+    TOKEN_PREFIX,
+    TokenRecord,
+    TokenSpec,
+    deletion,
+    from_document,
+    put_record,
+    same,
+    utc,
+)
 
 
 class TokenIssuer(Protocol):
@@ -231,65 +88,8 @@ class TokenIssuer(Protocol):
         ...
 
 
-def _to_document(record: TokenRecord) -> JSONDict:
-    return {
-        "version": _RECORD_VERSION,
-        "accessor": record.accessor,
-        "policies": list(record.policies),
-        "token_policies": list(record.token_policies),
-        "metadata": dict(record.metadata),
-        "internal_data": dict(record.internal_data),
-        "display_name": record.display_name,
-        "issue_time": record.issue_time.isoformat(),
-        "expire_time": record.expire_time.isoformat(),
-        "creation_ttl": record.creation_ttl,
-        "ttl": record.ttl,
-        "max_ttl": record.max_ttl,
-        "explicit_max_ttl": record.explicit_max_ttl,
-        "period": record.period,
-        "num_uses": record.num_uses,
-        "bound_cidrs": list(record.bound_cidrs),
-        "token_type": record.token_type,
-        "entity_id": record.entity_id,
-        "mount": record.mount,
-        "role_name": record.role_name,
-        "last_renewal_time": (
-            None if record.last_renewal_time is None else record.last_renewal_time.isoformat()
-        ),
-    }
-
-
-def _from_document(doc: JSONDict) -> TokenRecord:
-    try:
-        renewed = doc["last_renewal_time"]
-        return TokenRecord(
-            accessor=str(doc["accessor"]),
-            policies=tuple(doc["policies"]),
-            token_policies=tuple(doc["token_policies"]),
-            metadata=_str_dict(doc["metadata"]),
-            internal_data=_str_dict(doc["internal_data"]),
-            display_name=str(doc["display_name"]),
-            issue_time=_utc(datetime.fromisoformat(doc["issue_time"])),
-            expire_time=_utc(datetime.fromisoformat(doc["expire_time"])),
-            creation_ttl=int(doc["creation_ttl"]),
-            ttl=int(doc["ttl"]),
-            max_ttl=int(doc["max_ttl"]),
-            explicit_max_ttl=int(doc["explicit_max_ttl"]),
-            period=int(doc["period"]),
-            num_uses=int(doc["num_uses"]),
-            bound_cidrs=tuple(doc["bound_cidrs"]),
-            token_type=str(doc["token_type"]),
-            entity_id=str(doc["entity_id"]),
-            mount=str(doc["mount"]),
-            role_name=str(doc["role_name"]),
-            last_renewal_time=None if renewed is None else _utc(datetime.fromisoformat(renewed)),
-        )
-    except (KeyError, TypeError, ValueError):
-        raise InternalError("storage error: corrupt token record") from None
-
-
 class StoreTokenIssuer:
-    """A :class:`TokenIssuer` keeping tokens in a :class:`Storage`, keyed by their HMAC.
+    """The :class:`TokenIssuer` keeping tokens in a :class:`Storage`, keyed by their HMAC.
 
     ``key`` (at least 32 bytes) is the HMAC key; without it the key at
     ``sys/token-hmac-key`` is used, created race-free on first start.
@@ -308,10 +108,12 @@ class StoreTokenIssuer:
             raise ValueError("token HMAC key must be at least 32 bytes")
         self._storage = storage
         self._clock = clock
-        self._key = key if key is not None else stored_key(storage, HMAC_KEY_PATH)
+        self._key = key
         self._attempts = attempts
 
     def _token_key(self, token: str) -> str:
+        if self._key is None:
+            self._key = stored_key(self._storage, HMAC_KEY_PATH)
         digest = hmac.new(self._key, token.encode("utf-8", "surrogatepass"), hashlib.sha256)
         return TOKEN_PREFIX + digest.hexdigest()
 
@@ -320,10 +122,10 @@ class StoreTokenIssuer:
         doc = self._storage.read(token_key)
         if doc is None:
             return None
-        record = _from_document(doc.value)
+        record = from_document(doc.value)
         if self._clock.now() >= record.expire_time:
             with contextlib.suppress(InternalError):  # best effort: it is dead either way
-                self._storage.commit(_deletion(token_key, record.accessor, doc.version))
+                self._storage.commit(deletion(token_key, record.accessor, doc.version))
             return None
         return record, doc.version
 
@@ -357,7 +159,7 @@ class StoreTokenIssuer:
             role_name=spec.role_name,
         )
         token_key = self._token_key(token)
-        operations: list[Operation] = [_put_record(token_key, record, ABSENT)]
+        operations: list[Operation] = [put_record(token_key, record, ABSENT)]
         if record.accessor:
             index = {"token_hmac": token_key[len(TOKEN_PREFIX) :]}
             operations.append(Put(ACCESSOR_PREFIX + record.accessor, index, expect=ABSENT))
@@ -370,7 +172,7 @@ class StoreTokenIssuer:
         return None if loaded is None else loaded[0]
 
     def _accessor_token_key(self, accessor: str) -> str | None:
-        if not _ACCESSOR_RE.fullmatch(accessor):
+        if not ACCESSOR_RE.fullmatch(accessor):
             return None
         index = self._storage.read(ACCESSOR_PREFIX + accessor)
         token_hmac = index.value.get("token_hmac") if index else None
@@ -380,7 +182,7 @@ class StoreTokenIssuer:
         """The live token with this accessor, or None."""
         token_key = self._accessor_token_key(accessor)
         loaded = None if token_key is None else self._load(token_key)
-        if loaded is None or not _same(loaded[0].accessor, accessor):
+        if loaded is None or not same(loaded[0].accessor, accessor):
             return None
         return loaded[0]
 
@@ -402,14 +204,14 @@ class StoreTokenIssuer:
             if updated is record:
                 return record, False
             operations = (
-                _deletion(token_key, record.accessor, version)
+                deletion(token_key, record.accessor, version)
                 if updated is None
-                else [_put_record(token_key, updated, version)]
+                else [put_record(token_key, updated, version)]
             )
             try:
                 self._storage.commit(operations)
             except ConflictError:
-                backoff(attempt)
+                ops.backoff(attempt)
                 continue
             return (record, True) if updated is None else (updated, False)
         raise InternalError("storage error: too many concurrent updates of one token; retry")
@@ -429,7 +231,7 @@ class StoreTokenIssuer:
         and ``issue_time + explicit_max_ttl``; 0 means no cap. ``max_ttl`` and
         ``period``, when given, replace the stored values.
         """
-        now = _utc(now)
+        now = utc(now)
 
         def renew(record: TokenRecord) -> TokenRecord:
             if not record.renewable:
@@ -463,7 +265,7 @@ class StoreTokenIssuer:
         token_key = self._token_key(token)
         doc = self._storage.read(token_key)
         if doc is not None:
-            self._storage.commit(_deletion(token_key, str(doc.value.get("accessor", ""))))
+            self._storage.commit(deletion(token_key, str(doc.value.get("accessor", ""))))
 
     def revoke_accessor(self, accessor: str) -> None:
         """Revoke the token with this accessor; no error if there is none."""
@@ -471,8 +273,8 @@ class StoreTokenIssuer:
         if token_key is None:
             return
         doc = self._storage.read(token_key)
-        if doc is not None and _same(str(doc.value.get("accessor", "")), accessor):
-            self._storage.commit(_deletion(token_key, accessor))
+        if doc is not None and same(str(doc.value.get("accessor", "")), accessor):
+            self._storage.commit(deletion(token_key, accessor))
         else:
             self._storage.commit([Delete(ACCESSOR_PREFIX + accessor)])
 
@@ -503,7 +305,7 @@ class StoreTokenIssuer:
             doc = self._storage.read(TOKEN_PREFIX + name)
             if doc is not None and doc.value.get("mount") == mount:
                 self._storage.commit(
-                    _deletion(TOKEN_PREFIX + name, str(doc.value.get("accessor", "")))
+                    deletion(TOKEN_PREFIX + name, str(doc.value.get("accessor", "")))
                 )
                 revoked += 1
         return revoked
@@ -521,7 +323,7 @@ class StoreTokenIssuer:
             for doc in due:
                 accessor = str(doc.value.get("accessor", ""))
                 try:
-                    self._storage.commit(_deletion(doc.key, accessor, doc.version))
+                    self._storage.commit(deletion(doc.key, accessor, doc.version))
                 except ConflictError:
                     continue
                 removed += 1
@@ -529,24 +331,4 @@ class StoreTokenIssuer:
                 return removed
 
 
-def _put_record(token_key: str, record: TokenRecord, expect: int) -> Put:
-    return Put(
-        token_key, _to_document(record), expect=expect, expires_at=record.expire_time.timestamp()
-    )
-
-
-def _deletion(token_key: str, accessor: str, version: int | None = None) -> list[Operation]:
-    """Delete the record (at ``version``, or whatever it is) and its accessor, in one commit."""
-    operations: list[Operation] = [Delete(token_key, expect=version)]
-    if accessor:
-        operations.append(Delete(ACCESSOR_PREFIX + accessor))
-    return operations
-
-
-__all__ = [
-    "StoreTokenIssuer",
-    "TokenIssuer",
-    "TokenRecord",
-    "TokenSpec",
-    "rfc3339",
-]
+__all__ = ["StoreTokenIssuer", "TokenIssuer"]

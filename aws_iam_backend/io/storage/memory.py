@@ -1,4 +1,4 @@
-"""An in-process storage, plus the JSON codec every storage here shares."""
+"""An in-process storage (sync and async), plus the JSON codec every storage here shares."""
 
 from __future__ import annotations
 
@@ -104,3 +104,33 @@ class MemoryStorage:
 
 def _document(key: str, row: _Row) -> Document:
     return Document(key, decode_document(row.text), row.version, row.expires_at)
+
+
+class AsyncMemoryStorage:
+    """:class:`MemoryStorage` behind the :class:`~aws_iam_backend.io.protocols.AsyncStorage`
+    protocol.
+
+    Every call is the synchronous one on ``inner`` (a fresh :class:`MemoryStorage` unless
+    given): it never waits for I/O and holds its lock only while copying a few rows, so it
+    does not block the event loop. Sharing one ``inner`` between an
+    :class:`AsyncMemoryStorage` and synchronous code is safe.
+    """
+
+    def __init__(self, inner: MemoryStorage | None = None) -> None:
+        self.inner = MemoryStorage() if inner is None else inner
+
+    async def read(self, key: str) -> Document | None:
+        """The document at ``key``, or None."""
+        return self.inner.read(key)
+
+    async def commit(self, operations: Sequence[Operation]) -> tuple[int, ...]:
+        """Apply every operation or none (:class:`ConflictError`); the new versions."""
+        return self.inner.commit(operations)
+
+    async def list(self, prefix: str) -> builtins.list[str]:
+        """Sorted keys starting with ``prefix``, with the prefix removed."""
+        return self.inner.list(prefix)
+
+    async def expired(self, prefix: str, before: float, limit: int) -> builtins.list[Document]:
+        """At most ``limit`` documents under ``prefix`` expiring by ``before``, soonest first."""
+        return self.inner.expired(prefix, before, limit)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from aws_iam_backend.errors import ConflictError
 from aws_iam_backend.io.protocols import ABSENT, Document, JSONDict, Operation, Put, Storage
 from aws_iam_backend.io.seal import Seal
-from aws_iam_backend.io.storage.ops import update
+from aws_iam_backend.io.storage._sync.ops import update
 
 DEFAULT_BATCH = 500
 
@@ -25,7 +25,7 @@ def copy_documents(source: Storage, target: Storage, *, batch: int = DEFAULT_BAT
 
     Values and ``expires_at`` are kept (versions are the target's own). Writes go in
     batches of ``batch`` documents, each committed atomically with ``expect=ABSENT``.
-    Either side may be a :class:`~aws_iam_backend.io.storage.sealed.SealedStorage` or a plain
+    Either side may be a :class:`~aws_iam_backend.io.storage._sync.sealed.SealedStorage` or a plain
     storage: the caller wraps them (moving an unsealed store into a sealed one wraps only
     the target). :class:`ValueError` if ``target`` is not empty, or if something else
     writes to it during the copy.
@@ -59,9 +59,10 @@ def reseal(raw: Storage, seal: Seal, *, batch: int = DEFAULT_BATCH) -> int:
     """Re-encrypt every document of ``raw`` not sealed under ``seal``'s active key; how
     many were rewritten.
 
-    ``raw`` is the storage itself, not a :class:`~aws_iam_backend.io.storage.sealed.SealedStorage`
-    over it. Plain documents get sealed, ones sealed under an older key of ``seal`` are
-    opened and sealed again; ``expires_at`` is kept. Each rewrite is conditioned on the
+    ``raw`` is the storage itself, not a
+    :class:`~aws_iam_backend.io.storage._sync.sealed.SealedStorage` over it. Plain
+    documents get sealed, ones sealed under an older key of ``seal`` are opened and
+    sealed again; ``expires_at`` is kept. Each rewrite is conditioned on the
     version read (a batch at a time); after a conflict the batch's documents are redone
     one by one from a fresh read. Once it returns, keys other than the active one can be
     removed from the key file. A document sealed under a key ``seal`` does not hold, or

@@ -20,10 +20,15 @@ that group or others may access is tightened to 0600. SQLite gives the ``-wal`` 
 ``-shm`` files it creates the mode of the database file; leftover ones are tightened too.
 Deleted content is overwritten (``secure_delete``), so a removed document does not linger
 in the file's free pages.
+
+:class:`AsyncSQLiteStorage` is the same store for asyncio: the stdlib driver blocks, so it
+runs a :class:`SQLiteStorage` on one thread of its own (as aiosqlite does) and awaits each
+call's result there, never blocking the event loop.
 """
 
 from __future__ import annotations
 
+import asyncio
 import builtins
 import contextlib
 import os
@@ -31,12 +36,17 @@ import sqlite3
 import stat
 import threading
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from types import TracebackType
+from typing import TypeVar
 
 from aws_iam_backend.errors import ConflictError, InternalError, StorageUnavailableError
 from aws_iam_backend.io.protocols import ABSENT, Delete, Document, Operation
 from aws_iam_backend.io.storage.memory import decode_document, encode_document
 from aws_iam_backend.io.storage.ops import check_operations, prefix_end
+
+_T = TypeVar("_T")
 
 _MAX_IDLE = 8
 _FILE_MODE = 0o600
@@ -368,3 +378,100 @@ class SQLiteStorage:
             idle, self._idle = self._idle, []
         for conn in idle:
             conn.close()
+
+
+class AsyncSQLiteStorage:
+    """:class:`SQLiteStorage` for asyncio: every call runs on one dedicated thread.
+
+    The thread (a single-thread executor) opens and migrates the file first, then runs
+    each call in the order it was made, while the awaiting task waits without blocking
+    the event loop. Cancelling an await only stops the waiting: a call already running
+    (a commit included) runs to its end, fully applied or not at all, and one still
+    queued is dropped before it starts. Calls of one instance are serialised on its
+    thread; open several instances (or processes) on one file for parallel readers.
+
+    Nothing blocks in the constructor: an error opening the file is raised by the first
+    call, or by ``await storage.open()`` to find out at startup. :meth:`aclose` closes
+    the connection and ends the thread; later calls raise :class:`InternalError`.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, busy_timeout: float = 10.0) -> None:
+        self._path = os.fspath(path)
+        if self._path in ("", ":memory:"):
+            raise ValueError("AsyncSQLiteStorage needs a file path")
+        self._busy_timeout = busy_timeout
+        self._storage: SQLiteStorage | None = None  # used on the thread only
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="aws-iam-sqlite")
+        self._executor.submit(self._start)
+
+    def __repr__(self) -> str:
+        return f"AsyncSQLiteStorage({self._path!r})"
+
+    def _start(self) -> None:
+        """Open the file ahead of the first call (which reports a failure, trying again)."""
+        with contextlib.suppress(Exception):
+            self._opened()
+
+    def _opened(self) -> SQLiteStorage:
+        if self._storage is None:
+            self._storage = SQLiteStorage(self._path, busy_timeout=self._busy_timeout)
+        return self._storage
+
+    def _on_thread(self, work: Callable[[SQLiteStorage], _T]) -> _T:
+        return work(self._opened())
+
+    async def _call(self, work: Callable[[SQLiteStorage], _T]) -> _T:
+        """``work(storage)`` on the storage's thread, awaited."""
+        try:
+            future = self._executor.submit(self._on_thread, work)
+        except RuntimeError:  # shut down
+            raise InternalError("storage error: closed") from None
+        # Cancelling this await cancels ``future`` only if it has not started yet.
+        return await asyncio.wrap_future(future)
+
+    async def open(self) -> None:
+        """Wait until the file is open and migrated; its error if it could not be."""
+        await self._call(lambda storage: None)
+
+    async def read(self, key: str) -> Document | None:
+        """The document at ``key``, or None."""
+        return await self._call(lambda storage: storage.read(key))
+
+    async def commit(self, operations: Sequence[Operation]) -> tuple[int, ...]:
+        """Apply every operation or none (:class:`ConflictError`); the new versions."""
+        check_operations(operations)
+        batch = builtins.list(operations)  # the caller may change its list after cancelling
+        return await self._call(lambda storage: storage.commit(batch))
+
+    async def list(self, prefix: str) -> builtins.list[str]:
+        """Sorted keys starting with ``prefix``, with the prefix removed."""
+        return await self._call(lambda storage: storage.list(prefix))
+
+    async def expired(self, prefix: str, before: float, limit: int) -> builtins.list[Document]:
+        """At most ``limit`` documents under ``prefix`` expiring by ``before``, soonest first."""
+        return await self._call(lambda storage: storage.expired(prefix, before, limit))
+
+    async def aclose(self) -> None:
+        """Close the connection and end the thread, after the calls already made."""
+        try:
+            closing = self._executor.submit(self._close)
+        except RuntimeError:
+            return  # already closed
+        self._executor.shutdown(wait=False)
+        await asyncio.shield(asyncio.wrap_future(closing))
+
+    def _close(self) -> None:
+        if self._storage is not None:
+            self._storage.close()
+
+    async def __aenter__(self) -> AsyncSQLiteStorage:
+        await self.open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()

@@ -1,8 +1,8 @@
 """PostgreSQL storage: one table shared by any number of threads, processes and hosts.
 
-:class:`PostgresStorage` keeps every document in ``aws_iam_backend_kv`` and takes
-connections from a :class:`psycopg_pool.ConnectionPool`. The schema is created and
-migrated when an instance starts, under a transaction-scoped advisory lock, so several
+:class:`AsyncPostgresStorage` keeps every document in ``aws_iam_backend_kv`` and takes
+connections from a :class:`psycopg_pool.AsyncConnectionPool`. The schema is created and
+migrated when an instance opens, under a transaction-scoped advisory lock, so several
 instances may start at once against a fresh database.
 
 Writes are conditioned row by row (``INSERT ... ON CONFLICT``, ``UPDATE``/``DELETE ...
@@ -30,8 +30,9 @@ import os
 import random
 import select
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager, nullcontext, suppress
+from collections.abc import Callable, Sequence
+from contextlib import nullcontext, suppress
+from types import TracebackType
 from typing import Any, Final, TypeVar
 
 import attrs
@@ -40,17 +41,19 @@ import psycopg.errors
 from psycopg.conninfo import conninfo_to_dict
 from psycopg.pq import TransactionStatus
 from psycopg.rows import TupleRow
-from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
+from psycopg_pool import AsyncConnectionPool, PoolClosed, PoolTimeout
 
 from aws_iam_backend.errors import ConflictError, InternalError, StorageUnavailableError
+from aws_iam_backend.io.concurrency import async_sleep
 from aws_iam_backend.io.protocols import ABSENT, Delete, Document, Operation, Put
+from aws_iam_backend.io.storage._twins import AsyncLock, AsyncResult, async_open_eagerly
 from aws_iam_backend.io.storage.memory import decode_document, encode_document
 from aws_iam_backend.io.storage.ops import check_operations, prefix_end
 
 logger = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
-_Connection = psycopg.Connection[TupleRow]
+_Connection = psycopg.AsyncConnection[TupleRow]
 _Rows = list[TupleRow]
 _Versions = list[int]
 _Statements = list["_Statement"]
@@ -171,7 +174,7 @@ def _is_unavailable(exc: psycopg.Error) -> bool:
     return sqlstate.startswith("08") or sqlstate in _UNAVAILABLE_SQLSTATES
 
 
-class PostgresStorage:
+class AsyncPostgresStorage:
     """Documents in ``aws_iam_backend_kv`` of the PostgreSQL database at ``url``.
 
     ``url`` is a libpq URI or ``key=value`` string. The pool keeps ``min_size`` to
@@ -180,11 +183,14 @@ class PostgresStorage:
     raises :class:`StorageUnavailableError` within about that long, and the same
     instance works again once the server is back.
 
-    Construction connects, creates or migrates the schema and opens the pool: it raises
-    :class:`StorageUnavailableError` if the server cannot be reached,
-    :class:`InternalError` if the schema is newer than this code or cannot be migrated,
-    and :class:`ValueError` if ``url`` cannot be parsed. ``migrated`` lists the
-    migrations this instance applied (empty when the schema was already current).
+    :meth:`open` connects, creates or migrates the schema and opens the pool: it raises
+    :class:`StorageUnavailableError` if the server cannot be reached and
+    :class:`InternalError` if the schema is newer than this code or cannot be migrated
+    (the constructor raises :class:`ValueError` if ``url`` cannot be parsed). The sync
+    storage opens in its constructor; the async one cannot await there, so it opens on
+    its first call unless its ``open()`` was awaited (or ``async with`` used) before.
+    ``migrated`` lists the migrations this instance applied (empty when the schema was
+    already current).
     """
 
     def __init__(
@@ -214,9 +220,11 @@ class PostgresStorage:
             # Give up on a connection whose sent data goes unacknowledged this long (a
             # vanished host) instead of the kernel's retransmission limit (~15 minutes).
             connect_kwargs["tcp_user_timeout"] = max(1000, int(self._timeout * 1000))
-        self._pipeline = psycopg.Pipeline.is_supported()
+        self._pipeline = psycopg.AsyncPipeline.is_supported()
+        self._url = url
+        self._connect_kwargs = connect_kwargs
 
-        self._pool: ConnectionPool[_Connection] = ConnectionPool(
+        self._pool: AsyncConnectionPool[_Connection] = AsyncConnectionPool(
             url,
             kwargs={"autocommit": True, **connect_kwargs},
             min_size=min_size,
@@ -228,109 +236,144 @@ class PostgresStorage:
             name="aws_iam_backend",
             open=False,
         )
-        self.migrated: tuple[int, ...] = self._migrate(url, connect_kwargs)
-        try:
-            self._pool.open(wait=True, timeout=self._timeout)
-        except PoolTimeout:
-            self._pool.close()
-            raise self._unavailable("no connection could be opened in time") from None
-        except BaseException:
-            self._pool.close()
-            raise
+        self.migrated: tuple[int, ...] = ()
+        self._opened = False
+        self._closed = False
+        self._opening = AsyncLock()
+        async_open_eagerly(self)
 
     def __repr__(self) -> str:
-        return f"PostgresStorage({self._location})"
+        return f"AsyncPostgresStorage({self._location})"
+
+    async def open(self) -> None:
+        """Create or migrate the schema and fill the pool (once; later calls return at once).
+
+        :class:`StorageUnavailableError` if no connection could be made in time; a later
+        call (or the next storage call) tries again.
+        """
+        async with self._opening:
+            if self._opened:
+                return
+            if self._closed:
+                raise InternalError("storage error: closed")
+            self.migrated = await self._migrate()
+            try:
+                await self._pool.open(wait=True, timeout=self._timeout)
+            except PoolTimeout:
+                raise self._unavailable("no connection could be opened in time") from None
+            self._opened = True
 
     # -- the Storage protocol ------------------------------------------------------------
 
-    def read(self, key: str) -> Document | None:
+    async def read(self, key: str) -> Document | None:
         """The document at ``key``, or None."""
         if not _storable(key):
             return None
-        row = self._run(lambda conn: conn.execute(_SELECT, (key,)).fetchone())
+
+        async def query(conn: _Connection) -> TupleRow | None:
+            cursor = await conn.execute(_SELECT, (key,))
+            return await cursor.fetchone()
+
+        row = await self._run(query)
         if row is None:
             return None
         return Document(key, decode_document(row[0]), int(row[1]), row[2])
 
-    def commit(self, operations: Sequence[Operation]) -> tuple[int, ...]:
+    async def commit(self, operations: Sequence[Operation]) -> tuple[int, ...]:
         """Apply every operation or none (:class:`ConflictError`); the new versions."""
         check_operations(operations)
         statements = [_statement(op) for op in operations]
         # One lock order for every commit, so two commits never deadlock.
         order = sorted(range(len(statements)), key=lambda i: statements[i].key)
         ordered = [statements[i] for i in order]
-        applied = self._run(lambda conn: self._apply(conn, ordered))
+
+        async def apply(conn: _Connection) -> _Versions:
+            return await self._apply(conn, ordered)
+
+        applied = await self._run(apply)
         versions = [0] * len(statements)
         for position, index in enumerate(order):
             versions[index] = applied[position]
         return tuple(versions)
 
-    def list(self, prefix: str) -> list[str]:
+    async def list(self, prefix: str) -> list[str]:
         """Sorted keys starting with ``prefix``, with the prefix removed."""
         if not _storable(prefix):
             return []
         end = prefix_end(prefix)
 
-        def query(conn: _Connection) -> _Rows:
+        async def query(conn: _Connection) -> _Rows:
             if end is None:
-                return conn.execute(_LIST, (prefix,)).fetchall()
-            return conn.execute(_LIST_BOUNDED, (prefix, end)).fetchall()
+                cursor = await conn.execute(_LIST, (prefix,))
+            else:
+                cursor = await conn.execute(_LIST_BOUNDED, (prefix, end))
+            return await cursor.fetchall()
 
-        return [str(row[0])[len(prefix) :] for row in self._run(query)]
+        return [str(row[0])[len(prefix) :] for row in await self._run(query)]
 
-    def expired(self, prefix: str, before: float, limit: int) -> _Documents:
+    async def expired(self, prefix: str, before: float, limit: int) -> _Documents:
         """At most ``limit`` documents under ``prefix`` expiring by ``before``, soonest first."""
         if limit <= 0 or not _storable(prefix):
             return []
         end = prefix_end(prefix)
         cutoff = float(before)
 
-        def query(conn: _Connection) -> _Rows:
+        async def query(conn: _Connection) -> _Rows:
             if end is None:
-                return conn.execute(_EXPIRED, (cutoff, prefix, int(limit))).fetchall()
-            return conn.execute(_EXPIRED_BOUNDED, (cutoff, prefix, end, int(limit))).fetchall()
+                cursor = await conn.execute(_EXPIRED, (cutoff, prefix, int(limit)))
+            else:
+                cursor = await conn.execute(_EXPIRED_BOUNDED, (cutoff, prefix, end, int(limit)))
+            return await cursor.fetchall()
 
         return [
             Document(str(key), decode_document(value), int(version), expires_at)
-            for key, value, version, expires_at in self._run(query)
+            for key, value, version, expires_at in await self._run(query)
         ]
 
-    def close(self) -> None:
+    async def aclose(self) -> None:
         """Close every connection; later calls raise :class:`InternalError`."""
-        self._pool.close()
+        self._closed = True
+        await self._pool.close()
 
-    def __enter__(self) -> PostgresStorage:
+    async def __aenter__(self) -> AsyncPostgresStorage:
+        await self.open()
         return self
 
-    def __exit__(self, *_: object) -> None:
-        self.close()
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
 
     # -- transactions ----------------------------------------------------------------------
 
-    def _apply(self, conn: _Connection, statements: _Statements) -> _Versions:
+    async def _apply(self, conn: _Connection, statements: _Statements) -> _Versions:
         """Run ``statements`` as one transaction; their versions, or :class:`ConflictError`."""
         if len(statements) == 1:
             # A single statement in autocommit mode is a transaction of its own.
             (statement,) = statements
-            row = conn.execute(statement.sql, statement.params).fetchone()
+            cursor = await conn.execute(statement.sql, statement.params)
+            row = await cursor.fetchone()
             if row is None and statement.conditional:
                 raise ConflictError(statement.key)
             return [0 if statement.delete or row is None else int(row[0])]
         conflict: str | None = None
         try:
-            with conn.pipeline() if self._pipeline else nullcontext() as pipeline:
-                conn.execute(_BEGIN)
-                cursors = [conn.execute(s.sql, s.params) for s in statements]
+            async with conn.pipeline() if self._pipeline else nullcontext() as pipeline:
+                await conn.execute(_BEGIN)
+                cursors = [await conn.execute(s.sql, s.params) for s in statements]
                 if pipeline is not None:
-                    pipeline.sync()
-                rows = [cursor.fetchone() for cursor in cursors]
+                    await pipeline.sync()
+                rows = [await cursor.fetchone() for cursor in cursors]
                 for statement, row in zip(statements, rows, strict=True):
                     if row is None and statement.conditional:
                         conflict = statement.key
                         break
-                conn.execute("ROLLBACK" if conflict is not None else "COMMIT")
+                await conn.execute("ROLLBACK" if conflict is not None else "COMMIT")
         except BaseException:
-            _abandon(conn)
+            await _abandon(conn)
             raise
         if conflict is not None:
             raise ConflictError(conflict)
@@ -339,17 +382,22 @@ class PostgresStorage:
             for statement, row in zip(statements, rows, strict=True)
         ]
 
-    def _run(self, work: Callable[[_Connection], _T]) -> _T:
+    async def _run(self, work: Callable[[_Connection], AsyncResult[_T]]) -> _T:
         """``work`` on a pooled connection, retried on serialization failures and deadlocks;
         database errors become :class:`StorageUnavailableError` or :class:`InternalError`."""
+        if not self._opened:
+            await self.open()
         for attempt in range(1, _TX_ATTEMPTS + 1):
             try:
-                with self._connection() as conn:
-                    return work(conn)
+                conn = await self._connection()
+                try:
+                    return await work(conn)
+                finally:
+                    await self._pool.putconn(conn)
             except (psycopg.errors.SerializationFailure, psycopg.errors.DeadlockDetected) as exc:
                 if attempt == _TX_ATTEMPTS:
                     raise InternalError(f"storage error: {exc.sqlstate}") from exc
-                time.sleep(random.uniform(0, 0.005 * 2**attempt))
+                await async_sleep(random.uniform(0, 0.005 * 2**attempt))
             except PoolTimeout:
                 raise self._unavailable(
                     f"no connection available within {self._timeout:g}s"
@@ -362,45 +410,46 @@ class PostgresStorage:
                 raise InternalError(f"storage error: {type(exc).__name__}") from None
         raise AssertionError("unreachable")  # pragma: no cover
 
-    @contextmanager
-    def _connection(self) -> Iterator[_Connection]:
-        """A healthy pooled connection: one whose idle socket has something to read (the
-        server closed it, or a notice) is pinged and, if dead, replaced."""
+    async def _connection(self) -> _Connection:
+        """A healthy pooled connection (give it back with ``putconn``): one whose idle socket
+        has something to read (the server closed it, or a notice) is pinged and, if dead,
+        replaced."""
         deadline = time.monotonic() + self._timeout
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise PoolTimeout()
-            conn = self._pool.getconn(timeout=remaining)
-            if _healthy(conn):
+            conn = await self._pool.getconn(timeout=remaining)
+            if await _healthy(conn):
                 break
-            conn.close()
-            self._pool.putconn(conn)  # the pool discards it and opens a replacement
-        try:
-            yield conn
-        finally:
-            self._pool.putconn(conn)
+            await conn.close()
+            await self._pool.putconn(conn)  # the pool discards it and opens a replacement
+        return conn
 
     # -- schema --------------------------------------------------------------------------
 
-    def _migrate(self, url: str, connect_kwargs: dict[str, Any]) -> tuple[int, ...]:
+    async def _migrate(self) -> tuple[int, ...]:
         """Create or migrate the schema on a connection of its own; the versions applied."""
         try:
-            conn = psycopg.connect(url, autocommit=True, **connect_kwargs)
+            conn = await psycopg.AsyncConnection.connect(
+                self._url, autocommit=True, **self._connect_kwargs
+            )
         except psycopg.Error as exc:
             raise self._translate(exc) from exc
         try:
-            with conn, conn.transaction():
-                conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
-                encoding = conn.execute("SHOW server_encoding").fetchone()
+            async with conn, conn.transaction():
+                await conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
+                encoding = await (await conn.execute("SHOW server_encoding")).fetchone()
                 if encoding is None or str(encoding[0]).upper() not in {"UTF8", "UTF-8"}:
                     raise InternalError(
                         "storage error: the PostgreSQL database must use the UTF8 encoding"
                     )
-                exists = conn.execute("SELECT to_regclass(%s)", (SCHEMA_TABLE,)).fetchone()
+                exists = await (
+                    await conn.execute("SELECT to_regclass(%s)", (SCHEMA_TABLE,))
+                ).fetchone()
                 if exists is None or exists[0] is None:
-                    conn.execute(_CREATE_SCHEMA_TABLE)
-                found = conn.execute(_SCHEMA_VERSION).fetchone()
+                    await conn.execute(_CREATE_SCHEMA_TABLE)
+                found = await (await conn.execute(_SCHEMA_VERSION)).fetchone()
                 current = int(found[0]) if found is not None and found[0] is not None else 0
                 if current > SCHEMA_VERSION:
                     raise InternalError(
@@ -411,8 +460,8 @@ class PostgresStorage:
                 applied = tuple(range(current + 1, SCHEMA_VERSION + 1))
                 for version in applied:
                     for sql in MIGRATIONS[version - 1]:
-                        conn.execute(sql)
-                    conn.execute(_RECORD_MIGRATION, (version,))
+                        await conn.execute(sql)
+                    await conn.execute(_RECORD_MIGRATION, (version,))
         except psycopg.Error as exc:
             raise self._translate(exc, during="schema migration") from exc
         if applied:
@@ -475,26 +524,26 @@ def _statement(op: Operation) -> _Statement:
     )
 
 
-def _healthy(conn: _Connection) -> bool:
+async def _healthy(conn: _Connection) -> bool:
     """Whether a connection just taken from the pool can be used."""
     if conn.broken or conn.closed or conn.info.transaction_status != TransactionStatus.IDLE:
         return False
     if not _socket_readable(conn):
         return True
     try:
-        ConnectionPool.check_connection(conn)
+        await AsyncConnectionPool.check_connection(conn)
     except psycopg.Error:
         return False
     return True
 
 
-def _abandon(conn: _Connection) -> None:
+async def _abandon(conn: _Connection) -> None:
     """Roll back what a failed commit left open (the pool discards a broken connection)."""
     if conn.broken or conn.closed:
         return
     if conn.info.transaction_status in (TransactionStatus.INTRANS, TransactionStatus.INERROR):
         with suppress(psycopg.Error):
-            conn.execute("ROLLBACK")
+            await conn.execute("ROLLBACK")
 
 
 def _location(params: dict[str, Any]) -> str:
@@ -512,4 +561,4 @@ def _location(params: dict[str, Any]) -> str:
     return f"{host}:{port}/{dbname}"
 
 
-__all__ = ["KV_TABLE", "MIGRATIONS", "SCHEMA_VERSION", "PostgresStorage"]
+__all__ = ["KV_TABLE", "MIGRATIONS", "SCHEMA_VERSION", "AsyncPostgresStorage"]

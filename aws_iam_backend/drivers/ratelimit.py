@@ -22,6 +22,7 @@ table in bytes (:data:`BUCKET_BYTES` per entry; :attr:`RateLimits.max_tracked_by
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import ipaddress
@@ -29,7 +30,7 @@ import math
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any, Final, Protocol
 
 import attrs
@@ -39,6 +40,9 @@ from aws_iam_backend.errors import RateLimitedError
 __all__ = [
     "BUCKET_BYTES",
     "KEY_BYTES",
+    "AsyncConcurrencyLimiter",
+    "AsyncLoginRateLimiter",
+    "AsyncRateLimiter",
     "ConcurrencyLimiter",
     "LoginRateLimiter",
     "RateLimiter",
@@ -105,6 +109,14 @@ class RateLimiter(Protocol):
         Raises :class:`~aws_iam_backend.errors.RateLimitedError`; a refused login spends
         nothing (a login the role bucket refuses gives its source token back).
         """
+        ...
+
+
+class AsyncRateLimiter(Protocol):
+    """:class:`RateLimiter` for asyncio: the same contract, awaitable."""
+
+    async def check(self, remote_addr: str | None, role: str | None) -> None:
+        """Spend one login from ``remote_addr`` (skipped when None) and for ``role``."""
         ...
 
 
@@ -254,6 +266,41 @@ class ConcurrencyLimiter:
             return
         if not self._semaphore.acquire(timeout=self._wait):
             raise RateLimitedError("too many logins in progress; retry later", retry_after=1)
+        try:
+            yield
+        finally:
+            self._semaphore.release()
+
+
+class AsyncLoginRateLimiter:
+    """:class:`LoginRateLimiter` for asyncio (it never blocks: the same buckets, awaitable)."""
+
+    def __init__(self, limits: RateLimits, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self.limiter = LoginRateLimiter(limits, clock=clock)
+
+    async def check(self, remote_addr: str | None, role: str | None) -> None:
+        self.limiter.check(remote_addr, role)
+
+
+class AsyncConcurrencyLimiter:
+    """:class:`ConcurrencyLimiter` for asyncio: a slot is awaited, never a thread blocked."""
+
+    def __init__(self, limit: int, wait: float = 1.0) -> None:
+        self._semaphore = asyncio.BoundedSemaphore(limit) if limit > 0 else None
+        self._wait = wait
+
+    @contextlib.asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        """Hold a slot for the duration; :class:`RateLimitedError` if none frees up in time."""
+        if self._semaphore is None:
+            yield
+            return
+        try:
+            await asyncio.wait_for(self._semaphore.acquire(), self._wait)
+        except TimeoutError:
+            raise RateLimitedError(
+                "too many logins in progress; retry later", retry_after=1
+            ) from None
         try:
             yield
         finally:

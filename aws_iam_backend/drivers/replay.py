@@ -5,7 +5,8 @@ expire. :meth:`ReplayCache.claim` is the only operation that matters: it is atom
 answers True exactly once per unexpired key.
 
 - :class:`MemoryReplayCache`: one process; bounded (cachetools, per-entry expiry).
-- :class:`StorageReplayCache`: on the backend's :class:`~aws_iam_backend.io.protocols.Storage`
+- :class:`AsyncMemoryReplayCache`: the same for asyncio.
+- ``StorageReplayCache`` / ``AsyncStorageReplayCache`` (the drivers): on the backend's :class:`~aws_iam_backend.io.protocols.Storage`
   (conditional writes), so every process sharing the store agrees. This is the
   :class:`~aws_iam_backend.Backend` default.
 - ``RedisReplayCache`` (:mod:`aws_iam_backend.io.cache`): in Redis, shared by every server.
@@ -23,13 +24,32 @@ from typing import Protocol
 
 from cachetools import TLRUCache
 
-from aws_iam_backend.errors import ConflictError
 from aws_iam_backend.io.clock import Clock, SystemClock
-from aws_iam_backend.io.protocols import ABSENT, Delete, Put, Storage
 
-__all__ = ["MemoryReplayCache", "ReplayCache", "StorageReplayCache"]
+__all__ = [
+    "REPLAY_PREFIX",
+    "AsyncMemoryReplayCache",
+    "AsyncReplayCache",
+    "MemoryReplayCache",
+    "ReplayCache",
+    "digest",
+    "epoch",
+    "expired",
+]
 
 REPLAY_PREFIX = "replay/"
+
+
+class AsyncReplayCache(Protocol):
+    """:class:`ReplayCache` for asyncio: the same contract, awaitable."""
+
+    async def claim(self, key: str, expires_at: datetime) -> bool:
+        """True the first time ``key`` is claimed; False while an earlier claim is unexpired."""
+        ...
+
+    async def release(self, key: str) -> None:
+        """Forget a claim this caller made (the request it guarded was never accepted)."""
+        ...
 
 
 class ReplayCache(Protocol):
@@ -97,62 +117,24 @@ class MemoryReplayCache:
             return len(self._cache)
 
 
-class StorageReplayCache:
-    """A :class:`ReplayCache` over :class:`~aws_iam_backend.io.protocols.Storage`.
-
-    Each claim is a create-if-absent of ``replay/<sha256(key)>`` carrying its expiry (also
-    its ``expires_at`` index). A claim found expired is replaced by a write conditioned on
-    its version, so two processes racing for it cannot both win. Processes sharing the
-    storage see each other's claims. Expired entries are removed by :meth:`tidy`, in
-    batches by expiry index, off the login path (the server runs it periodically).
-    """
-
-    def __init__(self, storage: Storage, *, clock: Clock | None = None) -> None:
-        self._storage = storage
-        self._now = (clock or SystemClock()).now
-
-    def claim(self, key: str, expires_at: datetime) -> bool:
-        path = REPLAY_PREFIX + digest(key)
-        expires = epoch(expires_at)
-        document = {"expires": expires}
-        try:
-            self._storage.commit([Put(path, document, expect=ABSENT, expires_at=expires)])
-            return True
-        except ConflictError:
-            pass
-        existing = self._storage.read(path)
-        if existing is not None and not _expired(existing.value, epoch(self._now())):
-            return False
-        # Expired (or just tidied): a request past its window is refused by the freshness
-        # check before it gets here, so reusing the key is safe.
-        expect = ABSENT if existing is None else existing.version
-        try:
-            self._storage.commit([Put(path, document, expect=expect, expires_at=expires)])
-        except ConflictError:
-            return False  # another claimant replaced it first
-        return True
-
-    def release(self, key: str) -> None:
-        self._storage.commit([Delete(REPLAY_PREFIX + digest(key))])
-
-    def tidy(self, now: datetime | None = None, *, batch: int = 500) -> int:
-        """Delete expired entries, ``batch`` at a time; returns how many."""
-        cutoff = epoch(now if now is not None else self._now())
-        removed = 0
-        while True:
-            due = self._storage.expired(REPLAY_PREFIX, cutoff, batch)
-            for doc in due:
-                try:
-                    self._storage.commit([Delete(doc.key, expect=doc.version)])
-                except ConflictError:
-                    continue  # claimed again meanwhile
-                removed += 1
-            if len(due) < batch:
-                return removed
-
-
-def _expired(doc: dict[str, object], now: float) -> bool:
+def expired(doc: dict[str, object], now: float) -> bool:
     expires = doc.get("expires")
     if not isinstance(expires, int | float) or isinstance(expires, bool):
         return True
     return expires <= now
+
+
+class AsyncMemoryReplayCache:
+    """:class:`MemoryReplayCache` for asyncio (it never blocks: the same object, awaitable)."""
+
+    def __init__(self, maxsize: int = 100_000, *, clock: Clock | None = None) -> None:
+        self.cache = MemoryReplayCache(maxsize, clock=clock)
+
+    async def claim(self, key: str, expires_at: datetime) -> bool:
+        return self.cache.claim(key, expires_at)
+
+    async def release(self, key: str) -> None:
+        self.cache.release(key)
+
+    def __len__(self) -> int:
+        return len(self.cache)

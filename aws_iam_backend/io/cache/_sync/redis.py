@@ -1,12 +1,15 @@
+# Generated from ../_async/redis.py by scripts/unasync.py: edit that file, then run the script.
 """Redis as the shared cache: replay claims, challenge nonces and rate-limit buckets.
 
 :class:`RedisCache` owns one redis-py client (one connection pool) and hands out
 
-- :meth:`RedisCache.replay_cache`: a :class:`~aws_iam_backend.drivers._sync.replay.ReplayCache` whose
+- :meth:`RedisCache.replay_cache`: an
+  :class:`~aws_iam_backend.drivers.replay.ReplayCache` whose
   claim is one ``SET <prefix>replay:<sha256(key)> 1 NX PXAT <expiry>``. Claims are
   server-wide: two mounts never see the same signature or nonce, so the key has no mount.
-- :meth:`RedisCache.rate_limiter`: a :class:`~aws_iam_backend.drivers._sync.ratelimit.RateLimiter` with
-  the semantics of :class:`~aws_iam_backend.drivers._sync.ratelimit.LoginRateLimiter`, shared by every
+- :meth:`RedisCache.rate_limiter`: an
+  :class:`~aws_iam_backend.drivers.ratelimit.RateLimiter` with the semantics of
+  :class:`~aws_iam_backend.drivers.ratelimit.LoginRateLimiter`, shared by every
   process using the same Redis and ``scope`` (one scope per mount). Each check is one Lua
   script, atomic in Redis, timed by the Redis server's clock.
 
@@ -31,12 +34,12 @@ from typing import Any, Final, cast
 from urllib.parse import urlsplit
 
 import redis
+import redis.retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ClusterDownError, OutOfMemoryError, ReadOnlyError, TryAgainError
-from redis.retry import Retry
 
-from aws_iam_backend.drivers._sync.ratelimit import RateLimits, source_group
-from aws_iam_backend.drivers._sync.replay import digest, epoch
+from aws_iam_backend.drivers.ratelimit import RateLimits, source_group
+from aws_iam_backend.drivers.replay import digest, epoch
 from aws_iam_backend.errors import InternalError, RateLimitedError, StorageUnavailableError
 from aws_iam_backend.io.clock import Clock, SystemClock
 
@@ -138,7 +141,8 @@ class RedisCache:
     command waits at most ``socket_timeout`` seconds (connecting included). A connection
     error is retried once on a fresh connection; a timeout is not (the command may have
     run). Nothing connects until the first command; call :meth:`ping` to check at startup.
-    Thread-safe; share one per process, and :meth:`close` it at shutdown.
+    Thread-safe when sync; share one per process (an async one per event loop), and
+    :meth:`close` it at shutdown.
     """
 
     def __init__(
@@ -158,7 +162,7 @@ class RedisCache:
                 socket_connect_timeout=socket_timeout,
                 socket_timeout=socket_timeout,
                 health_check_interval=HEALTH_CHECK_INTERVAL,
-                retry=Retry(
+                retry=redis.retry.Retry(
                     ExponentialBackoff(cap=0.2, base=0.01),
                     retries=1,
                     supported_errors=(redis.ConnectionError,),
@@ -211,7 +215,7 @@ class RedisCache:
         self.close()
 
     def replay_cache(self, *, clock: Clock | None = None) -> RedisReplayCache:
-        """A :class:`~aws_iam_backend.drivers._sync.replay.ReplayCache` in this Redis.
+        """An :class:`~aws_iam_backend.drivers.replay.ReplayCache` in this Redis.
 
         ``clock`` only decides whether an ``expires_at`` is already past (then a claim
         stores nothing); Redis expires claims by its own clock.
@@ -230,7 +234,7 @@ class RedisCache:
 
 
 class RedisReplayCache:
-    """A :class:`~aws_iam_backend.drivers._sync.replay.ReplayCache` in Redis.
+    """An :class:`~aws_iam_backend.drivers.replay.ReplayCache` in Redis.
 
     A claim is ``SET <prefix>replay:<sha256(key)> 1 NX PXAT <expires_at in ms>``: true iff
     the key was set. Redis drops it at ``expires_at``, after which it can be claimed again.
@@ -260,13 +264,13 @@ class RedisReplayCache:
 
 
 class RedisRateLimiter:
-    """:class:`~aws_iam_backend.drivers._sync.ratelimit.LoginRateLimiter` semantics, in Redis.
+    """:class:`~aws_iam_backend.drivers.ratelimit.LoginRateLimiter` semantics, in Redis.
 
     Buckets are shared by every process using the same Redis and ``scope`` (a mount's
     name, say); ``limits.max_tracked_keys`` does not apply (idle buckets expire instead).
     Keys are ``<prefix>rl:<sha256(scope)[:16]>:src:<sha256(group)[:32]>`` and
     ``...:role:<sha256(role.lower())[:32]>``, where the group is the source address
-    (IPv4) or its /64 (IPv6): see :func:`~aws_iam_backend.drivers._sync.ratelimit.source_group`. Each
+    (IPv4) or its /64 (IPv6): see :func:`~aws_iam_backend.drivers.ratelimit.source_group`. Each
     :meth:`check` is one atomic script run; the time is the Redis server's.
     """
 

@@ -1,7 +1,7 @@
 """A per-process read cache for rarely changing documents, coherent across processes.
 
 Mounts, roles and client/identity/STS config are read on every login but written by
-an administrator now and then. :class:`CachedStorage` serves them from memory and
+an administrator now and then. :class:`AsyncCachedStorage` serves them from memory and
 stays coherent with every other process on the same store through one change counter:
 each commit that touches a cached key also rewrites ``epoch_key`` in the same atomic
 commit, and readers compare that document's version with the one they saw at most
@@ -17,22 +17,23 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 
-from aws_iam_backend.io.protocols import Document, Operation, Put, Storage
+from aws_iam_backend.io import protocols
+from aws_iam_backend.io.protocols import Document, Operation, Put
 
 EPOCH_KEY = "sys/epoch"
 
 
-class CachedStorage:
+class AsyncCachedStorage:
     """``inner`` with reads of ``cacheable`` keys cached (absent ones too).
 
-    Every process sharing ``inner`` must write through a :class:`CachedStorage` with
+    Every process sharing ``inner`` must write through :class:`AsyncCachedStorage` with
     the same ``epoch_key`` (the reference server does), or its changes to cached keys
     go unnoticed elsewhere. ``maxsize`` bounds the entries kept.
     """
 
     def __init__(
         self,
-        inner: Storage,
+        inner: protocols.AsyncStorage,
         *,
         cacheable: Callable[[str], bool],
         epoch_key: str = EPOCH_KEY,
@@ -53,15 +54,15 @@ class CachedStorage:
         self._epoch: int | None = None
         self._checked_at = float("-inf")
 
-    def _check_epoch(self) -> None:
+    async def _check_epoch(self) -> None:
         """Drop the cache if another process changed a cached key (one check at a time)."""
         if self._clock() - self._checked_at < self._interval:
             return
         if not self._checking.acquire(blocking=False):
-            return  # another thread is checking: the cache is at most one interval old
+            return  # another task is checking: the cache is at most one interval old
         try:
             started = self._clock()
-            epoch = self.inner.read(self._epoch_key)
+            epoch = await self.inner.read(self._epoch_key)
             version = 0 if epoch is None else epoch.version
             with self._lock:
                 if version != self._epoch:
@@ -72,30 +73,30 @@ class CachedStorage:
         finally:
             self._checking.release()
 
-    def read(self, key: str) -> Document | None:
+    async def read(self, key: str) -> Document | None:
         """The document at ``key``: from the cache when ``key`` is cacheable."""
         if not self._cacheable(key):
-            return self.inner.read(key)
-        self._check_epoch()
+            return await self.inner.read(key)
+        await self._check_epoch()
         with self._lock:
             if key in self._entries:
                 return self._entries[key]
             generation = self._generation
-        document = self.inner.read(key)
+        document = await self.inner.read(key)
         with self._lock:
             # A commit or an epoch change since the read began may have made it stale.
             if generation == self._generation and len(self._entries) < self._maxsize:
                 self._entries[key] = document
         return document
 
-    def commit(self, operations: Sequence[Operation]) -> tuple[int, ...]:
+    async def commit(self, operations: Sequence[Operation]) -> tuple[int, ...]:
         """Commit ``operations``, bumping the epoch in the same commit if a cached key is in it."""
         touched = [op.key for op in operations if self._cacheable(op.key)]
         if not touched:
-            return self.inner.commit(operations)
+            return await self.inner.commit(operations)
         stamped = [*operations, Put(self._epoch_key, {"changed_at": time.time()})]
         try:
-            versions = self.inner.commit(stamped)
+            versions = await self.inner.commit(stamped)
         finally:
             self.invalidate()  # applied, refused or unknown: read it afresh
         return versions[: len(operations)]
@@ -106,15 +107,15 @@ class CachedStorage:
             self._entries.clear()
             self._generation += 1
 
-    def list(self, prefix: str) -> list[str]:
+    async def list(self, prefix: str) -> list[str]:
         """Sorted keys under ``prefix`` (never cached)."""
-        return self.inner.list(prefix)
+        return await self.inner.list(prefix)
 
-    def expired(self, prefix: str, before: float, limit: int) -> builtins.list[Document]:
+    async def expired(self, prefix: str, before: float, limit: int) -> builtins.list[Document]:
         """Expired documents under ``prefix`` (never cached)."""
-        return self.inner.expired(prefix, before, limit)
+        return await self.inner.expired(prefix, before, limit)
 
 
-def uncached(storage: Storage) -> Storage:
-    """The storage under a :class:`CachedStorage` (``storage`` itself otherwise)."""
-    return storage.inner if isinstance(storage, CachedStorage) else storage
+def uncached(storage: protocols.AsyncStorage) -> protocols.AsyncStorage:
+    """The storage wrapped by :class:`AsyncCachedStorage` (``storage`` itself otherwise)."""
+    return storage.inner if isinstance(storage, AsyncCachedStorage) else storage

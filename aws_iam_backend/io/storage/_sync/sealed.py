@@ -1,4 +1,5 @@
-"""A view of a :class:`~aws_iam_backend.io.protocols.Storage` whose values are sealed at rest."""
+# Generated from ../_async/sealed.py by scripts/unasync.py: edit that file, then run the script.
+"""A view of a storage (:class:`~aws_iam_backend.io.protocols.Storage`) sealing values."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ from collections.abc import Sequence
 import attrs
 
 from aws_iam_backend.errors import InternalError
-from aws_iam_backend.io.protocols import Document, Operation, Put, Storage
+from aws_iam_backend.io import protocols
+from aws_iam_backend.io.protocols import Document, Operation, Put
 from aws_iam_backend.io.seal import Seal, is_sealed
 
 UNSEALED_DOCUMENT = (
@@ -20,15 +22,16 @@ class SealedStorage:
     """Every value is sealed by ``seal`` in ``inner`` and unsealed when read back.
 
     Each sealed value is bound to its key as given to this view, so wrap the raw storage
-    directly and put any :class:`~aws_iam_backend.io.storage.prefixed.PrefixedStorage` views
-    on top: then the bound key is the full key, which is what
+    directly and put any
+    :class:`~aws_iam_backend.io.storage._sync.prefixed.PrefixedStorage` views on
+    top: then the bound key is the full key, which is what
     :func:`~aws_iam_backend.io.storage.migrate.reseal` uses. Versions, ``expires_at``,
     conditions and listings pass through untouched (keys are not encrypted). Reading a
     document that is not sealed, or one that cannot be opened, raises
     :class:`~aws_iam_backend.errors.InternalError` naming neither key nor value.
     """
 
-    def __init__(self, inner: Storage, seal: Seal) -> None:
+    def __init__(self, inner: protocols.Storage, seal: Seal) -> None:
         self.inner = inner
         self.seal = seal
 

@@ -1,4 +1,5 @@
-"""A view of a :class:`~aws_iam_backend.io.protocols.Storage` under a key prefix."""
+# Generated from ../_async/prefixed.py by scripts/unasync.py: edit that file, then run the script.
+"""A view under a key prefix of a storage (:class:`~aws_iam_backend.io.protocols.Storage`)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ from collections.abc import Sequence
 
 import attrs
 
-from aws_iam_backend.io.protocols import Delete, Document, Operation, Put, Storage
+from aws_iam_backend.io import protocols
+from aws_iam_backend.io.protocols import Delete, Document, Operation, Put
 
 
 class PrefixedStorage:
@@ -17,7 +19,7 @@ class PrefixedStorage:
     one prefix contains the other.
     """
 
-    def __init__(self, inner: Storage, prefix: str) -> None:
+    def __init__(self, inner: protocols.Storage, prefix: str) -> None:
         if not prefix.endswith("/") or prefix == "/":
             raise ValueError("storage prefix must be non-empty and end with '/'")
         self.inner = inner

@@ -2,7 +2,8 @@
 
 - :class:`AuditSink`: where records go (:class:`JsonLinesAuditSink`, :class:`MemoryAuditSink`).
 - :class:`AuditHasher`: ``hmac-sha256:<hex>`` of a secret, like Vault's audit devices; its
-  key lives in storage at ``sys/audit-hmac-key`` so hashes correlate across restarts.
+  key lives in storage at ``sys/audit-hmac-key`` so hashes correlate across restarts
+  (``audit_hasher(storage)`` in the drivers reads or creates it).
 - :class:`Auditor`: builds and writes records; a failing sink raises
   :class:`AuditFailedError` (500) unless ``required`` is off.
 
@@ -25,14 +26,12 @@ from typing import Any, Protocol
 
 import attrs
 
-from aws_iam_backend.drivers._sync.keys import stored_key
-from aws_iam_backend.drivers._sync.tokens import rfc3339
 from aws_iam_backend.errors import InternalError
 from aws_iam_backend.io.clock import Clock, SystemClock
-from aws_iam_backend.io.protocols import Storage
 from aws_iam_backend.login.headers import decode_headers
 from aws_iam_backend.login.messages import CallerIdentity
 from aws_iam_backend.vault.gocompat import QueryError, parse_query
+from aws_iam_backend.vault.tokens import rfc3339
 
 HMAC_KEY_PATH = "sys/audit-hmac-key"
 HMAC_PREFIX = "hmac-sha256:"
@@ -98,16 +97,6 @@ class AuditHasher:
         """``hmac-sha256:<hex>`` of ``value``."""
         digest = hmac.new(self._key, value.encode("utf-8", "surrogatepass"), hashlib.sha256)
         return HMAC_PREFIX + digest.hexdigest()
-
-    @classmethod
-    def from_storage(cls, storage: Storage) -> AuditHasher:
-        """The hasher keyed by ``sys/audit-hmac-key``, created (atomically) if absent."""
-        return cls(stored_key(storage, HMAC_KEY_PATH))
-
-
-def audit_hash(storage: Storage, value: str) -> str:
-    """The HMAC audit records show for ``value`` (like Vault's ``sys/audit-hash``)."""
-    return AuditHasher.from_storage(storage).hash(value)
 
 
 class AuditFailedError(InternalError):
@@ -268,6 +257,5 @@ __all__ = [
     "Auditor",
     "JsonLinesAuditSink",
     "MemoryAuditSink",
-    "audit_hash",
     "describe_request",
 ]

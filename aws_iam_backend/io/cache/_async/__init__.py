@@ -1,0 +1,1 @@
+"""The Redis cache, one package per driver (see ``scripts/unasync.py``)."""

@@ -1,0 +1,93 @@
+"""Everyday operations built on the four methods of
+:class:`~aws_iam_backend.io.protocols.AsyncStorage`.
+
+``get``/``put``/``create``/``delete`` are one-document shortcuts; :func:`update` is the
+read-compute-conditional-write loop every read-modify-write in the project goes through,
+so no writer can overwrite a change it did not see. The pure helpers (key ranges, commit
+checks, the retry delay) are in :mod:`aws_iam_backend.io.storage.ops`.
+"""
+
+from __future__ import annotations
+
+from aws_iam_backend.errors import ConflictError, InternalError
+from aws_iam_backend.io import protocols
+from aws_iam_backend.io.concurrency import async_sleep
+from aws_iam_backend.io.protocols import ABSENT, Delete, Document, JSONDict, Put
+from aws_iam_backend.io.storage.ops import DEFAULT_ATTEMPTS, Change, _guard, backoff_delay
+
+
+async def get(storage: protocols.AsyncStorage, key: str) -> JSONDict | None:
+    """The value at ``key``, or None."""
+    document = await storage.read(key)
+    return None if document is None else document.value
+
+
+async def put(
+    storage: protocols.AsyncStorage, key: str, value: JSONDict, *, expires_at: float | None = None
+) -> int:
+    """Write ``value`` at ``key`` unconditionally; its new version."""
+    return (await storage.commit([Put(key, value, expires_at=expires_at)]))[0]
+
+
+async def create(
+    storage: protocols.AsyncStorage, key: str, value: JSONDict, *, expires_at: float | None = None
+) -> bool:
+    """Write ``value`` only if ``key`` is absent; True if it was written."""
+    try:
+        await storage.commit([Put(key, value, expect=ABSENT, expires_at=expires_at)])
+    except ConflictError:
+        return False
+    return True
+
+
+async def delete(storage: protocols.AsyncStorage, key: str) -> None:
+    """Delete ``key`` unconditionally; no error if absent."""
+    await storage.commit([Delete(key)])
+
+
+async def backoff(attempt: int) -> None:
+    """Sleep before retry ``attempt`` (1, 2, ...) of a conflicting write: capped, jittered."""
+    await async_sleep(backoff_delay(attempt))
+
+
+async def update(
+    storage: protocols.AsyncStorage, key: str, change: Change, *, attempts: int = DEFAULT_ATTEMPTS
+) -> Document | None:
+    """Read ``key`` and commit ``change(document)`` until no other writer got in between.
+
+    ``change`` sees the current document (or None) and returns the operations to commit
+    (None or empty: nothing to do). Every operation on ``key`` that ``change`` returns
+    with ``expect=None`` is conditioned on the version just read, so a concurrent write
+    makes the commit fail and the loop start over from a fresh read. Returns the
+    document that ``change`` last saw. After ``attempts`` conflicts in a row raises
+    :class:`InternalError`.
+    """
+    for attempt in range(1, attempts + 1):
+        document = await storage.read(key)
+        operations = change(document)
+        if not operations:
+            return document
+        guarded = [
+            op for op in (_guard(op, document) if op.key == key else op for op in operations) if op
+        ]
+        if not guarded:
+            return document
+        try:
+            await storage.commit(guarded)
+        except ConflictError:
+            await backoff(attempt)
+            continue
+        return document
+    raise InternalError("storage error: too many concurrent updates; retry")
+
+
+__all__ = [
+    "DEFAULT_ATTEMPTS",
+    "Change",
+    "backoff",
+    "create",
+    "delete",
+    "get",
+    "put",
+    "update",
+]
