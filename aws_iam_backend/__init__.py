@@ -1,8 +1,9 @@
 """aws_iam_backend: Vault's AWS auth method (IAM login type) as an embeddable library.
 
-Start with :class:`Backend` (or :class:`AsyncBackend` in an asyncio host); plug in storage, STS transport, IAM lookups, token issuer
-and clock through the protocols in :mod:`aws_iam_backend.io.protocols`,
-:mod:`aws_iam_backend.drivers._sync.tokens` and :mod:`aws_iam_backend.io.clock`.
+Start with :class:`Backend`, or :class:`AsyncBackend` in an asyncio host (the same methods,
+awaitable). Plug in storage, STS transport, IAM lookups, token issuer and clock through the
+protocols in :mod:`aws_iam_backend.io.protocols` (:class:`Storage`, :class:`AsyncStorage`,
+...), :class:`TokenIssuer` / :class:`AsyncTokenIssuer` and :class:`Clock`.
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@ Exit codes: 0 success, 1 runtime failure (config, storage, port, login refused),
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import logging
 import os
@@ -23,19 +24,19 @@ from aws_iam_backend.drivers.audit import JsonLinesAuditSink
 from aws_iam_backend.drivers.shapes import BackendSettings
 from aws_iam_backend.errors import BackendError
 from aws_iam_backend.io.seal import generate_key
-from aws_iam_backend.server.api import VaultAPI
+from aws_iam_backend.server._async.api import AsyncVaultAPI
 from aws_iam_backend.server.asgi import ASGIApp, make_asgi_app
 from aws_iam_backend.server.config import ConfigError, ServerConfig, load_config, parse_listen
 from aws_iam_backend.server.serve import ServeError, bind, check_tls, serve, serve_workers
 from aws_iam_backend.server.state import (
-    State,
     StateError,
     migrate_storage,
+    open_async_state,
     open_seal,
     open_state,
     reseal_storage,
 )
-from aws_iam_backend.server.tidy import start_tidy
+from aws_iam_backend.server.tidy import tidy_forever
 
 DEV_LISTEN = "127.0.0.1:8200"
 
@@ -160,54 +161,57 @@ Example with hvac:
 """
 
 
-def _build_api(config: ServerConfig, *, dev: bool) -> tuple[VaultAPI, State]:
-    """Open state and the audit sink and build the API (once per serving process)."""
+def _build_api(config: ServerConfig, *, dev: bool) -> ASGIApp:
+    """Check the state, open the audit sink and build the app (once per serving process).
+
+    The stores are first opened synchronously, which migrates them and turns any problem
+    into one line here; the serving event loop then opens its own async connections.
+    """
+    try:
+        open_state(config, os.environ).close()
+    except StateError as exc:
+        raise CommandError(str(exc)) from None
+    except BackendError as exc:
+        raise CommandError(f"storage: {exc.message}") from None
     try:
         audit = JsonLinesAuditSink(config.audit_file) if config.audit_file else None
     except OSError as exc:
         raise CommandError(f"audit: cannot open {config.audit_file}: {exc.strerror}") from None
-    try:
-        state = open_state(config, os.environ)
-    except StateError as exc:
-        raise CommandError(str(exc)) from None
-    try:
-        settings = attrs.evolve(
-            BackendSettings(),
-            default_ttl=config.default_ttl,
-            max_ttl=config.max_ttl,
-            audit_required=config.audit_required,
-            rate_limits=config.rate_limits,
-            sts_timeout=config.sts_timeout,
-            challenge_ttl=config.challenge_ttl,
-        )
-        api = VaultAPI(
-            storage=state.storage,
-            root_token=config.root_token,
-            settings=settings,
-            trusted_proxies=config.trusted_proxies,
-            audit=audit,
-            cache=state.cache,
-        )
+    state = open_async_state(config, os.environ)
+    settings = attrs.evolve(
+        BackendSettings(),
+        default_ttl=config.default_ttl,
+        max_ttl=config.max_ttl,
+        audit_required=config.audit_required,
+        rate_limits=config.rate_limits,
+        sts_timeout=config.sts_timeout,
+        challenge_ttl=config.challenge_ttl,
+    )
+    api = AsyncVaultAPI(
+        storage=state.storage,
+        root_token=config.root_token,
+        settings=settings,
+        trusted_proxies=config.trusted_proxies,
+        audit=audit,
+        cache=state.cache,
+    )
+    tasks: list[asyncio.Task[None]] = []
+
+    async def started() -> None:
         if dev:
-            api.mounts.ensure("aws/")
-    except BackendError as exc:
-        state.close()
-        raise CommandError(f"storage: {exc.message}") from None
-    return api, state
+            await api.mounts.ensure("aws/")
+        tasks.append(asyncio.create_task(tidy_forever(api)))
 
+    async def stopping() -> None:
+        for task in tasks:
+            task.cancel()
+        await state.aclose()
+        if audit is not None:
+            audit.close()
 
-def _close(api: VaultAPI, state: State) -> None:
-    """Release the parent's storage, cache and audit file before forking workers."""
-    state.close()
-    close = getattr(api.audit_sink, "close", None)
-    if callable(close):
-        close()
-
-
-def _serve_app(api: VaultAPI, _state: State, request_timeout: float) -> ASGIApp:
-    """The ASGI app for ``api``, with its periodic tidy running in the background."""
-    start_tidy(api)
-    return make_asgi_app(api, request_timeout=request_timeout)
+    return make_asgi_app(
+        api, request_timeout=config.request_timeout, on_startup=started, on_shutdown=stopping
+    )
 
 
 def _run_server(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
@@ -215,7 +219,7 @@ def _run_server(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
     logging.basicConfig(level=config.log_level.upper(), format="%(levelname)s: %(message)s")
     if config.tls_cert_file and config.tls_key_file:
         check_tls(config.tls_cert_file, config.tls_key_file)
-    api, state = _build_api(config, dev=args.dev)
+    app = _build_api(config, dev=args.dev)
     sock = bind(config.host, config.port)
     if args.dev:
         persistent = not config.storage_url.startswith("memory:")
@@ -231,9 +235,9 @@ def _run_server(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
         )
     tls = {"tls_cert_file": config.tls_cert_file, "tls_key_file": config.tls_key_file}
     if config.workers > 1:
-        _close(api, state)  # each worker opens its own storage after the fork
+        # Each worker builds its own app (and opens its own connections) after the fork.
         return serve_workers(
-            lambda: _serve_app(*_build_api(config, dev=False), config.request_timeout),
+            lambda: _build_api(config, dev=False),
             sock,
             config.workers,
             log_level=config.log_level,
@@ -243,7 +247,7 @@ def _run_server(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
             max_connections=config.max_connections,
         )
     serve(
-        _serve_app(api, state, config.request_timeout),
+        app,
         sock,
         log_level=config.log_level,
         **tls,

@@ -74,7 +74,7 @@ def build_app(sts_endpoint: str, workers: int, body_deadline: float | None = Non
 
     from aws_iam_backend import Backend, MemoryStorage, RateLimits
     from aws_iam_backend.io.transport import BotocoreTransport
-    from aws_iam_backend.server.api import VaultAPI
+    from aws_iam_backend.server._sync.api import VaultAPI
     from aws_iam_backend.server.asgi import make_asgi_app
 
     transport = BotocoreTransport(max_pool_connections=workers)

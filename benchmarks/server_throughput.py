@@ -96,7 +96,7 @@ def run_server(port: int, sts_endpoint: str, workers: int, processes: int) -> No
 
     from aws_iam_backend import Backend, MemoryStorage, RateLimits, SQLiteStorage, Storage
     from aws_iam_backend.io.transport import BotocoreTransport
-    from aws_iam_backend.server.api import VaultAPI
+    from aws_iam_backend.server._sync.api import VaultAPI
     from aws_iam_backend.server.asgi import ASGIApp, make_asgi_app
     from aws_iam_backend.server.serve import bind, serve, serve_workers
 

@@ -30,7 +30,7 @@ from aws_iam_backend.integrations.starlette import (
     vault_exception_handler,
     vault_router,
 )
-from aws_iam_backend.server.api import VaultAPI
+from aws_iam_backend.server._sync.api import VaultAPI
 
 
 def api_from_env() -> VaultAPI:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import itertools
 import re
 import sys
 import tokenize
@@ -19,7 +20,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "aws_iam_backend"
-HEADER = "# Generated from {source} by scripts/unasync.py: edit that file, then run the script.\n"
+HEADER = "# Generated from {source} by scripts/unasync.py: do not edit.\n"
 
 _NAMES = {
     "__aenter__": "__enter__",
@@ -53,7 +54,7 @@ def unasync(source: str) -> str:
 
     tokens = list(tokenize.generate_tokens(io.StringIO(source).readline))
     edits: list[tuple[int, int, str]] = []
-    for token, following in zip(tokens, tokens[1:], strict=False):
+    for token, following in itertools.pairwise(tokens):
         start, end = at(*token.start), at(*token.end)
         if token.type == tokenize.NAME and token.string in ("async", "await"):
             edits.append((start, at(*following.start), ""))

@@ -23,7 +23,7 @@ from aws_iam_backend.drivers.audit import (
 )
 from aws_iam_backend.errors import InternalError, InvalidRequestError
 from aws_iam_backend.io.storage import MemoryStorage
-from aws_iam_backend.server.api import VaultAPI
+from aws_iam_backend.server._sync.api import VaultAPI
 from aws_iam_backend.server.config import ConfigError, config_from_document
 from aws_iam_backend.server.messages import HTTPRequest
 from aws_iam_backend.vault.tokens import TokenRecord, TokenSpec

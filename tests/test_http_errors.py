@@ -23,7 +23,8 @@ from aws_iam_backend import Backend, BackendSettings, MemoryStorage, Request, Re
 from aws_iam_backend.drivers.audit import MemoryAuditSink
 from aws_iam_backend.errors import InvalidRequestError
 from aws_iam_backend.server import api as api_module
-from aws_iam_backend.server.api import MAX_BODY, VaultAPI
+from aws_iam_backend.server.api import MAX_BODY
+from aws_iam_backend.server._sync.api import VaultAPI
 from aws_iam_backend.server.asgi import Message, make_asgi_app
 from aws_iam_backend.server.messages import HTTPRequest, HTTPResponse
 from aws_iam_backend.server.serve import MALFORMED_MESSAGE, json_h11_protocol

@@ -22,7 +22,8 @@ from aws_iam_backend.integrations.starlette import (
     vault_exception_handler,
     vault_router,
 )
-from aws_iam_backend.server.api import MAX_BODY, VaultAPI
+from aws_iam_backend.server.api import MAX_BODY
+from aws_iam_backend.server._sync.api import VaultAPI
 from tests.support.moto_server import Keys, MotoServer
 from tests.support.payloads import botocore_payload, hvac_payload
 

@@ -373,7 +373,7 @@ def test_two_processes_on_one_sqlite_file(
 
 def test_a_request_used_at_one_mount_is_refused_at_every_other() -> None:
     """Security review finding 2: claims are server-wide, not per mount."""
-    from aws_iam_backend.server.api import VaultAPI
+    from aws_iam_backend.server._sync.api import VaultAPI
     from aws_iam_backend.server.messages import HTTPRequest
 
     api = VaultAPI(

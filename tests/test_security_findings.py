@@ -19,8 +19,9 @@ from aws_iam_backend.cli import _parser, _server_config
 from aws_iam_backend.drivers._sync.tokens import StoreTokenIssuer
 from aws_iam_backend.errors import InvalidRequestError, PermissionDeniedError, RateLimitedError
 from aws_iam_backend.io.storage import MemoryStorage
-from aws_iam_backend.server.api import VaultAPI
-from aws_iam_backend.server.auth import Authenticator, request_token, root_token_weakness
+from aws_iam_backend.server._sync.api import VaultAPI
+from aws_iam_backend.server.auth import request_token, root_token_weakness
+from aws_iam_backend.server._sync.authenticator import Authenticator
 from aws_iam_backend.server.config import ConfigError, config_from_document
 from aws_iam_backend.server.guessing import KEY_BYTES, FailedCheckThrottle
 from aws_iam_backend.server.messages import HTTPRequest, HTTPResponse

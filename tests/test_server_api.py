@@ -18,7 +18,8 @@ from aws_iam_backend.errors import ConflictError, PermissionDeniedError
 from aws_iam_backend.io.protocols import ABSENT, Delete, Put, Storage
 from aws_iam_backend.io.storage._sync import ops
 from aws_iam_backend.io.storage._sync.prefixed import PrefixedStorage
-from aws_iam_backend.server.api import MAX_BODY, VaultAPI
+from aws_iam_backend.server.api import MAX_BODY
+from aws_iam_backend.server._sync.api import VaultAPI
 from aws_iam_backend.server.asgi import Message, make_asgi_app
 from aws_iam_backend.server.client_ip import client_ip, parse_networks
 from aws_iam_backend.server.messages import HTTPRequest, HTTPResponse

@@ -26,7 +26,7 @@ from aws_iam_backend.io.seal import AesGcmSeal, is_sealed
 from aws_iam_backend.io.storage._sync import ops
 from aws_iam_backend.io.storage._sync.sealed import SealedStorage
 from aws_iam_backend.io.storage.sqlite import SQLiteStorage
-from aws_iam_backend.server.api import VaultAPI
+from aws_iam_backend.server._sync.api import VaultAPI
 from aws_iam_backend.server.config import ConfigError, ServerConfig, config_from_document
 from aws_iam_backend.server.messages import HTTPRequest
 from aws_iam_backend.server.state import StateError, open_state

@@ -26,7 +26,7 @@ from aws_iam_backend.io.clock import SystemClock
 from aws_iam_backend.io.protocols import Storage
 from aws_iam_backend.io.storage import MemoryStorage, open_storage
 from aws_iam_backend.io.storage._sync.prefixed import PrefixedStorage
-from aws_iam_backend.server.api import VaultAPI
+from aws_iam_backend.server._sync.api import VaultAPI
 from aws_iam_backend.server.messages import HTTPRequest
 from aws_iam_backend.vault.tokens import ACCESSOR_PREFIX, TOKEN_PREFIX
 from tests.support.fakes import FakeIam, RecordingTransport, ok_response, token_spec

@@ -86,15 +86,33 @@ class JsonLinesAuditSink:
 
 
 class AuditHasher:
-    """HMAC-SHA256 of secrets with a server key (at least 32 bytes)."""
+    """HMAC-SHA256 of secrets with a server key (at least 32 bytes).
 
-    def __init__(self, key: bytes) -> None:
+    Made without a key, it is keyed later by :meth:`set_key` (a server shares one hasher
+    with every mount before it has read the key from storage); hashing before that is an
+    :class:`~aws_iam_backend.errors.InternalError`.
+    """
+
+    def __init__(self, key: bytes | None = None) -> None:
+        self._key: bytes | None = None
+        if key is not None:
+            self.set_key(key)
+
+    def set_key(self, key: bytes) -> None:
+        """Key the hasher."""
         if len(key) < 32:
             raise ValueError("the audit HMAC key must be at least 32 bytes")
         self._key = key
 
+    @property
+    def keyed(self) -> bool:
+        """Whether :meth:`set_key` was called (or a key given)."""
+        return self._key is not None
+
     def hash(self, value: str) -> str:
         """``hmac-sha256:<hex>`` of ``value``."""
+        if self._key is None:
+            raise InternalError("audit HMAC key not loaded")
         digest = hmac.new(self._key, value.encode("utf-8", "surrogatepass"), hashlib.sha256)
         return HMAC_PREFIX + digest.hexdigest()
 

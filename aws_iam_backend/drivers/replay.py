@@ -6,8 +6,8 @@ answers True exactly once per unexpired key.
 
 - :class:`MemoryReplayCache`: one process; bounded (cachetools, per-entry expiry).
 - :class:`AsyncMemoryReplayCache`: the same for asyncio.
-- ``StorageReplayCache`` / ``AsyncStorageReplayCache`` (the drivers): on the backend's :class:`~aws_iam_backend.io.protocols.Storage`
-  (conditional writes), so every process sharing the store agrees. This is the
+- ``StorageReplayCache`` / ``AsyncStorageReplayCache`` (the drivers): on the backend's
+  storage (conditional writes), so every process sharing the store agrees. This is the
   :class:`~aws_iam_backend.Backend` default.
 - ``RedisReplayCache`` (:mod:`aws_iam_backend.io.cache`): in Redis, shared by every server.
 

@@ -1,4 +1,4 @@
-"""Framework adapters over :class:`~aws_iam_backend.server.api.VaultAPI`.
+"""Framework adapters over ``VaultAPI`` (Flask, WSGI) and ``AsyncVaultAPI`` (Starlette).
 
 :mod:`.flask` and :mod:`.starlette` (FastAPI too) each mount Vault's HTTP API under a
 URL prefix and protect views with a login token. What they share lives here and imports
@@ -13,7 +13,8 @@ from collections.abc import Iterable, Mapping
 import attrs
 
 from aws_iam_backend.errors import PermissionDeniedError
-from aws_iam_backend.server.api import VaultAPI
+from aws_iam_backend.server._async.api import AsyncVaultAPI
+from aws_iam_backend.server._sync.api import VaultAPI
 from aws_iam_backend.server.auth import request_token
 from aws_iam_backend.vault.tokens import TokenRecord
 
@@ -70,15 +71,36 @@ def authorize(
     :class:`~aws_iam_backend.errors.BackendError` on storage faults. A limited-use token
     spends one use, as on any Vault request.
     """
+    record = api.lookup_token(
+        _token(headers), remote_addr=remote_addr, forwarded_for=headers.get("x-forwarded-for")
+    )
+    return _identity(record, required)
+
+
+async def async_authorize(
+    api: AsyncVaultAPI,
+    headers: Mapping[str, str],
+    remote_addr: str | None,
+    required: frozenset[str] = frozenset(),
+) -> TokenIdentity:
+    """:func:`authorize` for asyncio hosts, over :class:`AsyncVaultAPI` (awaited)."""
+    record = await api.lookup_token(
+        _token(headers), remote_addr=remote_addr, forwarded_for=headers.get("x-forwarded-for")
+    )
+    return _identity(record, required)
+
+
+def _token(headers: Mapping[str, str]) -> str:
     token = request_token(dict(headers))
     if token is None:
         raise PermissionDeniedError()
-    record = api.lookup_token(
-        token, remote_addr=remote_addr, forwarded_for=headers.get("x-forwarded-for")
-    )
+    return token
+
+
+def _identity(record: TokenRecord, required: frozenset[str]) -> TokenIdentity:
     if not required <= set(record.policies):
         raise PermissionDeniedError()
     return TokenIdentity.from_record(record)
 
 
-__all__ = ["TokenIdentity", "authorize", "required_policies"]
+__all__ = ["TokenIdentity", "async_authorize", "authorize", "required_policies"]

@@ -22,7 +22,8 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from aws_iam_backend.errors import BackendError, RequestTooLargeError
 from aws_iam_backend.integrations import TokenIdentity, authorize, required_policies
-from aws_iam_backend.server.api import MAX_BODY, VaultAPI
+from aws_iam_backend.server._sync.api import VaultAPI
+from aws_iam_backend.server.api import MAX_BODY
 from aws_iam_backend.server.messages import HTTPRequest, HTTPResponse
 from aws_iam_backend.server.responses import backend_error_response
 

@@ -2,7 +2,7 @@
 
 ::
 
-    api = VaultAPI(storage=..., root_token=...)
+    api = AsyncVaultAPI(storage=AsyncSQLiteStorage("vault.db"), root_token=...)
     app = FastAPI(exception_handlers={VaultHTTPException: vault_exception_handler})
     app.mount("/vault", vault_router(api))  # POST /vault/v1/auth/aws/login
 
@@ -17,15 +17,14 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable
 
-from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from aws_iam_backend.errors import BackendError
-from aws_iam_backend.integrations import TokenIdentity, authorize, required_policies
-from aws_iam_backend.server.api import VaultAPI
+from aws_iam_backend.integrations import TokenIdentity, async_authorize, required_policies
+from aws_iam_backend.server._async.api import AsyncVaultAPI
 from aws_iam_backend.server.asgi import make_asgi_app
 from aws_iam_backend.server.responses import backend_error_response
 
@@ -40,14 +39,15 @@ def _route_path(scope: Scope) -> str:
     return path
 
 
-def vault_router(api: VaultAPI, *, max_workers: int = 256) -> ASGIApp:
+def vault_router(api: AsyncVaultAPI) -> ASGIApp:
     """``api`` as an ASGI app to mount: ``app.mount("/vault", vault_router(api))``.
 
     It is :func:`~aws_iam_backend.server.asgi.make_asgi_app` (bodies over 64 KiB get
-    413, the core runs in a pool of ``max_workers`` threads) seeing paths relative to
-    the mount point.
+    413; every request awaited on the host's event loop, no thread pool) seeing paths
+    relative to the mount point. A mounted app gets no lifespan events: ``api`` reads
+    what it keeps in storage on its first request (or ``await api.start()`` at startup).
     """
-    inner = make_asgi_app(api, max_workers=max_workers)
+    inner = make_asgi_app(api)
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -80,20 +80,20 @@ def _headers(request: Request) -> dict[str, str]:
 
 
 def require_token(
-    api: VaultAPI, policies: Iterable[str] = ()
+    api: AsyncVaultAPI, policies: Iterable[str] = ()
 ) -> Callable[[Request], Awaitable[TokenIdentity]]:
     """A dependency giving the caller's :class:`TokenIdentity` if its login token holds
     every one of ``policies``; otherwise it raises :class:`VaultHTTPException` (403).
 
     ``identity: TokenIdentity = Depends(require_token(api, policies=["deploy"]))``.
-    The lookup runs in Starlette's thread pool, never on the event loop.
+    The lookup is awaited on the event loop (no thread pool).
     """
     required = required_policies(policies)
 
     async def dependency(request: Request) -> TokenIdentity:
         peer = request.client.host if request.client else None
         try:
-            return await run_in_threadpool(authorize, api, _headers(request), peer, required)
+            return await async_authorize(api, _headers(request), peer, required)
         except BackendError as exc:
             raise VaultHTTPException(exc) from None
 

@@ -13,6 +13,7 @@ import logging
 import re
 import unicodedata
 import xml.etree.ElementTree as ET
+from pyexpat import ExpatError, ParserCreate
 
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring
@@ -25,7 +26,7 @@ __all__ = ["parse_sts_response"]
 
 logger = logging.getLogger(__name__)
 
-_NS = "{https://sts.amazonaws.com/doc/2011-06-15/}"
+_NS = "https://sts.amazonaws.com/doc/2011-06-15/}"  # expat's "<uri>}<local>" tag form
 _PREFIX = "error making upstream request: "
 _PARSE_ERROR = _PREFIX + "error parsing STS response"
 _INVALID_BODY = _PREFIX + "body of GetCallerIdentity is invalid"
@@ -35,6 +36,7 @@ _VISIBLE_ASCII = re.compile(r"[\x21-\x7e]+", re.ASCII)
 _MAX_CODE = 64
 _MAX_MESSAGE = 200
 _XML_ERRORS = (ET.ParseError, DefusedXmlException, ValueError, LookupError)
+_HARDENED_ERRORS = (ExpatError, ValueError, LookupError)
 THROTTLING_CODES = frozenset({"Throttling", "ThrottlingException", "RequestLimitExceeded"})
 
 
@@ -142,11 +144,95 @@ def _clean(text: str | None, limit: int) -> str:
     return kept if len(kept) <= limit else kept[: limit - 3] + "..."
 
 
+class _Forbidden(ValueError):
+    """Internal: the body declares a DTD or an entity, or references an external one."""
+
+
+def _forbid_doctype(*_: object) -> None:
+    raise _Forbidden("DTD forbidden")
+
+
+def _forbid_entity(*_: object) -> None:
+    raise _Forbidden("entities forbidden")
+
+
+def _forbid_external(*_: object) -> int:
+    raise _Forbidden("external references forbidden")
+
+
+class _Node:
+    """An element of a 200 body: its ``uri}local`` tag, its text pieces and child elements.
+
+    Only what :func:`_identity` reads is kept (no attributes, no tails): the checks need
+    an element's children and, for leaves, their text.
+    """
+
+    __slots__ = ("children", "tag", "text")
+
+    def __init__(self, tag: str) -> None:
+        self.tag = tag
+        self.text: list[str] = []
+        self.children: list[_Node] = []
+
+
+class _Tree:
+    """Expat handlers building :class:`_Node` objects (no recursion; expat checks nesting)."""
+
+    __slots__ = ("root", "stack")
+
+    def __init__(self) -> None:
+        self.root: _Node | None = None
+        self.stack: list[_Node] = []
+
+    def start(self, tag: str, _attributes: object) -> None:
+        node = _Node(tag)
+        stack = self.stack
+        if stack:
+            stack[-1].children.append(node)
+        else:
+            self.root = node
+        stack.append(node)
+
+    def end(self, _tag: str) -> None:
+        self.stack.pop()
+
+    def data(self, text: str) -> None:
+        if self.stack:
+            self.stack[-1].text.append(text)
+
+
+def _parse_hardened(body: bytes) -> _Node:
+    """Parse ``body`` with expat as defusedxml's ``fromstring(forbid_dtd=True)`` does.
+
+    The same protections, installed on a bare expat parser: any ``<!DOCTYPE`` (hence any
+    internal or external subset, entity declaration or parameter entity) is refused
+    when it starts, entity declarations and external references are refused as well,
+    and an undefined entity is expat's own error. Namespaces are resolved as in
+    ElementTree (``uri}local``); comments and processing instructions are skipped and
+    the text around them joined, as ElementTree's default tree builder does.
+    """
+    tree = _Tree()
+    parser = ParserCreate(None, "}")
+    parser.StartDoctypeDeclHandler = _forbid_doctype
+    parser.EntityDeclHandler = _forbid_entity
+    parser.UnparsedEntityDeclHandler = _forbid_entity
+    parser.ExternalEntityRefHandler = _forbid_external
+    parser.StartElementHandler = tree.start
+    parser.EndElementHandler = tree.end
+    parser.CharacterDataHandler = tree.data
+    parser.buffer_text = True
+    parser.ordered_attributes = True
+    parser.Parse(body, True)
+    if tree.root is None or tree.stack:  # pragma: no cover - expat refuses both
+        raise ValueError("no single complete root element")
+    return tree.root
+
+
 def _identity(body: bytes, expected_partition: str | None) -> CallerIdentity:
     """Parse and cross-check a 200 body; raise :class:`_Rejected` with the reason."""
     try:
-        root = fromstring(body, forbid_dtd=True)
-    except _XML_ERRORS as exc:
+        root = _parse_hardened(body)
+    except _HARDENED_ERRORS as exc:
         raise _Rejected(f"not a single well-formed XML document ({type(exc).__name__})") from None
     if root.tag != _NS + "GetCallerIdentityResponse":
         raise _Rejected("unexpected root element")
@@ -177,11 +263,11 @@ def _identity(body: bytes, expected_partition: str | None) -> CallerIdentity:
     return CallerIdentity(arn=arn_text, user_id=user_id, account=account, request_id=request_id)
 
 
-def _optional(parent: ET.Element, name: str) -> ET.Element | None:
-    """The child ``{sts namespace}name`` of ``parent`` if there is one; refuse two."""
+def _optional(parent: _Node, name: str) -> _Node | None:
+    """The child ``<sts namespace>}name`` of ``parent`` if there is one; refuse two."""
     tag = _NS + name
     found = None
-    for child in parent:
+    for child in parent.children:
         if child.tag == tag:
             if found is not None:
                 raise _Rejected(f"more than one {name}")
@@ -189,18 +275,18 @@ def _optional(parent: ET.Element, name: str) -> ET.Element | None:
     return found
 
 
-def _one(parent: ET.Element, name: str) -> ET.Element:
-    """The single child ``{sts namespace}name`` of ``parent``."""
+def _one(parent: _Node, name: str) -> _Node:
+    """The single child ``<sts namespace>}name`` of ``parent``."""
     element = _optional(parent, name)
     if element is None:
         raise _Rejected(f"no {name}")
     return element
 
 
-def _field(parent: ET.Element, name: str) -> str:
+def _field(parent: _Node, name: str) -> str:
     """The text of the single, non-empty, text-only child ``name`` (visible ASCII only)."""
     element = _one(parent, name)
-    text = element.text or ""
-    if len(element) or _VISIBLE_ASCII.fullmatch(text) is None:
+    text = "".join(element.text)
+    if element.children or _VISIBLE_ASCII.fullmatch(text) is None:
         raise _Rejected(f"{name} is empty or not plain visible ASCII text")
     return text

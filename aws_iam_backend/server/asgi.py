@@ -1,7 +1,8 @@
 """ASGI adapter: ``make_asgi_app(api)`` for uvicorn, hypercorn or any ASGI server.
 
-The core blocks (storage, STS), so each request runs ``api.handle`` in a bounded thread
-pool while the event loop keeps accepting and reading other requests.
+Each request awaits :meth:`AsyncVaultAPI.handle` on the server's event loop: no thread
+pool on the request path (storage, STS and the cache are awaited; SQLite runs on its
+storage's own thread).
 
 Every HTTP request gets Vault's JSON answer and one audit record: a request refused here,
 before :meth:`VaultAPI.handle` (a body over the cap, a ``Content-Length`` that is not a
@@ -14,14 +15,15 @@ byte stream cannot be trusted.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Coroutine, MutableMapping
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import attrs
 
-from aws_iam_backend.server.api import MAX_BODY, VaultAPI
+from aws_iam_backend.server._async.api import AsyncVaultAPI
+from aws_iam_backend.server.api import MAX_BODY
 from aws_iam_backend.server.framing import (
     DISCONNECTED,
     LENGTH_MISMATCH,
@@ -87,6 +89,32 @@ async def _receive_body(receive: Receive, declared: int | None) -> bytes | Refus
             return b"".join(chunks)
 
 
+async def _unless_disconnected(
+    handling: Coroutine[Any, Any, HTTPResponse], receive: Receive
+) -> HTTPResponse | None:
+    """``handling``'s response, or None if the client disconnects first (``handling`` is
+    then cancelled). With the body read, the next ASGI message can only be a disconnect."""
+    task = asyncio.ensure_future(handling)
+    watcher = asyncio.ensure_future(receive())
+    try:
+        await asyncio.wait((task, watcher), return_when=asyncio.FIRST_COMPLETED)
+        if not task.done() and _is_disconnect(watcher):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            return None
+        return await task
+    finally:
+        task.cancel()  # no-ops once done; stops the handling if we are cancelled ourselves
+        watcher.cancel()
+
+
+def _is_disconnect(watcher: asyncio.Future[Message]) -> bool:
+    if not watcher.done() or watcher.cancelled() or watcher.exception() is not None:
+        return False
+    return bool(watcher.result().get("type") == "http.disconnect")
+
+
 def _closing(response: HTTPResponse) -> HTTPResponse:
     """``response`` with ``Connection: close``."""
     return attrs.evolve(response, headers=(*response.headers, ("Connection", "close")))
@@ -99,30 +127,44 @@ async def _send(send: Send, response: HTTPResponse) -> None:
     await send({"type": "http.response.body", "body": response.body})
 
 
+Hook = Callable[[], Awaitable[None]]
+
+
 def make_asgi_app(
-    api: VaultAPI,
+    api: AsyncVaultAPI,
     *,
-    max_workers: int = 256,
     request_timeout: float | None = DEFAULT_REQUEST_TIMEOUT,
+    on_startup: Hook | None = None,
+    on_shutdown: Hook | None = None,
 ) -> ASGIApp:
-    """An ASGI callable serving ``api`` with at most ``max_workers`` requests in the core at once.
+    """An ASGI callable serving ``api``.
 
     Bodies over 64 KiB are refused (413) without buffering more than that. A body not all
     received ``request_timeout`` seconds after the request head (None: no deadline) is
-    refused ``408 request body read timed out`` (audited, ``Connection: close``). The pool
-    is shut down by the ASGI lifespan ``shutdown`` event. Should the adapter itself fail
-    (say, a request arriving after the pool shut down), the answer is still a JSON
-    ``500 internal error``, logged but not audited.
+    refused ``408 request body read timed out`` (audited, ``Connection: close``). The ASGI
+    lifespan ``startup`` awaits :meth:`AsyncVaultAPI.start` (a storage problem fails the
+    startup, with its message) and then ``on_startup``; ``shutdown`` awaits ``on_shutdown``.
+    A client that disconnects mid-request cancels its handling (a login not yet issued
+    issues nothing and releases its replay claim). Should the adapter itself fail, the
+    answer is still a JSON ``500 internal error``, logged but not audited.
     """
-    executor = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="vault-api")
 
     async def lifespan(receive: Receive, send: Send) -> None:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
+                try:
+                    await api.start()
+                    if on_startup is not None:
+                        await on_startup()
+                except Exception as exc:
+                    _log.exception("startup failed")
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
-                executor.shutdown(wait=False, cancel_futures=True)
+                if on_shutdown is not None:
+                    await on_shutdown()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
@@ -138,14 +180,12 @@ def make_asgi_app(
             body=body if isinstance(body, bytes) else b"",
             remote_addr=client[0] if client else None,
         )
-        loop = asyncio.get_running_loop()
         if isinstance(body, Refusal):
-            refused = await loop.run_in_executor(
-                executor, api.refuse, request, body.status, body.message
-            )
-            await _send(send, _closing(refused))
+            await _send(send, _closing(await api.refuse(request, body.status, body.message)))
             return
-        await _send(send, await loop.run_in_executor(executor, api.handle, request))
+        response = await _unless_disconnected(api.handle(request), receive)
+        if response is not None:
+            await _send(send, response)
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":

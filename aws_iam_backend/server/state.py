@@ -14,13 +14,14 @@ from collections.abc import Mapping
 import attrs
 
 from aws_iam_backend.errors import BackendError
-from aws_iam_backend.io.protocols import Storage
+from aws_iam_backend.io.protocols import AsyncStorage, Storage
 from aws_iam_backend.io.seal import AesGcmSeal, is_sealed, load_seal
-from aws_iam_backend.io.storage import POSTGRES_SCHEMES, open_storage
+from aws_iam_backend.io.storage import POSTGRES_SCHEMES, open_async_storage, open_storage
+from aws_iam_backend.io.storage._async.sealed import AsyncSealedStorage
 from aws_iam_backend.io.storage._sync.sealed import SealedStorage
 from aws_iam_backend.io.storage.migrate import copy_documents, reseal
 from aws_iam_backend.server.config import ServerConfig
-from aws_iam_backend.server.mounts import SharedCache
+from aws_iam_backend.server.mounts import AsyncSharedCache, SharedCache
 
 # A document every server writes at first start (the cluster ID): the probe for "sealed".
 PROBE_KEY = "sys/cluster"
@@ -88,6 +89,38 @@ def open_state(config: ServerConfig, environ: Mapping[str, str]) -> State:
         State(raw, raw).close()
         raise
     return State(storage=storage, raw=raw, cache=cache, seal=seal)
+
+
+@attrs.frozen
+class AsyncState:
+    """What a serving process's event loop works on: the same stores, async."""
+
+    storage: AsyncStorage
+    raw: AsyncStorage
+    cache: AsyncSharedCache | None = None
+
+    async def aclose(self) -> None:
+        """Close the store's and the cache's connections."""
+        for resource in (self.raw, self.cache):
+            close = getattr(resource, "aclose", None)
+            if callable(close):
+                with contextlib.suppress(Exception):
+                    await close()
+
+
+def open_async_state(config: ServerConfig, environ: Mapping[str, str]) -> AsyncState:
+    """``[storage]``, ``[seal]`` and ``[cache]`` for the event loop. Opens no connection:
+    run :func:`open_state` first to check them (it gives the one-line errors); the async
+    stores connect on first use."""
+    seal = open_seal(config, environ)
+    raw = open_async_storage(config.storage_url)
+    storage: AsyncStorage = raw if seal is None else AsyncSealedStorage(raw, seal)
+    cache = None
+    if config.cache_url:
+        from aws_iam_backend.io.cache import open_async_cache
+
+        cache = open_async_cache(config.cache_url, prefix=config.cache_prefix)
+    return AsyncState(storage=storage, raw=raw, cache=cache)
 
 
 def _open_cache(url: str, prefix: str) -> SharedCache:

@@ -2,34 +2,29 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
-import threading
 
 from aws_iam_backend.errors import BackendError
-from aws_iam_backend.server.api import VaultAPI
+from aws_iam_backend.server._async.api import AsyncVaultAPI
 
 TIDY_INTERVAL = 60.0
 _log = logging.getLogger("aws_iam_backend.server")
 
 
-def start_tidy(api: VaultAPI, *, interval: float = TIDY_INTERVAL) -> threading.Event:
-    """Run ``api.tidy()`` every ``interval`` seconds (jittered) in a daemon thread.
+async def tidy_forever(api: AsyncVaultAPI, *, interval: float = TIDY_INTERVAL) -> None:
+    """Await ``api.tidy()`` every ``interval`` seconds (jittered), until cancelled.
 
     Every process may run one: the deletes are conditional, so two tidies never undo a
-    renewal or a fresh claim. Set the returned event to stop it.
+    renewal or a fresh claim. A failed tidy is logged and tried again next time.
     """
-    stop = threading.Event()
-
-    def run() -> None:
-        while not stop.wait(interval * random.uniform(0.8, 1.2)):
-            try:
-                removed = api.tidy()
-            except BackendError as exc:
-                _log.warning("tidy failed: %s", exc.message)
-                continue
-            if removed:
-                _log.info("tidy removed %d expired entries", removed)
-
-    threading.Thread(target=run, name="aws-iam-backend-tidy", daemon=True).start()
-    return stop
+    while True:
+        await asyncio.sleep(interval * random.uniform(0.8, 1.2))
+        try:
+            removed = await api.tidy()
+        except BackendError as exc:
+            _log.warning("tidy failed: %s", exc.message)
+            continue
+        if removed:
+            _log.info("tidy removed %d expired entries", removed)

@@ -6,7 +6,8 @@ from collections.abc import Iterable
 from http import HTTPStatus
 from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
-from aws_iam_backend.server.api import MAX_BODY, VaultAPI
+from aws_iam_backend.server._sync.api import VaultAPI
+from aws_iam_backend.server.api import MAX_BODY
 from aws_iam_backend.server.framing import LENGTH_MISMATCH, TOO_LARGE, Refusal, declared_length
 from aws_iam_backend.server.messages import HTTPRequest
 

@@ -86,5 +86,8 @@ class AsyncLoginGuards:
         expires = verify_nonce(await self._challenge_key(), nonce, self._clock.now())
         if len(values) != 1 or expires is None:
             raise InvalidRequestError("challenge nonce expired or invalid")
-        if not await self.replay_cache.claim(f"nonce:{nonce}", datetime.fromtimestamp(expires, UTC)):
+        claimed = await self.replay_cache.claim(
+            f"nonce:{nonce}", datetime.fromtimestamp(expires, UTC)
+        )
+        if not claimed:
             raise InvalidRequestError("challenge nonce already used")

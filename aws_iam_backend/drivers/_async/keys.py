@@ -21,7 +21,8 @@ async def stored_key(storage: AsyncStorage, path: str, *, size: int = 32) -> byt
     """
     doc = await ops.get(storage, path)
     if doc is None:
-        await ops.create(storage, path, {"key": base64.b64encode(secrets.token_bytes(size)).decode()})
+        fresh = base64.b64encode(secrets.token_bytes(size)).decode()
+        await ops.create(storage, path, {"key": fresh})
         doc = await ops.get(storage, path)
     try:
         key = base64.b64decode(str((doc or {})["key"]), validate=True)

@@ -1,4 +1,4 @@
-# Generated from ../_async/backend.py by scripts/unasync.py: edit that file, then run the script.
+# Generated from ../_async/backend.py by scripts/unasync.py: do not edit.
 """The plugin-style entry point: :class:`Backend` answers Vault-shaped requests.
 
 ``await Backend.handle_request(Request) -> Response`` serves every path of the AWS

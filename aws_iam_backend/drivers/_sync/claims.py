@@ -1,4 +1,4 @@
-# Generated from ../_async/claims.py by scripts/unasync.py: edit that file, then run the script.
+# Generated from ../_async/claims.py by scripts/unasync.py: do not edit.
 """Replay claims kept in the backend's storage, shared by every process on it."""
 
 from __future__ import annotations

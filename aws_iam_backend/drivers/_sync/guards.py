@@ -1,4 +1,4 @@
-# Generated from ../_async/guards.py by scripts/unasync.py: edit that file, then run the script.
+# Generated from ../_async/guards.py by scripts/unasync.py: do not edit.
 """One-time use of a login: replay protection (signatures) and the server challenge (nonces).
 
 Both claim keys in a :class:`~aws_iam_backend.drivers.replay.ReplayCache`, so several processes
@@ -87,5 +87,8 @@ class LoginGuards:
         expires = verify_nonce(self._challenge_key(), nonce, self._clock.now())
         if len(values) != 1 or expires is None:
             raise InvalidRequestError("challenge nonce expired or invalid")
-        if not self.replay_cache.claim(f"nonce:{nonce}", datetime.fromtimestamp(expires, UTC)):
+        claimed = self.replay_cache.claim(
+            f"nonce:{nonce}", datetime.fromtimestamp(expires, UTC)
+        )
+        if not claimed:
             raise InvalidRequestError("challenge nonce already used")

@@ -1,4 +1,4 @@
-# Generated from ../_async/keys.py by scripts/unasync.py: edit that file, then run the script.
+# Generated from ../_async/keys.py by scripts/unasync.py: do not edit.
 """Server-side secret keys kept in storage (token HMAC, audit HMAC, challenge MAC)."""
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ def stored_key(storage: Storage, path: str, *, size: int = 32) -> bytes:
     """
     doc = ops.get(storage, path)
     if doc is None:
-        ops.create(storage, path, {"key": base64.b64encode(secrets.token_bytes(size)).decode()})
+        fresh = base64.b64encode(secrets.token_bytes(size)).decode()
+        ops.create(storage, path, {"key": fresh})
         doc = ops.get(storage, path)
     try:
         key = base64.b64decode(str((doc or {})["key"]), validate=True)

@@ -1,4 +1,4 @@
-# Generated from ../_async/tokens.py by scripts/unasync.py: edit that file, then run the script.
+# Generated from ../_async/tokens.py by scripts/unasync.py: do not edit.
 """Token issuing: the :class:`TokenIssuer` protocol and the storage-backed default.
 
 The HMAC key is given, or generated once and kept at ``sys/token-hmac-key`` (read on

@@ -1,2 +1,2 @@
-# Generated from ../_async/__init__.py by scripts/unasync.py: edit that file, then run the script.
+# Generated from ../_async/__init__.py by scripts/unasync.py: do not edit.
 """The Redis cache, one package per driver (see ``scripts/unasync.py``)."""

@@ -1,4 +1,4 @@
-# Generated from ../_async/redis.py by scripts/unasync.py: edit that file, then run the script.
+# Generated from ../_async/redis.py by scripts/unasync.py: do not edit.
 """Redis as the shared cache: replay claims, challenge nonces and rate-limit buckets.
 
 :class:`RedisCache` owns one redis-py client (one connection pool) and hands out

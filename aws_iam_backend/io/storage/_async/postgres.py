@@ -44,9 +44,8 @@ from psycopg.rows import TupleRow
 from psycopg_pool import AsyncConnectionPool, PoolClosed, PoolTimeout
 
 from aws_iam_backend.errors import ConflictError, InternalError, StorageUnavailableError
-from aws_iam_backend.io.concurrency import async_sleep
+from aws_iam_backend.io.concurrency import AsyncLock, AsyncResult, async_open_eagerly, async_sleep
 from aws_iam_backend.io.protocols import ABSENT, Delete, Document, Operation, Put
-from aws_iam_backend.io.storage._twins import AsyncLock, AsyncResult, async_open_eagerly
 from aws_iam_backend.io.storage.memory import decode_document, encode_document
 from aws_iam_backend.io.storage.ops import check_operations, prefix_end
 

@@ -1,4 +1,4 @@
-# Generated from ../_async/cached.py by scripts/unasync.py: edit that file, then run the script.
+# Generated from ../_async/cached.py by scripts/unasync.py: do not edit.
 """A per-process read cache for rarely changing documents, coherent across processes.
 
 Mounts, roles and client/identity/STS config are read on every login but written by

@@ -1,4 +1,4 @@
-# Generated from ../_async/ops.py by scripts/unasync.py: edit that file, then run the script.
+# Generated from ../_async/ops.py by scripts/unasync.py: do not edit.
 """Everyday operations built on the four methods of
 :class:`~aws_iam_backend.io.protocols.Storage`.
 

@@ -1,4 +1,4 @@
-# Generated from ../_async/postgres.py by scripts/unasync.py: edit that file, then run the script.
+# Generated from ../_async/postgres.py by scripts/unasync.py: do not edit.
 """PostgreSQL storage: one table shared by any number of threads, processes and hosts.
 
 :class:`PostgresStorage` keeps every document in ``aws_iam_backend_kv`` and takes
@@ -45,9 +45,8 @@ from psycopg.rows import TupleRow
 from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
 
 from aws_iam_backend.errors import ConflictError, InternalError, StorageUnavailableError
-from aws_iam_backend.io.concurrency import sleep
+from aws_iam_backend.io.concurrency import Lock, Result, open_eagerly, sleep
 from aws_iam_backend.io.protocols import ABSENT, Delete, Document, Operation, Put
-from aws_iam_backend.io.storage._twins import Lock, Result, open_eagerly
 from aws_iam_backend.io.storage.memory import decode_document, encode_document
 from aws_iam_backend.io.storage.ops import check_operations, prefix_end
 

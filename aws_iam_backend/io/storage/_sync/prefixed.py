@@ -1,4 +1,4 @@
-# Generated from ../_async/prefixed.py by scripts/unasync.py: edit that file, then run the script.
+# Generated from ../_async/prefixed.py by scripts/unasync.py: do not edit.
 """A view under a key prefix of a storage (:class:`~aws_iam_backend.io.protocols.Storage`)."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-# Generated from ../_async/sealed.py by scripts/unasync.py: edit that file, then run the script.
+# Generated from ../_async/sealed.py by scripts/unasync.py: do not edit.
 """A view of a storage (:class:`~aws_iam_backend.io.protocols.Storage`) sealing values."""
 
 from __future__ import annotations

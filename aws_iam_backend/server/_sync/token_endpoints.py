@@ -1,3 +1,4 @@
+# Generated from ../_async/token_endpoints.py by scripts/unasync.py: do not edit.
 """``/v1/auth/token/*``: lookup-self, renew-self, revoke-self, lookup, revoke-accessor.
 
 A login token sees and acts on itself only; the root token on any token.
@@ -19,20 +20,24 @@ from aws_iam_backend.errors import (
     UnsupportedOperationError,
 )
 from aws_iam_backend.io.clock import Clock
-from aws_iam_backend.server.auth import Authenticator, Caller, same_secret
+from aws_iam_backend.io.concurrency import Result
+from aws_iam_backend.server._sync.authenticator import Authenticator
+from aws_iam_backend.server._sync.mount_table import MountTable
+from aws_iam_backend.server.auth import Caller, same_secret
 from aws_iam_backend.server.messages import HTTPResponse
-from aws_iam_backend.server.mounts import MountTable
 from aws_iam_backend.server.responses import envelope, no_content
 from aws_iam_backend.vault.fields import to_duration
 from aws_iam_backend.vault.tokens import rfc3339
 
-Handler = Callable[[Caller, Mapping[str, Any], str | None], HTTPResponse]
+Handler = Callable[[Caller, Mapping[str, Any], str | None], Result[HTTPResponse]]
 
 
 class TokenEndpoints:
     """The token store's HTTP endpoints over the issuer all mounts share."""
 
-    def __init__(self, authenticator: Authenticator, mounts: MountTable, clock: Clock) -> None:
+    def __init__(
+        self, authenticator: Authenticator, mounts: MountTable, clock: Clock
+    ) -> None:
         self._auth = authenticator
         self._issuer = authenticator.issuer
         self._mounts = mounts
@@ -94,7 +99,9 @@ class TokenEndpoints:
     ) -> HTTPResponse:
         return envelope(data=self._lookup_data(caller, self._clock.now()))
 
-    def _renew_self(self, caller: Caller, data: Mapping[str, Any], ip: str | None) -> HTTPResponse:
+    def _renew_self(
+        self, caller: Caller, data: Mapping[str, Any], ip: str | None
+    ) -> HTTPResponse:
         if caller.record is None:
             raise InvalidRequestError("root token is not renewable")
         backend = self._mounts.backend(caller.record.mount)
@@ -115,7 +122,9 @@ class TokenEndpoints:
         self._issuer.revoke(caller.token)
         return no_content()
 
-    def _lookup(self, caller: Caller, data: Mapping[str, Any], _ip: str | None) -> HTTPResponse:
+    def _lookup(
+        self, caller: Caller, data: Mapping[str, Any], _ip: str | None
+    ) -> HTTPResponse:
         target = _string_field(data, "token")
         if same_secret(target, caller.token):
             return self._lookup_self(caller, data, _ip)
