@@ -1,46 +1,58 @@
-"""Scale-out of the reference server: logins/s and server CPU per login, 1 and 2 workers.
+"""Scale-out of the reference server: logins/s against the floor, 1 and 2 workers.
 
-Run: ``python -m benchmarks.scale_out [--logins 2000] [--clients 100] [--sts-delay 0.05]``
-(``--configs`` picks configurations, ``--no-profile`` skips the py-spy run, ``--json``
-also writes every number to a file).
+Run: ``python -m benchmarks.scale_out [--logins 3000] [--clients 200] [--sts-delay 0.05]
+[--rounds 2]`` (``--configs`` picks configurations, ``--no-profile`` skips the py-spy run,
+``--no-pin`` leaves placement to the kernel, ``--json`` also writes every number to a
+file, ``--plot`` the figure; default ``docs/performance-server.png``).
 
 Each configuration is the production server (``python -m aws_iam_backend server
---config FILE``, plain HTTP, ``[limits] per_source_rate = 0, per_role_rate = 0``) with
-``[listener] workers = 1`` and then ``2``, on
+--config FILE``: uvicorn, the asyncio ASGI app, plain HTTP; ``[limits]
+per_source_rate = 0, per_role_rate = 0, max_concurrent_sts_calls = 0``: rate limits
+off) with ``[listener] workers = 1`` and then ``2``, on
 
 - ``sqlite``: a SQLite file in a temporary directory, unsealed;
 - ``sqlite+seal``: the same, sealed (``[seal] key_file``, from ``seal generate``);
-- ``pg+seal``: a fresh PostgreSQL database made for this run (dropped after), sealed,
-  no cache (replay protection off);
-- ``pg+seal+redis``: the same with ``[cache]`` Redis and replay protection on: every
-  login carries its own pre-signed request, and each claim is one Redis ``SET NX``;
-- ``pg+seal+redis-noreplay``: the same with replay protection off (the claim's cost);
+- ``pg+seal``: a fresh PostgreSQL database made for this run (dropped after), sealed
+  (a PostgreSQL store must be), no cache, replay protection off;
+- ``pg+seal+redis``: the same with ``[cache]`` Redis (a key prefix unique to this run)
+  and replay protection on: every login carries its own pre-signed request, and each
+  claim is one Redis ``SET NX``;
 - ``memory``: memory storage, 1 worker only (a reference: no storage I/O at all).
 
-The STS is the stub of :mod:`benchmarks.server_throughput` (answers after
-``--sts-delay``); the load generator is an asyncio loop in this process, one
-keep-alive connection per client, a fixed number of logins per configuration after a
-warm-up. The floor is that same load generator sent straight to the stub STS, measured
-at the start and at the end of the run (the mean is used): the most this machine's
-client and stub can do, so ``ratio`` = server logins/s / floor logins/s.
+Clients are driven as real ones are: hvac-shaped payloads (a botocore SigV4-signed
+``GetCallerIdentity`` for ``sts.amazonaws.com``, base64 headers/body/URL) POSTed over real
+keep-alive HTTP/1.1 connections on loopback, one per client, each client sending its next
+login when the last is answered. The STS is the stub of :mod:`benchmarks.server_throughput`
+(answers after ``--sts-delay``). Every load run is bounded: a fixed number of logins
+(after a warm-up), a per-response timeout and an overall deadline (``--max-seconds``).
 
-Table columns: logins/s (200s only) and its ratio to the floor; p50/p99/max latency;
-server CPU ms per login (``sys``: the kernel's share of it); CPU seconds of each server
-process (for 2 workers: how evenly the shared socket spread the connections); CPU ms per
-login of the PostgreSQL backends and of Redis; responses other than 200 (0: a connection
-error). The 2-worker/1-worker throughput ratio of each configuration follows the table.
+The floor is the same load generator sent straight to the stub STS, measured just before
+each row with the same placement: ``ratio`` = server logins/s / that floor.
 
-CPU is read from ``/proc`` for the server (every process: the parent and the pre-forked
-workers), the PostgreSQL backends of the benchmark database and the Redis server (shared
-with anything else using it, so an upper bound). Redis keys: the server's prefix is fixed
-(``aws-iam-backend:``), so after the run exactly the replay-claim keys of the requests
-this script signed are deleted; nothing else under the prefix is touched (keys that
-appeared there during the run are counted and reported).
+Placement (``os.sched_setaffinity``; Linux, at least 2 cores): the load generator (this
+process) and the stub STS on core 1 for every run, floors included. 1 worker: the server
+pinned to core 0. 2 workers: the server's processes may use cores 0 and 1 (the kernel
+places them; the second competes with the load generator on core 1), so a 2-worker row
+shows what a second core gives when it is shared with the load generator. PostgreSQL and
+Redis are shared services and are not pinned (their CPU is counted separately).
 
-The profile: ``pg+seal+redis`` with 1 worker, run once more (not in the table) under
-``py-spy record --format raw --nolineno --gil`` (samples of the thread holding the GIL:
-Python's CPU, not threads waiting on I/O or locks); the top frames by self samples are
-printed, and this package's frames by inclusive samples.
+Columns: logins/s (200s only) and its ratio to the floor; p50/p99/max latency; server
+CPU µs per login (every server process, from ``/proc``; ``sys``: the kernel's share);
+CPU seconds of each server process (for 2 workers: how evenly the shared socket spread
+the connections); CPU µs per login of the PostgreSQL backends of the benchmark database
+and of the Redis server (shared with anything else using it: an upper bound); responses
+other than 200 (status 0: a connection error or timeout). Each configuration is run
+``--rounds`` times (rounds interleave configurations), and the summary gives ranges.
+
+Redis: the servers' ``[cache] prefix`` is ``aws-iam-bench-<random>:``; after the run every
+key under that prefix (and nothing else) is deleted.
+
+The profile: ``--profile-config`` (``pg+seal`` by default) with 1 worker pinned to core 0,
+run once more (not in the table) under ``py-spy record --format raw --nolineno --gil``
+(samples of the thread holding the GIL: Python's CPU, not threads waiting on I/O or
+locks); it prints the share of samples by where the leaf frame is (uvicorn/h11, asyncio,
+aiohttp, psycopg, each ``aws_iam_backend`` subpackage...), the top leaf frames, and this
+package's frames by inclusive samples.
 """
 
 from __future__ import annotations
@@ -50,7 +62,6 @@ import asyncio
 import base64
 import collections
 import contextlib
-import hashlib
 import json
 import os
 import secrets
@@ -72,9 +83,12 @@ from .server_throughput import ARN, free_port, login_payload, read_response
 
 PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/test"
 REDIS_URL = "redis://127.0.0.1:6379/0"
-REDIS_PREFIX = "aws-iam-backend:"  # fixed by the server (aws_iam_backend.io.cache.redis)
 ROOT_TOKEN = secrets.token_urlsafe(32)  # passes the server's root-token strength check
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+SERVER_CORE = 0
+CLIENT_CORE = 1
+CLI_STS_POOL = 50  # AsyncHttpTransport's default pool, which the CLI server uses
+DEFAULT_PLOT = "docs/performance-server.png"
 
 
 @dataclass(frozen=True)
@@ -94,10 +108,9 @@ SETUPS: tuple[Setup, ...] = (
     Setup("sqlite+seal", "sqlite", sealed=True),
     Setup("pg+seal", "pg", sealed=True),
     Setup("pg+seal+redis", "pg", sealed=True, redis=True, replay=True),
-    Setup("pg+seal+redis-noreplay", "pg", sealed=True, redis=True),
     Setup("memory", "memory", max_workers=1),
 )
-PROFILED = "pg+seal+redis"
+PROFILED = "pg+seal"
 
 
 @dataclass
@@ -112,6 +125,10 @@ class Load:
     @property
     def ok(self) -> int:
         return self.statuses.get(200, 0)
+
+    @property
+    def bad(self) -> int:
+        return sum(count for status, count in self.statuses.items() if status != 200)
 
     @property
     def throughput(self) -> float:
@@ -130,36 +147,49 @@ class Row:
     setup: str
     workers: int
     load: Load
+    round: int = 1
     floor: float = 0.0
+    pinned: bool = False
     server_cpu: dict[int, float] = field(default_factory=dict)  # pid -> CPU seconds
     server_system: float = 0.0  # of which in the kernel
     pg_cpu: float = 0.0
     redis_cpu: float = 0.0
     log_tail: str = ""
 
+    @property
+    def ratio(self) -> float:
+        return self.load.throughput / self.floor if self.floor else 0.0
+
+    @property
+    def cpu_us(self) -> float:
+        return sum(self.server_cpu.values()) / max(self.load.ok, 1) * 1e6
+
     def as_dict(self) -> dict[str, Any]:
         ok = max(self.load.ok, 1)
         return {
             "config": self.setup,
             "workers": self.workers,
+            "round": self.round,
+            "pinned": self.pinned,
             "logins_ok": self.load.ok,
             "statuses": dict(self.load.statuses),
             "first_errors": self.load.errors[:3],
             "elapsed_s": round(self.load.elapsed, 2),
             "logins_per_s": round(self.load.throughput, 1),
-            "ratio_to_floor": round(self.load.throughput / self.floor, 3) if self.floor else None,
+            "floor_per_s": round(self.floor, 1),
+            "ratio_to_floor": round(self.ratio, 3),
             "p50_ms": round(self.load.quantile_ms(50), 1),
             "p90_ms": round(self.load.quantile_ms(90), 1),
             "p99_ms": round(self.load.quantile_ms(99), 1),
             "max_ms": round(max(self.load.latencies, default=0.0) * 1000, 1),
-            "server_cpu_ms_per_login": round(sum(self.server_cpu.values()) / ok * 1000, 3),
+            "server_cpu_us_per_login": round(self.cpu_us),
             "server_cpu_s_per_process": [round(v, 2) for v in self.server_cpu.values()],
             "server_cores_busy": round(sum(self.server_cpu.values()) / self.load.elapsed, 2),
             "server_system_share": round(
                 self.server_system / max(sum(self.server_cpu.values()), 1e-9), 2
             ),
-            "pg_cpu_ms_per_login": round(self.pg_cpu / ok * 1000, 3),
-            "redis_cpu_ms_per_login": round(self.redis_cpu / ok * 1000, 3),
+            "pg_cpu_us_per_login": round(self.pg_cpu / ok * 1e6),
+            "redis_cpu_us_per_login": round(self.redis_cpu / ok * 1e6),
         }
 
 
@@ -246,33 +276,37 @@ class Postgres:
 
 
 class Redis:
-    """The shared Redis: the keys this run made, and the server's CPU."""
+    """The shared Redis: the servers write under :attr:`prefix`, unique to this run."""
 
     def __init__(self, url: str) -> None:
         import redis
 
         self.client = redis.Redis.from_url(url)
         self.pid = int(self.client.info("server")["process_id"])
-        self.before = self.prefixed_keys()
-        self.ours: set[bytes] = set()
+        self.prefix = f"aws-iam-bench-{uuid.uuid4().hex[:12]}:"
 
-    def prefixed_keys(self) -> set[bytes]:
-        return set(self.client.scan_iter(match=REDIS_PREFIX + "*", count=1000))
+    def keys(self) -> list[bytes]:
+        return list(self.client.scan_iter(match=self.prefix + "*", count=1000))
 
-    def claim_key(self, signature: str) -> bytes:
-        """The replay-claim key the server sets for ``signature`` (RedisReplayCache.key)."""
-        digest = hashlib.sha256(f"sig:{signature}".encode()).hexdigest()
-        return f"{REDIS_PREFIX}replay:{digest}".encode()
-
-    def cleanup(self) -> tuple[int, int]:
-        """Delete our claim keys; return (deleted, other keys that appeared meanwhile)."""
-        deleted = 0
-        ours = sorted(self.ours)
+    def cleanup(self) -> int:
+        """Delete every key under this run's prefix; how many there were."""
+        ours = self.keys()
         for start in range(0, len(ours), 500):
-            deleted += int(self.client.delete(*ours[start : start + 500]))
-        others = self.prefixed_keys() - self.before - self.ours
+            self.client.delete(*ours[start : start + 500])
         self.client.close()
-        return deleted, len(others)
+        return len(ours)
+
+
+# ------------------------------------------------------------------ placement
+
+
+def can_pin() -> bool:
+    return hasattr(os, "sched_setaffinity") and len(os.sched_getaffinity(0)) >= 2
+
+
+def pin(pid: int, cores: set[int]) -> None:
+    """Restrict ``pid`` (0: this process) to ``cores`` (children forked later inherit it)."""
+    os.sched_setaffinity(pid, cores)
 
 
 # ---------------------------------------------------------------------- load
@@ -293,23 +327,20 @@ def signature_of(body: bytes) -> str:
     return authorization.rpartition("Signature=")[2]
 
 
-class Requests:
-    """Login requests: one shared, or ``count`` distinct ones (each signed once)."""
-
-    def __init__(self, count: int, *, distinct: bool) -> None:
-        self.signatures: list[str] = []
-        if not distinct:
-            self.items = [http_request(login_payload())] * count
-            return
-        self.items = []
-        for _ in range(count):
-            body = login_payload(secrets.token_hex(8))
-            self.signatures.append(signature_of(body))
-            self.items.append(http_request(body))
+def requests_for(count: int, *, distinct: bool) -> list[bytes]:
+    """``count`` login requests: one shared payload, or each signed once (replay on)."""
+    if not distinct:
+        return [http_request(login_payload())] * count
+    return [http_request(login_payload(secrets.token_hex(8))) for _ in range(count)]
 
 
 async def _client(port: int, queue: Iterator[bytes], load: Load, timeout: float) -> None:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    except OSError as exc:
+        load.statuses[0] += 1
+        load.errors.append(f"connect: {exc!r}")
+        return
     try:
         for request in queue:
             started = time.perf_counter()
@@ -327,17 +358,33 @@ async def _client(port: int, queue: Iterator[bytes], load: Load, timeout: float)
         writer.close()
 
 
-async def _drive(port: int, requests: Sequence[bytes], clients: int, timeout: float) -> Load:
+async def _drive(
+    port: int, requests: Sequence[bytes], clients: int, timeout: float, deadline: float
+) -> Load:
     load = Load(0.0, [], collections.Counter(), [])
     queue = iter(requests)  # shared: each client takes the next request
     started = time.perf_counter()
-    await asyncio.gather(*(_client(port, queue, load, timeout) for _ in range(clients)))
+    try:
+        async with asyncio.timeout(deadline):
+            await asyncio.gather(*(_client(port, queue, load, timeout) for _ in range(clients)))
+    except TimeoutError:
+        load.statuses[0] += 1
+        load.errors.append(f"load run stopped at its {deadline:g} s deadline")
     load.elapsed = time.perf_counter() - started
     return load
 
 
-def drive(port: int, requests: Sequence[bytes], clients: int, timeout: float = 30.0) -> Load:
-    return asyncio.run(_drive(port, requests, min(clients, len(requests)), timeout))
+def drive(
+    port: int,
+    requests: Sequence[bytes],
+    clients: int,
+    timeout: float = 30.0,
+    deadline: float = 120.0,
+) -> Load:
+    """Send ``requests`` over ``clients`` keep-alive connections (bounded in count and
+    time: each response within ``timeout`` s, the whole run within ``deadline`` s)."""
+    count = min(clients, len(requests))
+    return asyncio.run(_drive(port, requests, count, timeout, deadline))
 
 
 # --------------------------------------------------------------------- server
@@ -354,6 +401,7 @@ class Env:
     pg: Postgres | None
     redis: Redis | None
     redis_url: str = REDIS_URL
+    pin: bool = False
 
 
 def write_config(env: Env, setup: Setup, workers: int, port: int, run: str) -> str:
@@ -377,11 +425,13 @@ def write_config(env: Env, setup: Setup, workers: int, port: int, run: str) -> s
         "[limits]",
         "per_source_rate = 0",
         "per_role_rate = 0",
+        "max_concurrent_sts_calls = 0",
     ]
     if setup.sealed:
         lines += ["[seal]", f'key_file = "{env.seal_file}"']
     if setup.redis:
-        lines += ["[cache]", f'url = "{env.redis_url}"']
+        assert env.redis is not None
+        lines += ["[cache]", f'url = "{env.redis_url}"', f'prefix = "{env.redis.prefix}"']
     path = os.path.join(env.tmp, f"{run}.toml")
     with open(path, "w") as handle:
         handle.write("\n".join(lines) + "\n")
@@ -426,17 +476,22 @@ def tail(path: str, lines: int = 5) -> str:
 
 @contextlib.contextmanager
 def running_server(env: Env, setup: Setup, workers: int) -> Iterator[tuple[int, int, str]]:
-    """A configured server: yields (port, pid, log path); stopped and its data reset after."""
+    """A configured server: yields (port, pid, log path); stopped and its data reset after.
+
+    Pinned (``env.pin``): 1 worker to :data:`SERVER_CORE`; 2 workers to every core."""
     run = f"{setup.name.replace('+', '_')}_{workers}_{uuid.uuid4().hex[:6]}"
     port = free_port()
     config = write_config(env, setup, workers, port, run)
     log = os.path.join(env.tmp, f"{run}.log")
+    cores = {SERVER_CORE} if workers == 1 else set(range(os.cpu_count() or 2))
     with open(log, "wb") as out:
         server = subprocess.Popen(
             [sys.executable, "-m", "aws_iam_backend", "server", "--config", config],
             stdout=out,
             stderr=subprocess.STDOUT,
         )
+    if env.pin:
+        pin(server.pid, cores)  # before it imports anything, long before it forks
     try:
         wait_ready(port, server, log)
         api(port, "sys/auth/aws", {"type": "aws"})
@@ -458,60 +513,71 @@ def running_server(env: Env, setup: Setup, workers: int) -> Iterator[tuple[int, 
             env.pg.reset()
 
 
-def requests_for(env: Env, setup: Setup, count: int) -> list[bytes]:
-    made = Requests(count, distinct=setup.replay)
-    if env.redis is not None:
-        env.redis.ours.update(env.redis.claim_key(s) for s in made.signatures)
-    return made.items
-
-
-def measure(env: Env, setup: Setup, workers: int, args: argparse.Namespace) -> Row:
-    warm = requests_for(env, setup, min(200, args.logins))
-    timed = requests_for(env, setup, args.logins)
+def measure(
+    env: Env, setup: Setup, workers: int, args: argparse.Namespace, floor: float, round_: int
+) -> Row:
+    warm = requests_for(min(300, args.logins), distinct=setup.replay)
+    timed = requests_for(args.logins, distinct=setup.replay)
+    bound = {"timeout": 30.0, "deadline": args.max_seconds}
     with running_server(env, setup, workers) as (port, pid, log):
         first = drive(port, warm[:1], 1)
         if first.ok != 1:
             raise RuntimeError(f"{setup.name}: first login failed: {first.errors} {tail(log)}")
-        drive(port, warm[1:], args.clients)  # every pool thread started
+        drive(port, warm[1:], args.clients, **bound)  # connections, pools, caches warm
         server0, system0 = tree_cpu(pid), tree_system(pid)
         pg0 = env.pg.backend_cpu() if env.pg and setup.storage == "pg" else {}
         redis0 = process_cpu(env.redis.pid) if env.redis else 0.0
-        load = drive(port, timed, args.clients)
+        load = drive(port, timed, args.clients, **bound)
         server, system = delta(tree_cpu(pid), server0), tree_system(pid) - system0
         pg = sum(delta(env.pg.backend_cpu(), pg0).values()) if pg0 and env.pg else 0.0
         redis = process_cpu(env.redis.pid) - redis0 if env.redis and setup.redis else 0.0
         if workers > 1:  # the parent only forks and waits: show the workers
             server.pop(pid, None)
-        return Row(setup.name, workers, load, server_cpu=server, server_system=system,
-                   pg_cpu=pg, redis_cpu=redis, log_tail=tail(log))  # fmt: skip
+        return Row(setup.name, workers, load, round=round_, floor=floor, pinned=env.pin,
+                   server_cpu=server, server_system=system, pg_cpu=pg, redis_cpu=redis,
+                   log_tail=tail(log))  # fmt: skip
+
+
+def measure_floor(stub_port: int, args: argparse.Namespace) -> float:
+    """The load generator straight to the stub STS: its logins/s (same requests, clients)."""
+    plain = requests_for(args.logins, distinct=False)
+    return drive(stub_port, plain, args.clients, deadline=args.max_seconds).throughput
 
 
 # -------------------------------------------------------------------- profile
 
 
-def profile(
-    env: Env, setup: Setup, args: argparse.Namespace, out: str
-) -> tuple[list[tuple[str, int]], list[tuple[str, int]]]:
-    """Top frames by self samples of ``setup`` (1 worker) under py-spy."""
+@dataclass
+class Profile:
+    """Samples of one py-spy raw file, summarised."""
+
+    total: int
+    by_place: list[tuple[str, int]]
+    top_self: list[tuple[str, int]]
+    ours_inclusive: list[tuple[str, int]]
+
+
+def profile(env: Env, setup: Setup, args: argparse.Namespace, out: str) -> Profile:
+    """``setup`` with 1 worker under ``py-spy record --gil`` during one timed load."""
     py_spy = shutil.which("py-spy")
     if py_spy is None:
         raise RuntimeError("py-spy not found: pip install py-spy")
-    warm = requests_for(env, setup, min(200, args.logins))
-    timed = requests_for(env, setup, args.logins)
+    warm = requests_for(min(300, args.logins), distinct=setup.replay)
+    timed = requests_for(args.logins, distinct=setup.replay)
     with running_server(env, setup, 1) as (port, pid, _log):
         drive(port, warm, args.clients)
         spy = subprocess.Popen(
             [py_spy, "record", "-o", out, "--format", "raw", "--nolineno", "--gil",
-             "--rate", "200", "-p", str(pid)],
+             "--rate", "250", "-p", str(pid)],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         )  # fmt: skip
         time.sleep(1.5)  # attached
-        drive(port, timed, args.clients)
+        drive(port, timed, args.clients, deadline=args.max_seconds)
         spy.send_signal(signal.SIGINT)
         _, err = spy.communicate(timeout=60)
         if not os.path.exists(out):
             raise RuntimeError(f"py-spy wrote nothing: {err.decode(errors='replace')[-500:]}")
-    return self_time(out), inclusive_time(out)
+    return summarise(out)
 
 
 def stacks(path: str) -> Iterator[tuple[list[str], int]]:
@@ -523,34 +589,59 @@ def stacks(path: str) -> Iterator[tuple[list[str], int]]:
                 yield stack.split(";"), int(number)
 
 
-def self_time(path: str) -> list[tuple[str, int]]:
-    """(leaf frame, samples), most first."""
-    counts: collections.Counter[str] = collections.Counter()
-    for frames, number in stacks(path):
-        counts[frames[-1]] += number
-    return counts.most_common()
+_PLACES = (
+    ("aws_iam_backend/", None),  # split by subpackage below
+    ("uvicorn/", "HTTP server: uvicorn"),
+    ("h11/", "HTTP server: h11 parser"),
+    ("aiohttp/", "STS client: aiohttp"),
+    ("yarl/", "STS client: aiohttp"),
+    ("multidict/", "STS client: aiohttp"),
+    ("psycopg", "PostgreSQL driver: psycopg"),
+    ("redis/", "Redis client: redis-py"),
+    ("sqlite3/", "SQLite"),
+    ("cryptography/", "seal: cryptography"),
+    ("asyncio/", "asyncio (event loop, tasks)"),
+    ("json/", "json"),
+    ("attr/", "attrs"),
+    ("<attrs generated", "attrs"),
+    ("defusedxml/", "XML parse"),
+    ("xml/", "XML parse"),
+)
+
+
+def place(frame: str) -> str:
+    """Where a frame's code lives: a library, or ``ours: <subpackage>``."""
+    where = frame.partition(" (")[2]
+    for needle, name in _PLACES:
+        if needle in frame:
+            if name is None:
+                sub = where.split("aws_iam_backend/", 1)[1].split("/")[0].removesuffix(".py")
+                return f"ours: {sub}"
+            return name
+    return f"other: {where.rstrip(')').rpartition('/')[2] or frame}"
 
 
 # Frames on (nearly) every login stack: the dispatch chain, not a cost of its own.
 _CHAIN = frozenset(
-    {"<module>", "main", "_run_server", "serve", "make_asgi_app.<locals>.app", "VaultAPI.handle",
-     "VaultAPI._serve", "VaultAPI._dispatch", "VaultAPI._auth_method", "Backend.handle_request",
-     "Backend._serve", "Backend._login_request", "Backend.login", "VaultAPI._guarded"}
+    {"<module>", "main", "_run_server", "serve", "AsyncVaultAPI.handle", "AsyncVaultAPI._serve",
+     "AsyncVaultAPI._dispatch", "AsyncVaultAPI._auth_method", "AsyncBackend.handle_request",
+     "AsyncBackend._serve", "AsyncBackend.login", "AsyncVaultAPI._guarded"}
 )  # fmt: skip
 
 
-_CLOSURES = "make_asgi_app.<locals>"  # the ASGI app's request handling closures
-
-
-def inclusive_time(path: str, package: str = "aws_iam_backend/") -> list[tuple[str, int]]:
-    """(frame of ``package`` off the dispatch chain, samples of stacks it is on), most first."""
-    counts: collections.Counter[str] = collections.Counter()
+def summarise(path: str, package: str = "aws_iam_backend/") -> Profile:
+    places: collections.Counter[str] = collections.Counter()
+    leaves: collections.Counter[str] = collections.Counter()
+    ours: collections.Counter[str] = collections.Counter()
+    total = 0
     for frames, number in stacks(path):
+        total += number
+        places[place(frames[-1])] += number
+        leaves[frames[-1]] += number
         for frame in set(frames):
-            name = frame.partition(" (")[0]
-            if package in frame and name not in _CHAIN and not name.startswith(_CLOSURES):
-                counts[frame] += number
-    return counts.most_common()
+            if package in frame and frame.partition(" (")[0] not in _CHAIN:
+                ours[frame] += number
+    return Profile(total, places.most_common(), leaves.most_common(), ours.most_common())
 
 
 def short(frame: str) -> str:
@@ -560,61 +651,173 @@ def short(frame: str) -> str:
     return f"{name} ({'/'.join(parts[-2:])})"
 
 
-# ----------------------------------------------------------------------- main
+# ----------------------------------------------------------------------- report
 
 
-def table(rows: list[Row], floor: float) -> str:
-    head = ("config", "workers", "logins/s", "ratio", "p50 ms", "p99 ms", "max ms",
-            "CPU ms/login", "sys", "per proc s", "pg ms", "redis ms", "non-200")  # fmt: skip
+def table(rows: list[Row]) -> str:
+    head = ("config", "workers", "round", "floor/s", "logins/s", "ratio", "p50 ms",
+            "p99 ms", "max ms", "CPU us/login", "sys", "per proc s", "pg us", "redis us",
+            "non-200")  # fmt: skip
     lines = [head]
     for row in rows:
         d = row.as_dict()
-        bad = sum(v for k, v in row.load.statuses.items() if k != 200)
         lines.append((
-            d["config"], str(d["workers"]), f"{d['logins_per_s']:.0f}",
-            f"{d['ratio_to_floor']:.3f}", f"{d['p50_ms']:.1f}", f"{d['p99_ms']:.1f}",
-            f"{d['max_ms']:.0f}", f"{d['server_cpu_ms_per_login']:.2f}",
+            d["config"], str(d["workers"]), str(d["round"]), f"{d['floor_per_s']:.0f}",
+            f"{d['logins_per_s']:.0f}", f"{d['ratio_to_floor']:.3f}", f"{d['p50_ms']:.1f}",
+            f"{d['p99_ms']:.1f}", f"{d['max_ms']:.0f}", str(d["server_cpu_us_per_login"]),
             f"{d['server_system_share']:.0%}",
             "/".join(f"{v:.1f}" for v in d["server_cpu_s_per_process"]),
-            f"{d['pg_cpu_ms_per_login']:.2f}", f"{d['redis_cpu_ms_per_login']:.2f}", str(bad),
+            str(d["pg_cpu_us_per_login"]), str(d["redis_cpu_us_per_login"]),
+            str(row.load.bad),
         ))  # fmt: skip
     widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
     text = ["  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True))
             for line in lines]  # fmt: skip
     text.insert(1, "  ".join("-" * w for w in widths))
-    scale = []
+    return "\n".join(text)
+
+
+def groups(rows: list[Row]) -> dict[tuple[str, int], list[Row]]:
+    grouped: dict[tuple[str, int], list[Row]] = {}
     for row in rows:
-        one = next((r for r in rows if r.setup == row.setup and r.workers == 1), None)
-        if row.workers > 1 and one is not None and one.load.throughput:
-            scale.append(f"{row.setup} {row.load.throughput / one.load.throughput:.2f}x")
+        grouped.setdefault((row.setup, row.workers), []).append(row)
+    return grouped
+
+
+def _span(values: Sequence[float], fmt: str = "{:.0f}") -> str:
+    low, high = fmt.format(min(values)), fmt.format(max(values))
+    return low if low == high else f"{low}-{high}"
+
+
+def summary(rows: list[Row]) -> str:
+    """A markdown table: each (config, workers) as ranges over its rounds, and the
+    2-worker / 1-worker throughput ratio of each round."""
+    lines = [
+        "| config | workers | logins/s | of floor | p50 ms | p99 ms | server CPU µs/login "
+        "| PostgreSQL µs/login | Redis µs/login | errors |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    grouped = groups(rows)
+    for (name, workers), members in grouped.items():
+        d = [m.as_dict() for m in members]
+        lines.append(
+            f"| {name} | {workers} | {_span([m.load.throughput for m in members])} "
+            f"| {_span([m.ratio for m in members], '{:.2f}')} "
+            f"| {_span([x['p50_ms'] for x in d])} | {_span([x['p99_ms'] for x in d])} "
+            f"| {_span([x['server_cpu_us_per_login'] for x in d])} "
+            f"| {_span([x['pg_cpu_us_per_login'] for x in d]) if 'pg' in name else '-'} "
+            f"| {_span([x['redis_cpu_us_per_login'] for x in d]) if 'redis' in name else '-'} "
+            f"| {sum(m.load.bad for m in members)} |"
+        )
+    scale = []
+    for (name, workers), members in grouped.items():
+        ones = {m.round: m for m in grouped.get((name, 1), [])}
+        ratios = [
+            m.load.throughput / ones[m.round].load.throughput
+            for m in members
+            if workers == 2 and m.round in ones and ones[m.round].load.throughput
+        ]
+        if ratios:
+            scale.append(f"{name} {_span(ratios, '{:.2f}')}x")
+    floors = [row.floor for row in rows]
     return (
-        f"floor (load generator -> stub STS): {floor:.0f} logins/s\n"
-        + "\n".join(text)
-        + ("\nworkers 2 / workers 1: " + ", ".join(scale) if scale else "")
+        "\n".join(lines)
+        + f"\n\nfloors (load generator -> stub STS, before each row): {_span(floors)} logins/s"
+        + ("\nworkers 2 / workers 1 (same round): " + ", ".join(scale) if scale else "")
     )
+
+
+def plot(rows: list[Row], path: str, title: str) -> None:
+    """Bars: the ratio to the floor of each config and worker count (the mean of its
+    rounds; each round a dot), with the 50 % target as a line."""
+    import matplotlib  # type: ignore[import-not-found,unused-ignore]
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # type: ignore[import-not-found,unused-ignore]
+
+    grouped = groups(rows)
+    names = list(dict.fromkeys(row.setup for row in rows))
+    fig, ax = plt.subplots(figsize=(9, 4.5))
+    width = 0.38
+    for offset, workers in ((-width / 2, 1), (width / 2, 2)):
+        xs, means = [], []
+        for index, name in enumerate(names):
+            members = grouped.get((name, workers))
+            if not members:
+                continue
+            ratios = [m.ratio for m in members]
+            xs.append(index + offset)
+            means.append(statistics.fmean(ratios))
+            ax.scatter([index + offset] * len(ratios), ratios, color="black", s=10, zorder=3)
+        label = f"{workers} worker{'s' if workers > 1 else ''}"
+        bars = ax.bar(xs, means, width, label=label)
+        ax.bar_label(bars, labels=[f"{m:.0%}" for m in means], padding=2, fontsize=8)
+    ax.axhline(0.5, color="red", linestyle="--", linewidth=1, label="target: 50 % of floor")
+    ax.set_xticks(range(len(names)), names)
+    ax.set_ylabel("server logins/s ÷ floor logins/s")
+    ax.set_ylim(0, max(1.0, max((r.ratio for r in rows), default=0) * 1.15))
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8, loc="upper right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def print_profile(result: Profile, name: str, out: str) -> dict[str, Any]:
+    total = max(result.total, 1)
+    print(f"\nprofile ({name}, 1 worker; py-spy --gil, {result.total} samples, {out})")
+    print("samples by where the leaf frame's code is:")
+    for where, count in result.by_place[:16]:
+        print(f"  {count / total:6.1%}  {where}")
+    print("top 15 leaf frames:")
+    for frame, count in result.top_self[:15]:
+        print(f"  {count / total:6.1%}  {short(frame)}")
+    print("aws_iam_backend frames by inclusive samples (dispatch chain left out):")
+    for frame, count in result.ours_inclusive[:25]:
+        print(f"  {count / total:6.1%}  {short(frame)}")
+    return {
+        "samples": result.total,
+        "by_place": [{"place": p, "share": round(c / total, 4)} for p, c in result.by_place],
+        "self": [{"frame": f, "samples": c} for f, c in result.top_self[:40]],
+        "inclusive": [{"frame": f, "samples": c} for f, c in result.ours_inclusive[:40]],
+    }
+
+
+# ----------------------------------------------------------------------- main
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--logins", type=int, default=2000, help="timed logins per config")
-    parser.add_argument("--clients", type=int, default=100, help="keep-alive connections")
+    parser.add_argument("--logins", type=int, default=3000, help="timed logins per row")
+    parser.add_argument("--clients", type=int, default=200, help="keep-alive connections")
     parser.add_argument("--sts-delay", type=float, default=0.05, help="stub STS latency, s")
+    parser.add_argument("--rounds", type=int, default=2, help="runs of every configuration")
+    parser.add_argument("--max-seconds", type=float, default=120.0, help="deadline of a load run")
     parser.add_argument(
         "--configs",
         default=",".join(s.name for s in SETUPS),
         help="comma-separated subset of: " + ", ".join(s.name for s in SETUPS),
     )
+    parser.add_argument("--workers", default="1,2", help="worker counts to run (1,2)")
+    parser.add_argument("--no-pin", action="store_true", help="no CPU affinity")
     parser.add_argument("--no-profile", action="store_true", help="skip the py-spy run")
-    parser.add_argument("--profile-out", default="/tmp/profile.txt")
+    parser.add_argument("--profile-config", default=PROFILED)
+    parser.add_argument("--profile-out", default="/tmp/scale-out-profile.txt")
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    parser.add_argument("--plot", default=DEFAULT_PLOT, help="figure path ('' for none)")
     parser.add_argument("--redis-url", default=REDIS_URL, help=f"default {REDIS_URL}")
     parser.add_argument("--pg-admin-url", default=PG_ADMIN_URL, help=f"default {PG_ADMIN_URL}")
-    args = parser.parse_args()  # fmt: skip
+    args = parser.parse_args()
     by_name = {setup.name: setup for setup in SETUPS}
     chosen = [by_name[name] for name in args.configs.split(",") if name]
-    need_pg = any(s.storage == "pg" for s in chosen) or not args.no_profile
-    need_redis = any(s.redis for s in chosen) or not args.no_profile
-
+    worker_counts = [int(w) for w in args.workers.split(",") if w]
+    profiled = None if args.no_profile else by_name[args.profile_config]
+    every = [*chosen, *([profiled] if profiled else [])]
+    need_pg = any(s.storage == "pg" for s in every)
+    need_redis = any(s.redis for s in every)
+    pinned = not args.no_pin and can_pin()
+    if pinned:
+        pin(0, {CLIENT_CORE})  # the load generator, and the stub STS it starts
     started = time.monotonic()
     tmp = tempfile.mkdtemp(prefix="scale-out-")
     stub_port = free_port()
@@ -625,7 +828,7 @@ def main() -> None:
     pg: Postgres | None = None
     redis: Redis | None = None
     rows: list[Row] = []
-    result: dict[str, Any] = {}
+    result: dict[str, Any] = {"settings": vars(args) | {"pinned": pinned}}
     try:
         pg = Postgres(args.pg_admin_url) if need_pg else None
         redis = Redis(args.redis_url) if need_redis else None
@@ -638,50 +841,50 @@ def main() -> None:
             with os.fdopen(fd, "wb") as handle:
                 handle.write(content)
         sts = f"http://127.0.0.1:{stub_port}"
-        env = Env(tmp, seal_file, root_file, sts, pg, redis, args.redis_url)
-        plain = Requests(args.logins, distinct=False).items
+        env = Env(tmp, seal_file, root_file, sts, pg, redis, args.redis_url, pinned)
         time.sleep(0.5)  # the stub is listening
-        drive(stub_port, plain[:200], min(args.clients, 50))  # warm-up
-        floors = [drive(stub_port, plain, args.clients).throughput]
-        for setup in chosen:
-            for workers in range(1, setup.max_workers + 1):
-                row = measure(env, setup, workers, args)
-                rows.append(row)
-                print(f"  {setup.name} x{workers}: {row.load.throughput:.0f} logins/s, "
-                      f"{dict(row.load.statuses)}", file=sys.stderr, flush=True)  # fmt: skip
-        floors.append(drive(stub_port, plain, args.clients).throughput)
-        floor = statistics.fmean(floors)
-        for row in rows:
-            row.floor = floor
-        print(f"\n{args.logins} logins/config, {args.clients} clients, "
-              f"STS delay {args.sts_delay * 1000:.0f} ms, {os.cpu_count()} cores; "
-              f"floor runs {' / '.join(f'{f:.0f}' for f in floors)} logins/s\n")  # fmt: skip
-        print(table(rows, floor))
+        drive(stub_port, requests_for(300, distinct=False), min(args.clients, 50))  # warm-up
+        for round_ in range(1, args.rounds + 1):
+            for setup in chosen:
+                for workers in worker_counts:
+                    if workers > setup.max_workers:
+                        continue
+                    floor = measure_floor(stub_port, args)
+                    row = measure(env, setup, workers, args, floor, round_)
+                    rows.append(row)
+                    print(f"  round {round_} {setup.name} x{workers}: floor {floor:.0f}/s, "
+                          f"{row.load.throughput:.0f} logins/s ({row.ratio:.2f}), "
+                          f"{row.cpu_us:.0f} us/login, {dict(row.load.statuses)}",
+                          file=sys.stderr, flush=True)  # fmt: skip
+        placement = "unpinned"
+        if pinned:
+            placement = (f"server core {SERVER_CORE} (1 worker) / cores 0-1 (2 workers), "
+                         f"load generator + stub core {CLIENT_CORE}")  # fmt: skip
+        print(f"\n{args.logins} logins/row, {args.clients} clients, STS delay "
+              f"{args.sts_delay * 1000:.0f} ms, {os.cpu_count()} cores, {placement}; "
+              f"CLI STS pool {CLI_STS_POOL}/worker caps a worker at "
+              f"{CLI_STS_POOL / args.sts_delay:.0f} logins/s\n")  # fmt: skip
+        print(table(rows), end="\n\n")
+        print(summary(rows))
         for row in rows:
             if row.load.errors:
-                print(f"\n{row.setup} x{row.workers} errors: {row.load.errors[:3]}")
+                print(f"\n{row.setup} x{row.workers} r{row.round} errors: {row.load.errors[:3]}")
             if row.log_tail:
-                print(f"{row.setup} x{row.workers} server log: {row.log_tail}")
-        result = {"floor_runs": floors, "floor": floor, "rows": [r.as_dict() for r in rows]}
-        if not args.no_profile:
-            top, inclusive = profile(env, by_name[PROFILED], args, args.profile_out)
-            total = sum(count for _, count in top)
-            print(f"\nprofile ({PROFILED}, 1 worker; py-spy --gil, {total} samples, "
-                  f"{args.profile_out}): top 10 frames by self samples")  # fmt: skip
-            for frame, count in top[:10]:
-                print(f"  {count / total:6.1%}  {count:6d}  {short(frame)}")
-            print("aws_iam_backend frames by inclusive samples (dispatch chain left out)")
-            for frame, count in inclusive[:15]:
-                print(f"  {count / total:6.1%}  {count:6d}  {short(frame)}")
-            result["profile_self"] = [{"frame": f, "samples": c} for f, c in top[:30]]
-            result["profile_inclusive"] = [{"frame": f, "samples": c} for f, c in inclusive[:30]]
+                print(f"{row.setup} x{row.workers} r{row.round} server log: {row.log_tail}")
+        result["rows"] = [r.as_dict() for r in rows]
+        if args.plot and rows:
+            title = (f"{args.clients} clients, STS {args.sts_delay * 1000:.0f} ms, "
+                     f"{args.rounds} rounds; {placement}")  # fmt: skip
+            plot(rows, args.plot, title)
+            print(f"\nplot: {args.plot}")
+        if profiled is not None:
+            found = profile(env, profiled, args, args.profile_out)
+            result["profile"] = print_profile(found, profiled.name, args.profile_out)
     finally:
         stub.terminate()
         stub.wait(10)
         if redis is not None:
-            deleted, others = redis.cleanup()
-            print(f"\nredis: deleted {deleted} replay-claim keys of this run; "
-                  f"{others} other new keys under {REDIS_PREFIX!r} left alone")  # fmt: skip
+            print(f"\nredis: deleted {redis.cleanup()} keys under {redis.prefix!r} (this run's)")
         if pg is not None:
             pg.drop()
             print(f"postgresql: dropped database {pg.name}")

@@ -1,10 +1,10 @@
-"""End-to-end login throughput of the reference server (uvicorn + ASGI app + thread pool).
+"""End-to-end login throughput of the reference server (uvicorn + the asyncio ASGI app).
 
 Run: ``python -m benchmarks.server_throughput [--logins 5000] [--clients 200]``.
 
 Three processes on loopback: a stub STS (asyncio; answers a valid GetCallerIdentity after
 ``--sts-delay`` seconds, 50 ms by default), the server (memory storage, ``config/client``
-``sts_endpoint`` = the stub, an STS connection pool as large as the thread pool), and
+``sts_endpoint`` = the stub, one aiohttp STS pool as large as ``--clients``), and
 this driver (asyncio, one keep-alive connection per client, all sending the same prebuilt
 hvac-style payload signed for ``sts.amazonaws.com``; there is no replay protection yet).
 Reports throughput, p50/p99 latency, errors and each process's CPU time (from
@@ -24,11 +24,16 @@ import subprocess
 import sys
 import time
 import urllib.request
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
 
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
+
+if TYPE_CHECKING:
+    from aws_iam_backend.io.protocols import AsyncStorage
+    from aws_iam_backend.server._async.api import AsyncVaultAPI
 
 ARN = "arn:aws:iam::123456789012:user/bench"
 BODY = "Action=GetCallerIdentity&Version=2011-06-15"
@@ -84,51 +89,82 @@ def run_stub(port: int, delay: float) -> None:
 # --------------------------------------------------------------------- server
 
 
-def run_server(port: int, sts_endpoint: str, workers: int, processes: int) -> None:
-    """The reference server with an STS pool sized for ``workers`` concurrent logins.
+def build_api(
+    storage: AsyncStorage, sts_pool: int
+) -> tuple[AsyncVaultAPI, Callable[[], Awaitable[None]]]:
+    """An :class:`AsyncVaultAPI` on ``storage`` whose mounts share one aiohttp STS pool of
+    ``sts_pool`` connections, rate limits off; and what closes the pool and the storage.
 
-    One process serves from memory storage; several pre-forked processes share a SQLite
-    file (as ``[listener] workers`` does in the CLI).
+    Raw throughput: every client shares one address and one role, so the per-source and
+    per-role buckets are off, and so is the STS concurrency cap (the pool bounds it).
+    """
+    import attrs
+
+    from aws_iam_backend import AsyncBackend, RateLimits
+    from aws_iam_backend.io.aio_transport import AsyncHttpTransport
+    from aws_iam_backend.server._async.api import AsyncVaultAPI
+
+    transport = AsyncHttpTransport(max_pool_connections=sts_pool)
+
+    def factory(**kwargs: Any) -> AsyncBackend:
+        limits = RateLimits(0, 0, 0, 0, max_concurrent_sts_calls=0)
+        kwargs["settings"] = attrs.evolve(kwargs["settings"], rate_limits=limits)
+        return AsyncBackend(transport=transport, **kwargs)
+
+    async def close() -> None:
+        await transport.aclose()
+        aclose = getattr(storage, "aclose", None)
+        if aclose is not None:
+            await aclose()
+
+    return AsyncVaultAPI(storage=storage, root_token=ROOT, backend_factory=factory), close
+
+
+async def configure(api: AsyncVaultAPI, sts_endpoint: str) -> None:
+    """Mount ``aws/``, point ``config/client`` at the stub STS, write role ``bench``."""
+    await api.start()
+    await api.mounts.ensure("aws/")
+    backend = await api.mounts.backend("aws/")
+    assert backend is not None
+    await backend.write_client_config({"sts_endpoint": sts_endpoint})
+    await backend.write_role(
+        "bench", {"bound_iam_principal_arn": ARN, "resolve_aws_unique_ids": False}
+    )
+
+
+def run_server(port: int, sts_endpoint: str, sts_pool: int, processes: int) -> None:
+    """The reference server (uvicorn + the ASGI app awaiting :class:`AsyncVaultAPI`).
+
+    One process serves from memory storage, configured in the lifespan startup; several
+    pre-forked processes share a SQLite file (as ``[listener] workers`` does in the CLI),
+    configured once before the fork, each with an STS pool of ``sts_pool // processes``.
     """
     import tempfile
 
-    import attrs
-
-    from aws_iam_backend import Backend, MemoryStorage, RateLimits, SQLiteStorage, Storage
-    from aws_iam_backend.io.transport import BotocoreTransport
-    from aws_iam_backend.server._sync.api import VaultAPI
+    from aws_iam_backend import AsyncMemoryStorage, AsyncSQLiteStorage
     from aws_iam_backend.server.asgi import ASGIApp, make_asgi_app
     from aws_iam_backend.server.serve import bind, serve, serve_workers
 
-    def make_api(storage: Storage) -> VaultAPI:
-        transport = BotocoreTransport(max_pool_connections=workers)
-
-        def factory(**kwargs: Any) -> Backend:
-            # Raw throughput: every client shares one address and one role, so the
-            # per-source and per-role buckets are off and the STS cap matches the pool.
-            limits = RateLimits(0, 0, 0, 0, max_concurrent_sts_calls=workers)
-            kwargs["settings"] = attrs.evolve(kwargs["settings"], rate_limits=limits)
-            return Backend(transport=transport, **kwargs)
-
-        return VaultAPI(storage=storage, root_token=ROOT, backend_factory=factory)
-
-    path = str(tempfile.mkdtemp() + "/bench.db")
-    storage: Storage = MemoryStorage() if processes == 1 else SQLiteStorage(path)
-    api = make_api(storage)
-    api.mounts.ensure("aws/")
-    backend = api.mounts.backend("aws/")
-    assert backend is not None
-    backend.write_client_config({"sts_endpoint": sts_endpoint})
-    backend.write_role("bench", {"bound_iam_principal_arn": ARN, "resolve_aws_unique_ids": False})
     sock = bind("127.0.0.1", port)
     if processes == 1:
-        serve(make_asgi_app(api, max_workers=workers), sock, log_level="warning")
+        api, close = build_api(AsyncMemoryStorage(), sts_pool)
+        app = make_asgi_app(api, on_startup=lambda: configure(api, sts_endpoint), on_shutdown=close)
+        serve(app, sock, log_level="warning")
         return
-    assert isinstance(storage, SQLiteStorage)
-    storage.close()
+    path = tempfile.mkdtemp() + "/bench.db"
+
+    async def prepare() -> None:
+        api, close = build_api(AsyncSQLiteStorage(path), 1)
+        try:
+            await configure(api, sts_endpoint)
+        finally:
+            await close()
+
+    asyncio.run(prepare())
 
     def make_app() -> ASGIApp:
-        return make_asgi_app(make_api(SQLiteStorage(path)), max_workers=workers // processes)
+        api, close = build_api(AsyncSQLiteStorage(path), max(sts_pool // processes, 1))
+        return make_asgi_app(api, on_shutdown=close)
 
     serve_workers(make_app, sock, processes, log_level="warning")
 
@@ -255,7 +291,7 @@ def benchmark(logins: int, clients: int, delay: float, processes: int) -> dict[s
     stub = subprocess.Popen([*me, "--stub", str(stub_port), "--sts-delay", str(delay)])
     server = subprocess.Popen(
         [*me, "--serve", str(server_port), "--sts", f"http://127.0.0.1:{stub_port}",
-         "--workers", str(max(clients, 8)), "--processes", str(processes)]
+         "--sts-pool", str(max(clients, 8)), "--processes", str(processes)]
     )  # fmt: skip
     try:
         wait_ready(server_port)
@@ -306,12 +342,12 @@ def main() -> None:
     parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--sts", help=argparse.SUPPRESS)
     parser.add_argument("--processes", type=int, default=1, help="server processes (SQLite)")
-    parser.add_argument("--workers", type=int, default=256, help=argparse.SUPPRESS)
+    parser.add_argument("--sts-pool", type=int, default=256, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.stub:
         run_stub(args.stub, args.sts_delay)
     elif args.serve:
-        run_server(args.serve, args.sts, args.workers, args.processes)
+        run_server(args.serve, args.sts, args.sts_pool, args.processes)
     else:
         result = benchmark(args.logins, args.clients, args.sts_delay, args.processes)
         print(json.dumps(result, indent=2))

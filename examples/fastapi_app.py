@@ -15,13 +15,15 @@ Vault), and clients log in at ``POST /vault/v1/auth/aws/login``.
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import Depends, FastAPI
 from fastapi.testclient import TestClient
 
-from aws_iam_backend import MemoryStorage, open_storage
+from aws_iam_backend import AsyncMemoryStorage, open_async_storage
 from aws_iam_backend.client import build_login_payload
 from aws_iam_backend.integrations import TokenIdentity
 from aws_iam_backend.integrations.starlette import (
@@ -30,23 +32,30 @@ from aws_iam_backend.integrations.starlette import (
     vault_exception_handler,
     vault_router,
 )
-from aws_iam_backend.server._sync.api import VaultAPI
+from aws_iam_backend.server import AsyncVaultAPI
 
 
-def api_from_env() -> VaultAPI:
-    """A VaultAPI over ``$AWS_IAM_STORAGE`` (default ``memory://``) with the ``aws/`` mount."""
-    api = VaultAPI(
-        storage=open_storage(os.environ.get("AWS_IAM_STORAGE", "memory://")),
+def api_from_env() -> AsyncVaultAPI:
+    """An AsyncVaultAPI over ``$AWS_IAM_STORAGE`` (default ``memory://``)."""
+    return AsyncVaultAPI(
+        storage=open_async_storage(os.environ.get("AWS_IAM_STORAGE", "memory://")),
         root_token=os.environ["AWS_IAM_ROOT_TOKEN"],
     )
-    api.mounts.ensure("aws/")
-    return api
 
 
-def create_app(api: VaultAPI | None = None) -> FastAPI:
-    """The app: Vault's API under ``/vault`` and a protected ``/deploy`` route."""
+def create_app(api: AsyncVaultAPI | None = None) -> FastAPI:
+    """The app: Vault's API under ``/vault`` and a protected ``/deploy`` route. Every
+    request is awaited on the event loop (no thread pool)."""
     api = api or api_from_env()
-    app = FastAPI(exception_handlers={VaultHTTPException: vault_exception_handler})
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        await api.start()  # a storage problem stops the startup here
+        yield
+
+    app = FastAPI(
+        exception_handlers={VaultHTTPException: vault_exception_handler}, lifespan=lifespan
+    )
     app.mount("/vault", vault_router(api))
     deployer = Depends(require_token(api, policies=["deploy"]))
 
@@ -61,7 +70,7 @@ def main() -> None:
     from _demo_aws import demo_aws  # the demo only: `flask`/`uvicorn` import create_app alone
 
     with demo_aws() as aws:  # moto on loopback; with real AWS none of this is needed
-        app = create_app(VaultAPI(storage=MemoryStorage(), root_token="example-root"))
+        app = create_app(AsyncVaultAPI(storage=AsyncMemoryStorage(), root_token="example-root"))
         with TestClient(app) as client:
             admin = {"X-Vault-Token": "example-root"}
 

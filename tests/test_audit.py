@@ -23,11 +23,10 @@ from aws_iam_backend.drivers.audit import (
 )
 from aws_iam_backend.errors import InternalError, InvalidRequestError
 from aws_iam_backend.io.storage import MemoryStorage
-from aws_iam_backend.server._sync.api import VaultAPI
 from aws_iam_backend.server.config import ConfigError, config_from_document
 from aws_iam_backend.server.messages import HTTPRequest
 from aws_iam_backend.vault.tokens import TokenRecord, TokenSpec
-from tests.support.drivers import Backend, driver  # noqa: F401
+from tests.support.drivers import Backend, VaultAPI, driver  # noqa: F401
 from tests.support.fakes import FakeIam, RecordingTransport, ok_response
 from tests.support.moto_server import Keys, MotoServer
 from tests.support.payloads import botocore_payload

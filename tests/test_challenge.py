@@ -27,9 +27,8 @@ from aws_iam_backend.io.storage import MemoryStorage
 from aws_iam_backend.io.storage._sync import ops
 from aws_iam_backend.login.challenge import CHALLENGE_HEADER, KEY_BYTES, issue_nonce, verify_nonce
 from aws_iam_backend.login.messages import OutboundRequest, STSResponse
-from aws_iam_backend.server._sync.api import VaultAPI
 from aws_iam_backend.server.messages import HTTPRequest
-from tests.support.drivers import Backend, driver  # noqa: F401
+from tests.support.drivers import Backend, VaultAPI, driver  # noqa: F401
 from tests.support.fakes import FakeIam, RecordingTransport, ok_response
 from tests.support.moto_server import MotoServer
 from tests.support.payloads import botocore_payload, signing_time

@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 import requests
 
-from aws_iam_backend.vault.tokens import _from_document
+from aws_iam_backend.vault.tokens import from_document
 from tests.support.moto_server import Keys, MotoServer
 from tests.support.payloads import botocore_payload
 from tests.support.server import ROOT, DevServer
@@ -136,7 +136,7 @@ def test_sigkill_during_login_storm_loses_nothing_acknowledged(
         k[len(ACCESSOR_PREFIX) :]: v for k, v in rows.items() if k.startswith(ACCESSOR_PREFIX)
     }
     for doc in records.values():
-        _from_document(doc)  # a whole, well-formed token record
+        from_document(doc)  # a whole, well-formed token record
     for accessor, index in accessors.items():
         record = records.get(index["token_hmac"])
         assert record is not None, "accessor names a missing token record"

@@ -19,17 +19,24 @@ from typing import Any
 import attrs
 import pytest
 
-from aws_iam_backend import Backend, BackendSettings, MemoryStorage, Request, Response
+from aws_iam_backend import BackendSettings, MemoryStorage
 from aws_iam_backend.drivers.audit import MemoryAuditSink
 from aws_iam_backend.errors import InvalidRequestError
 from aws_iam_backend.server import api as api_module
 from aws_iam_backend.server.api import MAX_BODY
-from aws_iam_backend.server._sync.api import VaultAPI
 from aws_iam_backend.server.asgi import Message, make_asgi_app
 from aws_iam_backend.server.messages import HTTPRequest, HTTPResponse
 from aws_iam_backend.server.serve import MALFORMED_MESSAGE, json_h11_protocol
 from aws_iam_backend.server.wsgi import make_wsgi_app
 from aws_iam_backend.vault.fields import loads_strict
+from tests.support.drivers import (  # noqa: F401
+    ASYNC_ONLY,
+    Backend,
+    VaultAPI,
+    asgi_target,
+    driver,
+    raising_backend,
+)
 from tests.support.fakes import FakeIam, RecordingTransport, ok_response
 from tests.support.server import ROOT as DEV_ROOT
 from tests.support.server import DevServer
@@ -148,7 +155,7 @@ def read_reply(sock: socket.socket, *, head: bool = False) -> RawReply | None:
 def served() -> Iterator[tuple[ThreadServer, VaultAPI, MemoryAuditSink]]:
     sink = MemoryAuditSink()
     api = make_api(sink)
-    server = ThreadServer(make_asgi_app(api, max_workers=4))
+    server = ThreadServer(make_asgi_app(asgi_target(api)))
     try:
         yield server, api, sink
     finally:
@@ -238,11 +245,8 @@ def test_huge_integer_body_is_a_json_400_with_one_audit_record(
     assert record["error"] == document["errors"][0]
 
 
-class ExplodingBackend(Backend):
-    """A backend whose handler raises a plain exception before any audit record."""
-
-    def handle_request(self, request: Request) -> Response:
-        raise RuntimeError("boom")
+ExplodingBackend = raising_backend(RuntimeError("boom"))
+"""Backends whose handler raises a plain exception before any audit record."""
 
 
 def test_backend_raising_a_plain_exception_is_a_json_500_audited_once(
@@ -381,7 +385,7 @@ def asgi_call(
     chunks: Sequence[bytes] = (b"",),
     headers: Sequence[tuple[bytes, bytes]] = (),
 ) -> tuple[int, dict[bytes, bytes], bytes]:
-    app = make_asgi_app(api, max_workers=2)
+    app = make_asgi_app(asgi_target(api))
     messages: list[Message] = [
         {"type": "http.request", "body": c, "more_body": i < len(chunks) - 1}
         for i, c in enumerate(chunks)
@@ -427,6 +431,7 @@ REFUSALS = [
 ]
 
 
+@ASYNC_ONLY
 @pytest.mark.parametrize(("headers", "chunks", "status", "message"), REFUSALS)
 def test_asgi_refusals_are_json_and_audited_once(
     headers: list[tuple[bytes, bytes]], chunks: list[bytes], status: int, message: str
@@ -447,6 +452,7 @@ def test_asgi_refusals_are_json_and_audited_once(
     assert record["remote_address"] == "10.0.0.7"
 
 
+@ASYNC_ONLY
 def test_asgi_well_framed_request_still_served() -> None:
     sink = MemoryAuditSink()
     api = make_api(sink)
@@ -457,10 +463,11 @@ def test_asgi_well_framed_request_still_served() -> None:
     assert [r["status"] for r in sink.records] == [204]
 
 
+@ASYNC_ONLY
 def test_asgi_adapter_failure_is_a_json_500() -> None:
     sink = MemoryAuditSink()
     api = make_api(sink)
-    app = make_asgi_app(api, max_workers=1)
+    app = make_asgi_app(asgi_target(api))
 
     async def run() -> list[Message]:
         events: list[Message] = [{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}]
@@ -506,6 +513,7 @@ MALFORMED = [
 ]
 
 
+@ASYNC_ONLY
 @pytest.mark.parametrize("raw", MALFORMED)
 def test_malformed_http_is_a_json_400_logged_at_debug(
     served: tuple[ThreadServer, VaultAPI, MemoryAuditSink],
@@ -523,6 +531,7 @@ def test_malformed_http_is_a_json_400_logged_at_debug(
     assert sink.records == []  # never reached the app: not auditable
 
 
+@ASYNC_ONLY
 def test_broken_chunk_is_a_json_400_and_the_started_request_is_audited(
     served: tuple[ThreadServer, VaultAPI, MemoryAuditSink],
 ) -> None:
@@ -545,6 +554,7 @@ def test_broken_chunk_is_a_json_400_and_the_started_request_is_audited(
     )
 
 
+@ASYNC_ONLY
 def test_headers_too_large_is_a_json_431(
     served: tuple[ThreadServer, VaultAPI, MemoryAuditSink],
 ) -> None:
@@ -559,6 +569,7 @@ def test_headers_too_large_is_a_json_431(
     assert reply.json() == {"errors": [MALFORMED_MESSAGE]}
 
 
+@ASYNC_ONLY
 def test_refusals_by_the_adapter_over_a_real_socket(
     served: tuple[ThreadServer, VaultAPI, MemoryAuditSink],
 ) -> None:
@@ -603,6 +614,7 @@ def test_refusals_by_the_adapter_over_a_real_socket(
     assert health.status == 200
 
 
+@ASYNC_ONLY
 def test_body_after_an_early_413_does_not_break_the_server(
     served: tuple[ThreadServer, VaultAPI, MemoryAuditSink],
 ) -> None:

@@ -14,7 +14,7 @@ import pytest
 from fastapi import Depends, FastAPI
 from fastapi.testclient import TestClient
 
-from aws_iam_backend import MemoryStorage, TokenRecord
+from aws_iam_backend import AsyncMemoryStorage, TokenRecord
 from aws_iam_backend.integrations import TokenIdentity
 from aws_iam_backend.integrations.starlette import (
     VaultHTTPException,
@@ -22,8 +22,8 @@ from aws_iam_backend.integrations.starlette import (
     vault_exception_handler,
     vault_router,
 )
+from aws_iam_backend.server._async.api import AsyncVaultAPI
 from aws_iam_backend.server.api import MAX_BODY
-from aws_iam_backend.server._sync.api import VaultAPI
 from tests.support.moto_server import Keys, MotoServer
 from tests.support.payloads import botocore_payload, hvac_payload
 
@@ -32,16 +32,18 @@ LOGIN = "/vault/v1/auth/aws/login"
 DENIED = {"errors": ["permission denied"]}
 
 
-class ThreadRecordingAPI(VaultAPI):
+class ThreadRecordingAPI(AsyncVaultAPI):
     """Records the thread each token lookup runs on."""
 
     lookup_threads: list[int]
 
-    def lookup_token(
+    async def lookup_token(
         self, token: str, *, remote_addr: str | None, forwarded_for: str | None = None
     ) -> TokenRecord:
         self.lookup_threads.append(threading.get_ident())
-        return super().lookup_token(token, remote_addr=remote_addr, forwarded_for=forwarded_for)
+        return await super().lookup_token(
+            token, remote_addr=remote_addr, forwarded_for=forwarded_for
+        )
 
 
 @attrs.frozen
@@ -54,7 +56,7 @@ class Setup:
     route_threads: list[int]
 
 
-def make_app(api: VaultAPI, route_threads: list[int]) -> FastAPI:
+def make_app(api: AsyncVaultAPI, route_threads: list[int]) -> FastAPI:
     app = FastAPI(exception_handlers={VaultHTTPException: vault_exception_handler})
     app.mount("/vault", vault_router(api))
 
@@ -82,7 +84,7 @@ def root(client: TestClient, method: str, path: str, body: Any = None) -> httpx.
 
 @pytest.fixture(scope="module")
 def setup(moto: MotoServer) -> Iterator[Setup]:
-    api = ThreadRecordingAPI(storage=MemoryStorage(), root_token=ROOT)
+    api = ThreadRecordingAPI(storage=AsyncMemoryStorage(), root_token=ROOT)
     api.lookup_threads = []
     route_threads: list[int] = []
     app = make_app(api, route_threads)
@@ -143,13 +145,14 @@ def test_botocore_login_then_bearer_token(setup: Setup) -> None:
     assert whoami.json().startswith("aws-fastapi")
 
 
-def test_token_lookup_runs_off_the_event_loop_thread(setup: Setup) -> None:
+def test_token_lookup_is_awaited_on_the_event_loop_thread(setup: Setup) -> None:
+    """No thread pool: the lookup is awaited where the route runs."""
     token = login(setup.client, setup.keys, "deployer")["client_token"]
     setup.api.lookup_threads.clear()
     setup.route_threads.clear()
     assert setup.client.get("/deploy", headers={"X-Vault-Token": token}).status_code == 200
     assert len(setup.api.lookup_threads) == len(setup.route_threads) == 1
-    assert setup.api.lookup_threads[0] != setup.route_threads[0]
+    assert setup.api.lookup_threads[0] == setup.route_threads[0]
 
 
 @pytest.mark.parametrize(

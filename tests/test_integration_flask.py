@@ -16,8 +16,8 @@ from werkzeug.test import TestResponse
 from aws_iam_backend import MemoryStorage
 from aws_iam_backend.integrations import TokenIdentity
 from aws_iam_backend.integrations.flask import AwsIamAuth, current_identity
-from aws_iam_backend.server.api import MAX_BODY
 from aws_iam_backend.server._sync.api import VaultAPI
+from aws_iam_backend.server.api import MAX_BODY
 from tests.support.moto_server import Keys, MotoServer
 from tests.support.payloads import botocore_payload, hvac_payload
 

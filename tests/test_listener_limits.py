@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import select
 import socket
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -25,9 +24,11 @@ from aws_iam_backend.server.serve import (
     json_h11_protocol,
     uvicorn_config,
 )
+from tests.support.drivers import ASYNC_ONLY, asgi_target, driver  # noqa: F401
 from tests.support.threaded import ThreadServer
 from tests.test_http_errors import RawReply, make_api, read_reply, request_bytes
 
+pytestmark = ASYNC_ONLY  # the ASGI app serves the async driver only
 BOUND = 8.0  # generous upper bound on any close or answer we wait for
 HEALTH = b"GET /v1/sys/health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
 PARTIAL_HEAD = b"GET /v1/sys/health HTTP/1.1\r\nHost: 127.0.0.1\r\n"
@@ -45,7 +46,7 @@ class LimitedServer(ThreadServer):
         max_connections: int = 0,
     ) -> None:
         self.sink = MemoryAuditSink()
-        app = make_asgi_app(make_api(self.sink), max_workers=4, request_timeout=request_timeout)
+        app = make_asgi_app(asgi_target(make_api(self.sink)), request_timeout=request_timeout)
         super().__init__(
             app,
             header_read_timeout=header_read_timeout,
@@ -360,9 +361,8 @@ env = "ROOT_TOKEN"
     monkeypatch.setattr(cli, "make_asgi_app", make_app)
     monkeypatch.setattr(cli, "serve", fake_serve)
     monkeypatch.setattr(cli, "bind", lambda _host, _port: socket.socket())
-    monkeypatch.setattr(cli, "start_tidy", lambda _api: threading.Event())
     assert cli.main(["server", "--config", str(path)]) == 0
-    assert seen["app"] == {"request_timeout": 9}
+    assert seen["app"]["request_timeout"] == 9
     assert {k: seen["serve"][k] for k in ("header_read_timeout", "idle_timeout")} == {
         "header_read_timeout": 4,
         "idle_timeout": 60,

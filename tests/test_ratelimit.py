@@ -32,10 +32,9 @@ from aws_iam_backend.errors import (
 from aws_iam_backend.io.storage import MemoryStorage
 from aws_iam_backend.login.messages import OutboundRequest, STSResponse
 from aws_iam_backend.login.parse import parse_sts_response
-from aws_iam_backend.server._sync.api import VaultAPI
 from aws_iam_backend.server.messages import HTTPRequest
 from aws_iam_backend.server.responses import backend_error_response
-from tests.support.drivers import Backend, driver  # noqa: F401
+from tests.support.drivers import Backend, VaultAPI, driver  # noqa: F401
 from tests.support.fakes import FakeIam, RecordingTransport, ok_response
 from tests.support.payloads import botocore_payload
 from tests.test_backend_attacks import KEYS, USER_ARN, USER_ID, FixedClock, valid

@@ -26,7 +26,7 @@ from aws_iam_backend.io.protocols import Document
 from aws_iam_backend.io.storage import MemoryStorage, SQLiteStorage
 from aws_iam_backend.io.storage._sync import ops
 from aws_iam_backend.login.messages import OutboundRequest, STSResponse
-from tests.support.drivers import Backend, driver  # noqa: F401
+from tests.support.drivers import Backend, VaultAPI, driver  # noqa: F401
 from tests.support.fakes import FakeIam, RecordingTransport, ok_response
 from tests.support.moto_server import MotoServer
 from tests.support.payloads import botocore_payload, presigned_get_payload, signing_time
@@ -373,7 +373,6 @@ def test_two_processes_on_one_sqlite_file(
 
 def test_a_request_used_at_one_mount_is_refused_at_every_other() -> None:
     """Security review finding 2: claims are server-wide, not per mount."""
-    from aws_iam_backend.server._sync.api import VaultAPI
     from aws_iam_backend.server.messages import HTTPRequest
 
     api = VaultAPI(

@@ -12,21 +12,21 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aws_iam_backend.drivers.audit import MemoryAuditSink
 
-from aws_iam_backend import Backend, BackendSettings
+from aws_iam_backend import BackendSettings
 from aws_iam_backend.cli import _parser, _server_config
 from aws_iam_backend.drivers._sync.tokens import StoreTokenIssuer
+from aws_iam_backend.drivers.audit import MemoryAuditSink
 from aws_iam_backend.errors import InvalidRequestError, PermissionDeniedError, RateLimitedError
 from aws_iam_backend.io.storage import MemoryStorage
-from aws_iam_backend.server._sync.api import VaultAPI
-from aws_iam_backend.server.auth import request_token, root_token_weakness
 from aws_iam_backend.server._sync.authenticator import Authenticator
+from aws_iam_backend.server.auth import request_token, root_token_weakness
 from aws_iam_backend.server.config import ConfigError, config_from_document
 from aws_iam_backend.server.guessing import KEY_BYTES, FailedCheckThrottle
 from aws_iam_backend.server.messages import HTTPRequest, HTTPResponse
 from aws_iam_backend.vault.config import redact_url, validate_endpoint, write_client_config
 from aws_iam_backend.vault.tokens import TokenRecord
+from tests.support.drivers import Backend, VaultAPI, driver  # noqa: F401
 from tests.support.fakes import FakeIam, RecordingTransport, ok_response, token_spec
 
 NOW = datetime(2026, 11, 29, 12, 0, 0, tzinfo=UTC)

@@ -13,18 +13,25 @@ from typing import Any
 import attrs
 import pytest
 
-from aws_iam_backend import Backend, MemoryStorage, Request, Response
+from aws_iam_backend import MemoryStorage
 from aws_iam_backend.errors import ConflictError, PermissionDeniedError
 from aws_iam_backend.io.protocols import ABSENT, Delete, Put, Storage
 from aws_iam_backend.io.storage._sync import ops
 from aws_iam_backend.io.storage._sync.prefixed import PrefixedStorage
 from aws_iam_backend.server.api import MAX_BODY
-from aws_iam_backend.server._sync.api import VaultAPI
 from aws_iam_backend.server.asgi import Message, make_asgi_app
 from aws_iam_backend.server.client_ip import client_ip, parse_networks
 from aws_iam_backend.server.messages import HTTPRequest, HTTPResponse
 from aws_iam_backend.server.openapi import OPENAPI
 from aws_iam_backend.server.wsgi import make_wsgi_app
+from tests.support.drivers import (  # noqa: F401
+    ASYNC_ONLY,
+    Backend,
+    VaultAPI,
+    asgi_target,
+    driver,
+    raising_backend,
+)
 from tests.support.fakes import FakeIam, RecordingTransport, ok_response
 from tests.support.moto_server import Keys
 from tests.support.payloads import botocore_payload
@@ -192,11 +199,8 @@ def test_bad_json_is_400(api: VaultAPI, raw: bytes, message: str) -> None:
 
 
 def test_internal_errors_are_500_without_details() -> None:
-    class Broken(Backend):
-        def handle_request(self, request: Request) -> Response:
-            raise RuntimeError("secret detail")
-
-    api = VaultAPI(storage=MemoryStorage(), root_token=ROOT, backend_factory=Broken)
+    broken = raising_backend(RuntimeError("secret detail"))
+    api = VaultAPI(storage=MemoryStorage(), root_token=ROOT, backend_factory=broken)
     api.mounts.ensure("aws/")
     reply = call(api, "GET", "/v1/auth/aws/role/x", token=ROOT)
     assert (reply.status, reply.errors) == (500, ["internal error"])
@@ -665,7 +669,7 @@ def asgi_call(
     headers: Sequence[tuple[bytes, bytes]] = (),
 ) -> tuple[int, dict[bytes, bytes], bytes, int]:  # fmt: skip
     """Run one request; returns status, headers, body and how many receive() calls."""
-    app = make_asgi_app(api, max_workers=2)
+    app = make_asgi_app(asgi_target(api))
     messages: list[Message] = [
         {"type": "http.request", "body": c, "more_body": i < len(chunks) - 1}
         for i, c in enumerate(chunks)
@@ -688,6 +692,7 @@ def asgi_call(
     return start["status"], dict(start["headers"]), body["body"], received
 
 
+@ASYNC_ONLY
 def test_asgi_serves_requests(api: VaultAPI) -> None:
     status, headers, body, _ = asgi_call(api, "GET", "/v1/sys/health")
     assert status == 200
@@ -699,6 +704,7 @@ def test_asgi_serves_requests(api: VaultAPI) -> None:
     assert status == 404  # empty list, authenticated
 
 
+@ASYNC_ONLY
 def test_asgi_joins_repeated_headers() -> None:
     api = make_api(trusted=["127.0.0.1"])
     add_role(api, token_bound_cidrs="10.1.0.0/16")
@@ -708,6 +714,7 @@ def test_asgi_joins_repeated_headers() -> None:
     assert status == 200
 
 
+@ASYNC_ONLY
 def test_asgi_refuses_large_bodies_without_buffering(api: VaultAPI) -> None:
     declared = [(b"content-length", str(MAX_BODY + 1).encode())]
     status, _, body, received = asgi_call(api, "POST", "/v1/auth/aws/login", headers=declared)
@@ -720,13 +727,15 @@ def test_asgi_refuses_large_bodies_without_buffering(api: VaultAPI) -> None:
     assert asgi_call(api, "POST", "/v1/auth/aws/login", headers=bad)[0] == 400
 
 
+@ASYNC_ONLY
 def test_asgi_client_disconnect_is_400(api: VaultAPI) -> None:
     status, _, body, _ = asgi_call(api, "POST", "/v1/auth/aws/login", [])
     assert (status, json.loads(body)) == (400, {"errors": ["client disconnected"]})
 
 
+@ASYNC_ONLY
 def test_asgi_lifespan_and_other_scopes(api: VaultAPI) -> None:
-    app = make_asgi_app(api)
+    app = make_asgi_app(asgi_target(api))
     events: list[Message] = [{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}]
     sent: list[Message] = []
 

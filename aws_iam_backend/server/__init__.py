@@ -1,5 +1,11 @@
-"""The reference server: Vault's HTTP API over :class:`aws_iam_backend.Backend`.
+"""The reference server: Vault's HTTP API over the auth method's drivers.
 
-:class:`~aws_iam_backend.server.api.VaultAPI` is framework-free
-(``HTTPRequest -> HTTPResponse``); :mod:`.wsgi` and :mod:`.asgi` adapt it.
+:class:`AsyncVaultAPI` (over :class:`~aws_iam_backend.AsyncBackend`) and its generated
+twin :class:`VaultAPI` (over :class:`~aws_iam_backend.Backend`) are framework-free
+(``HTTPRequest -> HTTPResponse``); :mod:`.asgi` serves the first, :mod:`.wsgi` the second.
 """
+
+from aws_iam_backend.server._async.api import AsyncVaultAPI
+from aws_iam_backend.server._sync.api import VaultAPI
+
+__all__ = ["AsyncVaultAPI", "VaultAPI"]

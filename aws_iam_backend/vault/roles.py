@@ -465,6 +465,46 @@ def _strings(d: StoredDocument, key: str) -> tuple[str, ...]:
     return d.strings(key)
 
 
+ROLE_CACHE_SIZE = 256
+"""How many role names :func:`role_from_storage` remembers a decoded document for."""
+
+#: name -> (keys in order, the document, its values' exact types, the decoded role).
+_ROLE_CACHE: dict[str, tuple[list[str], dict[str, object], list[type], Role]] = {}
+_CACHEABLE_TYPES = frozenset({str, int, bool, type(None), list})
+
+
+def _cached_role(name: str, doc: Mapping[str, object]) -> Role | None:
+    """The role decoded earlier from a document identical to ``doc``, or None.
+
+    Identical means: the same keys in the same order, equal values, and values of the
+    same exact types (``True``, ``1`` and ``1.0`` are equal but decode differently).
+    """
+    entry = _ROLE_CACHE.get(name)
+    if entry is None:
+        return None
+    keys, snapshot, types, role = entry
+    if list(doc) == keys and doc == snapshot and list(map(type, doc.values())) == types:
+        return role
+    return None
+
+
+def _remember_role(name: str, doc: Mapping[str, object], role: Role) -> None:
+    """Remember ``role`` as the decoding of ``doc`` (a private copy of it: lists copied)."""
+    snapshot: dict[str, object] = {}
+    for key, value in doc.items():
+        kind = type(value)
+        if kind not in _CACHEABLE_TYPES:
+            return
+        if kind is list:
+            if not all(type(item) is str for item in value):  # type: ignore[attr-defined]
+                return
+            value = list(value)  # type: ignore[call-overload]
+        snapshot[key] = value
+    if len(_ROLE_CACHE) >= ROLE_CACHE_SIZE:
+        _ROLE_CACHE.clear()
+    _ROLE_CACHE[name] = (list(snapshot), snapshot, list(map(type, snapshot.values())), role)
+
+
 def role_from_storage(
     name: str,
     doc: Mapping[str, object],
@@ -473,6 +513,13 @@ def role_from_storage(
     resolve_unique_id: Callable[[str], str] | None = None,
 ) -> Role:
     """Decode a stored role and apply Vault's upgrades (``upgradeRole``).
+
+    A login reads its role on every call: a current-version document (whose decoding
+    depends on nothing but ``name`` and its content) is decoded once, then answered
+    from a bounded cache of the last document seen per name while the document is
+    identical (same keys in order, equal values of the same exact types); any change
+    is decoded afresh. Documents that fail to decode are never cached; older versions
+    (whose upgrade draws a new ``role_id``) are decoded on every call.
 
     v0: an instance-profile ARN stored as ``bound_iam_role_arn`` moves to
     ``bound_iam_instance_profile_arn``; a missing ``auth_type`` becomes ``ec2``; an iam
@@ -484,6 +531,23 @@ def role_from_storage(
     :data:`ROLE_VERSION` the caller should store the result. Raises
     :class:`InternalError` for unreadable documents and unknown versions.
     """
+    cached = _cached_role(name, doc)
+    if cached is not None:
+        return cached
+    role = _decode_role(name, doc, new_role_id=new_role_id, resolve_unique_id=resolve_unique_id)
+    version = doc.get("version")
+    if version == ROLE_VERSION and type(version) is int:
+        _remember_role(name, doc, role)
+    return role
+
+
+def _decode_role(
+    name: str,
+    doc: Mapping[str, object],
+    *,
+    new_role_id: Callable[[], str],
+    resolve_unique_id: Callable[[str], str] | None,
+) -> Role:
     d = StoredDocument(doc, "role entry")
     version = d.integer("version")
     if not 0 <= version <= ROLE_VERSION:

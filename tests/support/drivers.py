@@ -26,9 +26,13 @@ import pytest
 
 from aws_iam_backend import AsyncBackend
 from aws_iam_backend import Backend as SyncBackend
+from aws_iam_backend.server._async.api import AsyncVaultAPI
+from aws_iam_backend.server._sync.api import VaultAPI as SyncVaultAPI
 
 CURRENT: contextvars.ContextVar[str] = contextvars.ContextVar("driver", default="sync")
 _ASYNC_PARTS = ("storage", "transport", "issuer", "replay_cache", "rate_limiter")
+ASYNC_ONLY = pytest.mark.parametrize("driver", ["async"], indirect=True)
+"""For tests of what only the async driver has (the ASGI app): overrides ``driver``."""
 
 
 @pytest.fixture(params=["sync", "async"], autouse=True)
@@ -106,20 +110,87 @@ def to_async(part: Any) -> Any:
     return part if part is None or _has_coroutine_methods(part) else _SyncPart(part)
 
 
-def Backend(**kwargs: Any) -> Any:
-    """The current driver's backend, built from the test's (sync) parts."""
-    if CURRENT.get() == "sync":
-        return SyncBackend(**kwargs)
-    for name in _ASYNC_PARTS:
-        if name in kwargs:
-            kwargs[name] = to_async(kwargs[name])
-    loop = _Loop()
-    backend = loop.run(_build(kwargs))
-    return SyncView(backend, loop)
+class Backend(SyncBackend):
+    """Stands in for :class:`aws_iam_backend.Backend` in tests: ``Backend(...)`` is the
+    current driver's backend, built from the test's (sync) parts. Inside the async
+    driver's event loop (a factory called by the async server) it is the
+    :class:`AsyncBackend` itself."""
+
+    def __new__(cls, **kwargs: Any) -> Backend:
+        if CURRENT.get() == "sync":
+            return cast(Backend, SyncBackend(**kwargs))
+        for name in _ASYNC_PARTS:
+            if name in kwargs:
+                kwargs[name] = to_async(kwargs[name])
+        if _in_event_loop():
+            return cast(Backend, AsyncBackend(**kwargs))
+        loop = _Loop()
+        return cast(Backend, SyncView(loop.run(_build(kwargs)), loop))
+
+
+class VaultAPI(SyncVaultAPI):
+    """Stands in for ``VaultAPI`` in tests, as :class:`Backend` does: the sync API, or an
+    :class:`AsyncVaultAPI` behind :class:`SyncView` (its storage run on threads when the
+    test gives a sync one). :func:`asgi_target` gives the async API itself to serve."""
+
+    def __new__(cls, **kwargs: Any) -> VaultAPI:
+        if CURRENT.get() == "sync":
+            return cast(VaultAPI, SyncVaultAPI(**kwargs))
+        kwargs["storage"] = to_async(kwargs["storage"])
+        loop = _Loop()
+        return cast(VaultAPI, SyncView(loop.run(_build_api(kwargs)), loop))
+
+
+async def _build_api(kwargs: dict[str, Any]) -> AsyncVaultAPI:
+    return AsyncVaultAPI(**kwargs)
+
+
+def asgi_target(api: Any) -> AsyncVaultAPI:
+    """The :class:`AsyncVaultAPI` behind a test's API (mark the test :data:`ASYNC_ONLY`)."""
+    target = getattr(api, "_target", None)
+    if not isinstance(target, AsyncVaultAPI):
+        raise TypeError("serving over ASGI needs the async driver: mark the test ASYNC_ONLY")
+    return target
+
+
+def raising_backend(error: Exception) -> Callable[..., Any]:
+    """A ``backend_factory`` whose backends raise ``error`` from ``handle_request``, in
+    the current driver's form."""
+
+    def factory(**kwargs: Any) -> Any:
+        backend = Backend(**kwargs)
+
+        def fail(_request: Any) -> Any:
+            raise error
+
+        async def fail_async(_request: Any) -> Any:
+            raise error
+
+        backend.handle_request = fail_async if isinstance(backend, AsyncBackend) else fail  # type: ignore[method-assign]
+        return backend
+
+    return factory
+
+
+def _in_event_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
 
 
 async def _build(kwargs: dict[str, Any]) -> AsyncBackend:
     return AsyncBackend(**kwargs)  # built on the loop: its primitives belong to it
 
 
-__all__ = ["Backend", "SyncView", "driver", "to_async"]
+__all__ = [
+    "ASYNC_ONLY",
+    "Backend",
+    "SyncView",
+    "VaultAPI",
+    "asgi_target",
+    "driver",
+    "raising_backend",
+    "to_async",
+]
