@@ -4,8 +4,11 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from aws_iam_backend.errors import InvalidRequestError
+from aws_iam_backend.login import sigv4
 from aws_iam_backend.login.sigv4 import (
     check_freshness,
     check_scope_date,
@@ -214,3 +217,48 @@ def test_presigned_duplicate_and_algorithm() -> None:
     _bad(parse_presigned_query, [*PRESIGNED, ("X-Amz-Date", "20150830T123600Z")])
     bad = [(k, "AWS4-ECDSA-P256-SHA256" if k == "X-Amz-Algorithm" else v) for k, v in PRESIGNED]
     _bad(parse_presigned_query, bad)
+
+
+def _outcome(fn: Callable[[str], object], value: str) -> object:
+    try:
+        return fn(value)
+    except InvalidRequestError as exc:
+        return ("error", exc.message)
+
+
+_PIECES = st.sampled_from(
+    [
+        "AWS4-HMAC-SHA256 ", "Credential=", "AKIDEXAMPLE12345", "AKID", "/", "20150830", "2015083",
+        "us-east-1", "US-EAST-1", "a" * 70, "sts", "s3", "aws4_request", ", ", ",", " ",
+        "SignedHeaders=", "host", "content-type", "x-amz-date", ";", "Host", "Signature=", SIG,
+        SIG.upper(), "=", "-", "\u0661", "\n", "x",
+    ]
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(_PIECES, max_size=24).map("".join))
+def test_authorization_fast_path_agrees_with_stepwise(value: str) -> None:
+    """The one-regex fast path answers exactly as the component-by-component checks."""
+    assert _outcome(parse_authorization_header, value) == _outcome(
+        sigv4._parse_authorization_stepwise, value
+    )
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        GOOD,
+        GOOD.replace(", ", ","),
+        GOOD.replace("us-east-1", "a" * 65),
+        GOOD.replace("us-east-1", "a" * 64),
+        GOOD.replace("content-type;host;x-amz-date", "host;content-type"),
+        GOOD.replace("content-type;host;x-amz-date", "host;host"),
+        GOOD.replace("content-type;host;x-amz-date", "content-type;x-amz-date"),
+        GOOD.replace("content-type;host;x-amz-date", "host"),
+    ],
+)
+def test_authorization_fast_path_edges(value: str) -> None:
+    assert _outcome(parse_authorization_header, value) == _outcome(
+        sigv4._parse_authorization_stepwise, value
+    )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aws_iam_backend import errors
@@ -273,3 +273,92 @@ def test_ok_status_with_error_document_rejected() -> None:
 def test_only_backend_errors(body: bytes, status: int, content_type: str | None) -> None:
     with contextlib.suppress(errors.BackendError):
         parse_sts_response(response(body, status=status, content_type=content_type))
+
+
+# ---------------------------------------------------------------- the hardened parser
+# parse_sts_response parses 200 bodies with a bare expat parser configured like
+# defusedxml's fromstring(forbid_dtd=True). It must accept and refuse the same bodies and
+# see the same elements and leaf texts.
+
+
+def _shape_from_etree(element: object) -> object:
+    import xml.etree.ElementTree as ET
+
+    assert isinstance(element, ET.Element)
+    children = list(element)
+    tag = element.tag[1:] if element.tag.startswith("{") else element.tag
+    return (tag, None if children else element.text or "", [_shape_from_etree(c) for c in children])
+
+
+def _shape_from_node(node: object) -> object:
+    from aws_iam_backend.login.parse import _Node
+
+    assert isinstance(node, _Node)
+    text = None if node.children else "".join(node.text)
+    return (node.tag, text, [_shape_from_node(c) for c in node.children])
+
+
+def _both_parsers(body: bytes) -> tuple[object, object]:
+    from defusedxml.ElementTree import fromstring
+
+    from aws_iam_backend.login.parse import _HARDENED_ERRORS, _XML_ERRORS, _parse_hardened
+
+    try:
+        reference: object = _shape_from_etree(fromstring(body, forbid_dtd=True))
+    except _XML_ERRORS:
+        reference = "refused"
+    try:
+        ours: object = _shape_from_node(_parse_hardened(body))
+    except _HARDENED_ERRORS:
+        ours = "refused"
+    return reference, ours
+
+
+_XML_BODIES = [
+    AWS_GOLDEN,
+    MOTO_GOLDEN,
+    '<?xml version="1.0" encoding="UTF-8"?>\n' + MOTO_GOLDEN,
+    document(result(arn="arn:aws<!-- c -->:iam::123456789012:user/a")),
+    document(result(arn="<![CDATA[arn:aws:iam::123456789012:user/a]]>")),
+    document(result(arn="arn:aws:iam::123456789012:user/a&amp;b&#65;")),
+    document(result(arn="x<?pi data?>y")),
+    f'<s:GetCallerIdentityResponse xmlns:s="{NS}"><s:GetCallerIdentityResult/>'
+    "</s:GetCallerIdentityResponse>",
+    '<a xmlns:x="u"><x:b c="1" x:d="2">t<e/>tail</x:b></a>',
+    "<a><x:b/></a>",
+    *HOSTILE_BODIES.values(),
+]
+
+
+@pytest.mark.parametrize("body", _XML_BODIES)
+def test_hardened_parser_matches_defusedxml(body: str) -> None:
+    reference, ours = _both_parsers(body.encode())
+    assert ours == reference
+
+
+def test_hardened_parser_matches_defusedxml_on_other_encodings() -> None:
+    for body in (
+        '<?xml version="1.0" encoding="UTF-16"?>' + MOTO_GOLDEN,
+        '<?xml version="1.0" encoding="ISO-8859-1"?><a>\u00e9</a>',
+        '<?xml version="1.0" encoding="cp1252"?><a>\u00e9</a>',
+    ):
+        encoding = body.split('encoding="')[1].split('"')[0]
+        reference, ours = _both_parsers(body.encode(encoding))
+        assert ours == reference
+
+
+_XML_PIECES = st.sampled_from(
+    [
+        "<a>", "</a>", "<b/>", f'<r xmlns="{NS}">', "</r>", "<x:c>", "</x:c>", ' xmlns:x="u"',
+        "text", " ", "&amp;", "&lt;", "&#10;", "&bogus;", "<!-- c -->", "<?p i?>",
+        "<![CDATA[<z>]]>", '<!DOCTYPE a [<!ENTITY e "v">]>', '<!ENTITY e "v">', "&e;",
+        '<?xml version="1.0"?>', "\u00e9", ">", "<",
+    ]
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(_XML_PIECES, max_size=14).map("".join))
+def test_hardened_parser_matches_defusedxml_fuzzed(body: str) -> None:
+    reference, ours = _both_parsers(body.encode())
+    assert ours == reference

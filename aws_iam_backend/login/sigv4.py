@@ -135,6 +135,11 @@ def parse_authorization_header(value: str) -> AuthorizationParts:
         names = tuple(signed_text.split(";"))
         if len(region) <= _MAX_REGION and list(names) == sorted(set(names)) and "host" in names:
             return AuthorizationParts(key, date, region, SERVICE, names, signature)
+    return _parse_authorization_stepwise(value)
+
+
+def _parse_authorization_stepwise(value: str) -> AuthorizationParts:
+    """:func:`parse_authorization_header` one component at a time, each with its error."""
     if not value.startswith(ALGORITHM + " "):
         raise _bad("invalid Authorization header: algorithm must be AWS4-HMAC-SHA256")
     match = _AUTHORIZATION.fullmatch(value)

@@ -166,7 +166,8 @@ def raising_backend(error: Exception) -> Callable[..., Any]:
         async def fail_async(_request: Any) -> Any:
             raise error
 
-        backend.handle_request = fail_async if isinstance(backend, AsyncBackend) else fail  # type: ignore[method-assign]
+        handler = fail_async if isinstance(backend, AsyncBackend) else fail
+        backend.handle_request = handler  # type: ignore[method-assign, assignment]
         return backend
 
     return factory
