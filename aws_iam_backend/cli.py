@@ -161,22 +161,31 @@ Example with hvac:
 """
 
 
-def _build_api(config: ServerConfig, *, dev: bool) -> ASGIApp:
-    """Check the state, open the audit sink and build the app (once per serving process).
-
-    The stores are first opened synchronously, which migrates them and turns any problem
-    into one line here; the serving event loop then opens its own async connections.
-    """
+def _check_state(config: ServerConfig) -> None:
+    """Open the stores synchronously once before serving: this migrates them and turns any
+    problem into one line here, before the port is bound. Serving processes then open
+    their own async connections (:func:`_build_app`)."""
     try:
         open_state(config, os.environ).close()
     except StateError as exc:
         raise CommandError(str(exc)) from None
     except BackendError as exc:
         raise CommandError(f"storage: {exc.message}") from None
+    sink = _audit_sink(config)  # can it be opened?
+    if sink is not None:
+        sink.close()
+
+
+def _audit_sink(config: ServerConfig) -> JsonLinesAuditSink | None:
     try:
-        audit = JsonLinesAuditSink(config.audit_file) if config.audit_file else None
+        return JsonLinesAuditSink(config.audit_file) if config.audit_file else None
     except OSError as exc:
         raise CommandError(f"audit: cannot open {config.audit_file}: {exc.strerror}") from None
+
+
+def _build_app(config: ServerConfig, *, dev: bool) -> ASGIApp:
+    """The ASGI app of one serving process: its async stores, audit sink and tidy task."""
+    audit = _audit_sink(config)
     state = open_async_state(config, os.environ)
     settings = attrs.evolve(
         BackendSettings(),
@@ -219,7 +228,7 @@ def _run_server(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
     logging.basicConfig(level=config.log_level.upper(), format="%(levelname)s: %(message)s")
     if config.tls_cert_file and config.tls_key_file:
         check_tls(config.tls_cert_file, config.tls_key_file)
-    app = _build_api(config, dev=args.dev)
+    _check_state(config)
     sock = bind(config.host, config.port)
     if args.dev:
         persistent = not config.storage_url.startswith("memory:")
@@ -237,7 +246,7 @@ def _run_server(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
     if config.workers > 1:
         # Each worker builds its own app (and opens its own connections) after the fork.
         return serve_workers(
-            lambda: _build_api(config, dev=False),
+            lambda: _build_app(config, dev=False),
             sock,
             config.workers,
             log_level=config.log_level,
@@ -247,7 +256,7 @@ def _run_server(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
             max_connections=config.max_connections,
         )
     serve(
-        app,
+        _build_app(config, dev=args.dev),
         sock,
         log_level=config.log_level,
         **tls,

@@ -3,8 +3,8 @@
 Run: ``python -m benchmarks.http_servers [--logins 2000] [--clients 100] [--health 5000]
 [--rounds 3] [--sts-delay 0.05] [--bound 20] [--no-facts] [--no-bench]``.
 
-Throughput: each server serves ``make_asgi_app`` over a dev-like :class:`VaultAPI` on
-:class:`MemoryStorage` (``config/client`` ``sts_endpoint`` = the stub STS of
+Throughput: each server serves ``make_asgi_app`` over a dev-like :class:`AsyncVaultAPI` on
+:class:`AsyncMemoryStorage` (``config/client`` ``sts_endpoint`` = the stub STS of
 :mod:`benchmarks.server_throughput`, rate limits off, one role) and is driven by that
 module's load generator (one keep-alive connection per client): logins/s, p50/p99,
 server CPU per request (``/proc/<pid>/stat``, children included) and errors, then a plain
@@ -46,7 +46,6 @@ from typing import Any
 
 from aws_iam_backend.server.asgi import ASGIApp, Message, Receive, Scope, Send
 from benchmarks.server_throughput import (
-    ARN,
     ROOT,
     _client,
     cpu_seconds,
@@ -67,30 +66,17 @@ HEALTH = b"GET /v1/sys/health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
 def build_app(sts_endpoint: str, workers: int, body_deadline: float | None = None) -> ASGIApp:
     """The app every server serves: memory storage, stub STS, rate limits off, one role.
 
-    Module level (and called with plain arguments) so Granian's worker can build it.
-    ``body_deadline``: wrapped by :func:`with_body_deadline` (a facts run only).
+    Module level (and called with plain arguments) so Granian's worker can build it. The
+    :class:`AsyncVaultAPI` (one aiohttp STS pool of ``workers`` connections) is configured
+    in the ASGI lifespan startup, on the serving loop. ``body_deadline``: wrapped by
+    :func:`with_body_deadline` (a facts run only).
     """
-    import attrs
-
-    from aws_iam_backend import Backend, MemoryStorage, RateLimits
-    from aws_iam_backend.io.transport import BotocoreTransport
-    from aws_iam_backend.server._sync.api import VaultAPI
+    from aws_iam_backend import AsyncMemoryStorage
     from aws_iam_backend.server.asgi import make_asgi_app
+    from benchmarks.server_throughput import build_api, configure
 
-    transport = BotocoreTransport(max_pool_connections=workers)
-
-    def factory(**kwargs: Any) -> Backend:
-        limits = RateLimits(0, 0, 0, 0, max_concurrent_sts_calls=workers)
-        kwargs["settings"] = attrs.evolve(kwargs["settings"], rate_limits=limits)
-        return Backend(transport=transport, **kwargs)
-
-    api = VaultAPI(storage=MemoryStorage(), root_token=ROOT, backend_factory=factory)
-    api.mounts.ensure("aws/")
-    backend = api.mounts.backend("aws/")
-    assert backend is not None
-    backend.write_client_config({"sts_endpoint": sts_endpoint})
-    backend.write_role("bench", {"bound_iam_principal_arn": ARN, "resolve_aws_unique_ids": False})
-    app = make_asgi_app(api, max_workers=workers)
+    api, close = build_api(AsyncMemoryStorage(), workers)
+    app = make_asgi_app(api, on_startup=lambda: configure(api, sts_endpoint), on_shutdown=close)
     return app if body_deadline is None else with_body_deadline(app, body_deadline)
 
 

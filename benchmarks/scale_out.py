@@ -463,7 +463,20 @@ def wait_ready(port: int, server: subprocess.Popen[bytes], log: str) -> None:
             return  # it answers
         except OSError:
             time.sleep(0.1)
-    raise RuntimeError(f"server did not start: {tail(log)}")
+    raise RuntimeError(f"server did not start: {tail(log)}; stacks in {dump_stacks(server.pid)}")
+
+
+def dump_stacks(pid: int) -> str:
+    """``py-spy dump`` of ``pid`` and its children into a file kept after the run."""
+    path = f"/tmp/scale-out-stuck-{pid}.txt"
+    py_spy = shutil.which("py-spy")
+    with open(path, "w") as out:
+        for process in tree_cpu(pid):
+            if py_spy is not None:
+                dump = subprocess.run([py_spy, "dump", "--pid", str(process)],
+                                      capture_output=True, text=True, timeout=30)  # fmt: skip
+                out.write(f"== {process}\n{dump.stdout}{dump.stderr}\n")
+    return path
 
 
 def tail(path: str, lines: int = 5) -> str:
@@ -850,7 +863,13 @@ def main() -> None:
                     if workers > setup.max_workers:
                         continue
                     floor = measure_floor(stub_port, args)
-                    row = measure(env, setup, workers, args, floor, round_)
+                    try:
+                        row = measure(env, setup, workers, args, floor, round_)
+                    except RuntimeError as exc:  # a server that did not start: once more
+                        print(f"  round {round_} {setup.name} x{workers}: {exc}; retrying",
+                              file=sys.stderr, flush=True)  # fmt: skip
+                        result.setdefault("retried", []).append(f"{setup.name} x{workers}: {exc}")
+                        row = measure(env, setup, workers, args, floor, round_)
                     rows.append(row)
                     print(f"  round {round_} {setup.name} x{workers}: floor {floor:.0f}/s, "
                           f"{row.load.throughput:.0f} logins/s ({row.ratio:.2f}), "

@@ -22,7 +22,8 @@ import pytest
 from aws_iam_backend import BackendSettings, MemoryStorage
 from aws_iam_backend.drivers.audit import MemoryAuditSink
 from aws_iam_backend.errors import InvalidRequestError
-from aws_iam_backend.server import api as api_module
+from aws_iam_backend.server._async import api as async_api_module
+from aws_iam_backend.server._sync import api as sync_api_module
 from aws_iam_backend.server.api import MAX_BODY
 from aws_iam_backend.server.asgi import Message, make_asgi_app
 from aws_iam_backend.server.messages import HTTPRequest, HTTPResponse
@@ -300,7 +301,8 @@ def test_exception_while_describing_the_request_still_answers_and_audits(
     def broken(*_args: Any) -> None:
         raise KeyError("describe")
 
-    monkeypatch.setattr(api_module, "describe_request", broken)
+    monkeypatch.setattr(sync_api_module, "describe_request", broken)
+    monkeypatch.setattr(async_api_module, "describe_request", broken)
     status, _ = call(api, "POST", "/v1/sys/auth/second", b'{"type": "aws"}')
     assert status == 204  # the request itself was fine
     (record,) = sink.records
@@ -393,7 +395,11 @@ def asgi_call(
     sent: list[Message] = []
 
     async def receive() -> Message:
-        return messages.pop(0) if messages else {"type": "http.disconnect"}
+        if messages:
+            return messages.pop(0)
+        if chunks:  # the whole body was sent: the client waits for its answer
+            await asyncio.Event().wait()
+        return {"type": "http.disconnect"}
 
     async def send(message: Message) -> None:
         sent.append(message)
@@ -464,26 +470,24 @@ def test_asgi_well_framed_request_still_served() -> None:
 
 
 @ASYNC_ONLY
-def test_asgi_adapter_failure_is_a_json_500() -> None:
+def test_asgi_adapter_failure_is_a_json_500(monkeypatch: pytest.MonkeyPatch) -> None:
     sink = MemoryAuditSink()
-    api = make_api(sink)
-    app = make_asgi_app(asgi_target(api))
+    target = asgi_target(make_api(sink))
+    app = make_asgi_app(target)
+
+    async def fail(_request: HTTPRequest) -> HTTPResponse:
+        raise RuntimeError("the adapter's own failure")
+
+    monkeypatch.setattr(target, "handle", fail)
 
     async def run() -> list[Message]:
-        events: list[Message] = [{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}]
         sent: list[Message] = []
-
-        async def lifespan_receive() -> Message:
-            return events.pop(0)
-
-        async def send(message: Message) -> None:
-            sent.append(message)
-
-        await app({"type": "lifespan"}, lifespan_receive, send)  # shuts the pool down
-        sent.clear()
 
         async def receive() -> Message:
             return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(message: Message) -> None:
+            sent.append(message)
 
         scope = {"type": "http", "method": "GET", "path": "/v1/sys/auth", "headers": []}
         await app(scope, receive, send)

@@ -66,6 +66,7 @@ def backend(
 
 def limiter_of(b: Any) -> LoginRateLimiter:
     limiter = b._rate_limiter
+    limiter = getattr(limiter, "limiter", limiter)  # the async driver's wraps the same tables
     assert isinstance(limiter, LoginRateLimiter)
     return limiter
 

@@ -680,7 +680,11 @@ def asgi_call(
     async def receive() -> Message:
         nonlocal received
         received += 1
-        return messages.pop(0) if messages else {"type": "http.disconnect"}
+        if messages:
+            return messages.pop(0)
+        if chunks:  # the whole body was sent: the client waits for its answer
+            await asyncio.Event().wait()
+        return {"type": "http.disconnect"}
 
     async def send(message: Message) -> None:
         sent.append(message)

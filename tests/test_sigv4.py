@@ -228,10 +228,36 @@ def _outcome(fn: Callable[[str], object], value: str) -> object:
 
 _PIECES = st.sampled_from(
     [
-        "AWS4-HMAC-SHA256 ", "Credential=", "AKIDEXAMPLE12345", "AKID", "/", "20150830", "2015083",
-        "us-east-1", "US-EAST-1", "a" * 70, "sts", "s3", "aws4_request", ", ", ",", " ",
-        "SignedHeaders=", "host", "content-type", "x-amz-date", ";", "Host", "Signature=", SIG,
-        SIG.upper(), "=", "-", "\u0661", "\n", "x",
+        "AWS4-HMAC-SHA256 ",
+        "Credential=",
+        "AKIDEXAMPLE12345",
+        "AKID",
+        "/",
+        "20150830",
+        "2015083",
+        "us-east-1",
+        "US-EAST-1",
+        "a" * 70,
+        "sts",
+        "s3",
+        "aws4_request",
+        ", ",
+        ",",
+        " ",
+        "SignedHeaders=",
+        "host",
+        "content-type",
+        "x-amz-date",
+        ";",
+        "Host",
+        "Signature=",
+        SIG,
+        SIG.upper(),
+        "=",
+        "-",
+        "\u0661",
+        "\n",
+        "x",
     ]
 )
 
@@ -262,3 +288,43 @@ def test_authorization_fast_path_edges(value: str) -> None:
     assert _outcome(parse_authorization_header, value) == _outcome(
         sigv4._parse_authorization_stepwise, value
     )
+
+
+def _amz_date_by_fields(value: str) -> object:
+    """strptime's reading of yyyymmddThhmmssZ, field by field (the reference)."""
+    if len(value) != 16 or not value.isascii() or value[8] != "T" or value[15] != "Z":
+        return "error"
+    digits = value[:8] + value[9:15]
+    if not digits.isdigit():
+        return "error"
+    try:
+        return datetime(
+            int(value[0:4]),
+            int(value[4:6]),
+            int(value[6:8]),
+            int(value[9:11]),
+            int(value[11:13]),
+            int(value[13:15]),
+            tzinfo=UTC,
+        )
+    except ValueError:
+        return "error"
+
+
+@settings(max_examples=1000, deadline=None)
+@given(
+    st.tuples(
+        st.text("0123456789", min_size=8, max_size=8),
+        st.sampled_from(["T", "t", " "]),
+        st.text("0123456789", min_size=6, max_size=6) | st.sampled_from(["240000", "235960"]),
+        st.sampled_from(["Z", "z", "+00:00", ""]),
+    ).map("".join)
+)
+def test_parse_amz_date_reads_every_field(value: str) -> None:
+    try:
+        ours: object = parse_amz_date(value)
+    except InvalidRequestError:
+        ours = "error"
+    assert ours == _amz_date_by_fields(value)
+    if isinstance(ours, datetime):
+        assert ours.utcoffset() == timedelta(0)

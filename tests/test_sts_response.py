@@ -349,10 +349,30 @@ def test_hardened_parser_matches_defusedxml_on_other_encodings() -> None:
 
 _XML_PIECES = st.sampled_from(
     [
-        "<a>", "</a>", "<b/>", f'<r xmlns="{NS}">', "</r>", "<x:c>", "</x:c>", ' xmlns:x="u"',
-        "text", " ", "&amp;", "&lt;", "&#10;", "&bogus;", "<!-- c -->", "<?p i?>",
-        "<![CDATA[<z>]]>", '<!DOCTYPE a [<!ENTITY e "v">]>', '<!ENTITY e "v">', "&e;",
-        '<?xml version="1.0"?>', "\u00e9", ">", "<",
+        "<a>",
+        "</a>",
+        "<b/>",
+        f'<r xmlns="{NS}">',
+        "</r>",
+        "<x:c>",
+        "</x:c>",
+        ' xmlns:x="u"',
+        "text",
+        " ",
+        "&amp;",
+        "&lt;",
+        "&#10;",
+        "&bogus;",
+        "<!-- c -->",
+        "<?p i?>",
+        "<![CDATA[<z>]]>",
+        '<!DOCTYPE a [<!ENTITY e "v">]>',
+        '<!ENTITY e "v">',
+        "&e;",
+        '<?xml version="1.0"?>',
+        "\u00e9",
+        ">",
+        "<",
     ]
 )
 

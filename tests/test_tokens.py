@@ -598,8 +598,10 @@ def test_short_key_rejected(storage: MemoryStorage, clock: FakeClock) -> None:
 
 def test_corrupt_stored_key_is_internal_error(storage: MemoryStorage, clock: FakeClock) -> None:
     ops.put(storage, HMAC_KEY_PATH, {"key": "!!not base64!!"})
+    issuer = StoreTokenIssuer(storage, clock=clock)  # the key is read on first use
     with pytest.raises(InternalError, match="invalid key at sys/token-hmac-key"):
-        StoreTokenIssuer(storage, clock=clock)
+        issuer.issue(make_spec())
+    assert storage.list("token/") == []
 
 
 def test_corrupt_token_record_is_internal_error(
@@ -638,6 +640,7 @@ class FailingStorage(MemoryStorage):
 def test_failed_issue_leaves_no_record(clock: FakeClock, fail_on: int) -> None:
     storage = FailingStorage()
     issuer = StoreTokenIssuer(storage, clock=clock)
+    assert issuer.lookup("hvs.unknown") is None  # reads (and creates) the HMAC key
     before = storage.list("")
     storage.fail_on = fail_on
     with pytest.raises(InternalError, match="SQLITE_IOERR"):

@@ -26,6 +26,7 @@ signature), headers or body. aiohttp was chosen over httpx by measurement
 from __future__ import annotations
 
 import asyncio
+import weakref
 import random as random_module
 import ssl
 from collections.abc import Awaitable, Callable, Mapping
@@ -79,8 +80,10 @@ class AsyncHttpTransport:
         self._timeout = aiohttp.ClientTimeout(total=None, sock_connect=connect_timeout)
         self._ssl = _ssl_context(verify)
         self._proxies = {scheme: URL(proxy) for scheme, proxy in (proxies or {}).items()}
-        self._session: aiohttp.ClientSession | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
+        # One session (connection pool) per event loop: a session belongs to its loop.
+        self._sessions: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, aiohttp.ClientSession
+        ] = weakref.WeakKeyDictionary()
 
     async def __aenter__(self) -> Self:
         self._session_here()
@@ -95,8 +98,8 @@ class AsyncHttpTransport:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close every pooled connection (a later ``send`` opens a new session)."""
-        session, self._session, self._loop = self._session, None, None
+        """Close the running loop's pooled connections (a later ``send`` opens a new pool)."""
+        session = self._sessions.pop(asyncio.get_running_loop(), None)
         if session is not None:
             await session.close()
 
@@ -140,17 +143,14 @@ class AsyncHttpTransport:
             raise
 
     def _session_here(self) -> aiohttp.ClientSession:
-        """The session of the running loop, opened on first use."""
+        """The session of the running loop, opened on its first use there."""
         loop = asyncio.get_running_loop()
-        if self._session is not None and self._loop is not loop:
-            if self._loop is not None and not self._loop.is_closed():
-                raise RuntimeError("AsyncHttpTransport is in use on another event loop")
-            self._session = None  # its loop is gone, and its connections with it
-        if self._session is None:
+        session = self._sessions.get(loop)
+        if session is None:
             connector = aiohttp.TCPConnector(
                 limit=0, limit_per_host=self._max_pool_connections, ssl=self._ssl
             )
-            self._session = aiohttp.ClientSession(
+            session = aiohttp.ClientSession(
                 connector=connector,
                 timeout=self._timeout,
                 auto_decompress=False,
@@ -158,8 +158,8 @@ class AsyncHttpTransport:
                 cookie_jar=aiohttp.DummyCookieJar(),
                 raise_for_status=False,
             )
-            self._loop = loop
-        return self._session
+            self._sessions[loop] = session
+        return session
 
 
 def _ssl_context(verify: bool | str) -> ssl.SSLContext:

@@ -3,6 +3,7 @@ checks (spec 2.1 and 2.2, Vault >= 1.15 texts), before any configuration is read
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 
 import attrs
@@ -50,16 +51,19 @@ def echo(text: str, limit: int = 64) -> str:
     return short_quote(text, limit)
 
 
+_SIZED_FIELDS = (*IAM_FIELDS, F_ROLE)
+
+
 def _payload_size(data: Mapping[str, object]) -> int:
     """Bytes in the login fields, counting at most a little past the limit (no recursion)."""
     total = 0
-    stack: list[object] = [data.get(f) for f in (*IAM_FIELDS, F_ROLE)]
+    stack: list[object] = [data.get(f) for f in _SIZED_FIELDS]
     while stack and total <= MAX_LOGIN_BYTES:
         item = stack.pop()
         if isinstance(item, str):
             total += (
-                len(item)
-                if len(item) > MAX_LOGIN_BYTES
+                len(item)  # ASCII (an O(1) test) is one byte per character
+                if item.isascii() or len(item) > MAX_LOGIN_BYTES
                 else len(item.encode("utf-8", "surrogatepass"))  # JSON allows lone surrogates
             )
         elif isinstance(item, Mapping):
@@ -124,9 +128,29 @@ def _check_url_text(url: str) -> str:
     return query
 
 
+_FORM_CACHE_MAX_BYTES = 256
+
+
+@functools.lru_cache(maxsize=32)
+def _cached_form(body: bytes) -> tuple[tuple[str, str], ...]:
+    return tuple(parse_query(body.decode("utf-8", "surrogateescape")))
+
+
+def parse_form(body: bytes) -> tuple[tuple[str, str], ...]:
+    """The login body's pairs, parsed like Go's ``url.ParseQuery`` (:class:`QueryError`).
+
+    Nearly every client sends the same short body, and a login reads it twice (here and
+    in :mod:`~aws_iam_backend.login.rebuild`): short bodies' parses are kept in a small
+    cache (errors are not cached).
+    """
+    if len(body) <= _FORM_CACHE_MAX_BYTES:
+        return _cached_form(body)
+    return tuple(parse_query(body.decode("utf-8", "surrogateescape")))
+
+
 def _check_body(body: bytes) -> None:
     try:
-        pairs = parse_query(body.decode("utf-8", "surrogateescape"))
+        pairs = parse_form(body)
     except QueryError as exc:
         raise InvalidRequestError(str(exc)) from None
     actions = [v for k, v in pairs if k == "Action"]

@@ -104,21 +104,23 @@ class _Builder:
         self.raw: list[str] = []
 
     def add(self, raw_name: str, vals: Sequence[str]) -> None:
-        if len(self.raw) >= MAX_HEADER_NAMES:
+        raw = self.raw
+        if len(raw) >= MAX_HEADER_NAMES:
             raise _error(f"more than {MAX_HEADER_NAMES} headers")
-        self.raw.append(raw_name)
+        raw.append(raw_name)
         name = canonical_header_key(raw_name)
-        if name not in self.values:
+        bucket = self.values.get(name)
+        if bucket is None:
             self.order.append(name)
-            self.values[name] = []
-        bucket = self.values[name]
+            bucket = self.values[name] = []
         if len(bucket) + len(vals) > MAX_VALUES_PER_NAME:
             raise _error(f"more than {MAX_VALUES_PER_NAME} values for header {short_quote(name)}")
         bucket.extend(vals)
 
     def build(self) -> HeaderMap:
+        values = self.values
         return HeaderMap(
-            entries=tuple((name, tuple(self.values[name])) for name in self.order),
+            entries=tuple([(name, tuple(values[name])) for name in self.order]),
             raw_names=tuple(self.raw),
         )
 
@@ -156,6 +158,9 @@ def _from_mapping(data: Mapping[object, object]) -> HeaderMap:
     for key, value in data.items():
         if not isinstance(key, str):
             raise _error("header names must be strings")
+        if type(value) is str:  # the common case, as _scalar would answer it
+            builder.add(key, (value,))
+            continue
         text = _scalar(value)
         if text is not None:
             builder.add(key, (text,))

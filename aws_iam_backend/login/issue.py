@@ -3,6 +3,7 @@ the :class:`~aws_iam_backend.vault.tokens.TokenSpec` to issue."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import uuid
 from datetime import datetime
@@ -82,6 +83,7 @@ class VerifiedLogin:
         }
 
 
+@functools.lru_cache(maxsize=1024)  # a pure function of two strings; logins repeat them
 def entity_id(mount: str, alias_name: str) -> str:
     """A stable identity entity ID for an alias on a mount."""
     # uuid.uuid5(uuid.NAMESPACE_URL, name), formatted, without building a UUID object.
@@ -111,9 +113,10 @@ def token_spec(
     if not settings.token_no_default_policy and "default" not in policies:
         policies.insert(0, "default")
     alias = verified.alias_name(identity_config)
+    sorted_policies = tuple(sorted(policies))
     return TokenSpec(
-        policies=tuple(sorted(policies)),
-        token_policies=tuple(sorted(policies)),
+        policies=sorted_policies,
+        token_policies=sorted_policies,
         metadata=verified.metadata(identity_config),
         internal_data=verified.internal_data(),
         display_name=f"{mount.strip('/').replace('/', '-')}-{verified.entity.display_name}",

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 import attrs
 
 from aws_iam_backend.errors import InternalError, InvalidRequestError
-from aws_iam_backend.login.decode import GET_CALLER_IDENTITY, LoginPayload, echo
+from aws_iam_backend.login.decode import GET_CALLER_IDENTITY, LoginPayload, echo, parse_form
 from aws_iam_backend.login.endpoints import (
     StsHost,
     is_listed_region,
@@ -244,7 +244,7 @@ def _check_body(payload: LoginPayload) -> None:
             raise InvalidRequestError("iam_request_body must be empty for GET requests")
         return
     try:
-        pairs = parse_query(payload.body.decode("utf-8", "surrogateescape"))
+        pairs = parse_form(payload.body)
     except QueryError as exc:  # pragma: no cover - decode_login already rejected it
         raise InvalidRequestError(str(exc)) from None
     actions = [value for key, value in pairs if key == "Action"]
@@ -363,15 +363,21 @@ def _check_headers(
     if len(headers) > policy.max_headers:
         raise InvalidRequestError(f"too many request headers (at most {policy.max_headers})")
     allowed = _allowed_headers(config)
-    repeated = set(headers.repeated_names())
+    # A name can be repeated (in any letter case) only if some entry came from more than
+    # one raw name; otherwise only non-token names could be, and those are refused first.
+    entries = headers.entries
+    repeated = set(headers.repeated_names()) if len(headers.raw_names) != len(entries) else set()
+    limit = policy.max_header_value_bytes
     single: dict[str, str] = {}
-    for name, values in headers:
-        if not is_token(name):
-            raise InvalidRequestError(f"invalid request header: {short_quote(name)}")
-        if name in repeated or len(values) != 1 or name not in allowed:
+    for name, values in entries:
+        if name not in allowed:  # every allowed name is a token
+            if not is_token(name):
+                raise InvalidRequestError(f"invalid request header: {short_quote(name)}")
+            raise _header_error(name)
+        if name in repeated or len(values) != 1:
             raise _header_error(name)
         value = values[0]
-        if not _valid_value(value, policy.max_header_value_bytes):
+        if not _valid_value(value, limit):
             raise InvalidRequestError(f"invalid value for request header: {name}")
         single[name] = value
     if "Accept" in single and single["Accept"] not in ACCEPT_VALUES:
@@ -424,7 +430,10 @@ def _check_signature(
         parts: PresignedParts = parse_presigned_query(pairs)
         info = presigned_sigv4_info(parts)
     else:
-        header_parts = _authorization(payload.headers)
+        # _check_headers left one value per name, none repeated in any letter case, so
+        # the Authorization value (if any) is the one _authorization would find.
+        authorization = single.get("Authorization")
+        header_parts = None if authorization is None else parse_authorization_header(authorization)
         if header_parts is None:
             raise InvalidRequestError("request is not signed: missing Authorization header")
         if "X-Amz-Date" not in single:

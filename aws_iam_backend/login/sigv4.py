@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import NamedTuple
 
 from aws_iam_backend.errors import InvalidRequestError
@@ -158,18 +158,14 @@ def parse_amz_date(value: str) -> datetime:
     """Parse ``X-Amz-Date`` (``yyyymmddThhmmssZ``, ASCII digits only) as UTC."""
     if not _AMZ_DATE.fullmatch(value):
         raise _bad("invalid X-Amz-Date: expected yyyymmddThhmmssZ")
-    try:  # the fields are fixed-width ASCII digits, so this is strptime's reading
-        return datetime(
-            int(value[0:4]),
-            int(value[4:6]),
-            int(value[6:8]),
-            int(value[9:11]),
-            int(value[11:13]),
-            int(value[13:15]),
-            tzinfo=UTC,
-        )
+    try:  # fixed-width ASCII digits and "Z": ISO 8601's basic format, strptime's reading
+        parsed = datetime.fromisoformat(value)
     except ValueError:
-        raise _bad("invalid X-Amz-Date: not a valid date and time") from None
+        parsed = None
+    # Every field must be read as written (no hour 24 rolled over to the next day).
+    if parsed is None or parsed.hour != int(value[9:11]):
+        raise _bad("invalid X-Amz-Date: not a valid date and time")
+    return parsed
 
 
 def parse_expires(value: str) -> int:

@@ -234,8 +234,13 @@ def write_role(
     auth_type = "" if is_create else role.auth_type
     changes: dict[str, Any] = {}
 
-    for field in ("bound_ami_id", "bound_account_id", "bound_region", "bound_vpc_id",
-                  "bound_subnet_id"):
+    for field in (
+        "bound_ami_id",
+        "bound_account_id",
+        "bound_region",
+        "bound_vpc_id",
+        "bound_subnet_id",
+    ):
         values = fields.strings(field)
         if values is not None:
             changes[field] = _capped(field, values)
@@ -251,8 +256,7 @@ def write_role(
     elif is_create:
         resolve = True
 
-    for field in ("bound_iam_role_arn", "bound_iam_instance_profile_arn",
-                  "bound_ec2_instance_id"):
+    for field in ("bound_iam_role_arn", "bound_iam_instance_profile_arn", "bound_ec2_instance_id"):
         values = fields.strings(field)
         if values is not None:
             changes[field] = _capped(field, values)
@@ -357,9 +361,7 @@ def _check_binds(role: Role, allow_ec2_binds: bool) -> None:
         raise InvalidRequestError("at least one bound parameter should be specified on the role")
 
 
-def _apply_ec2_flags(
-    role: Role, get: Callable[[str], bool | None], *, is_create: bool
-) -> Role:
+def _apply_ec2_flags(role: Role, get: Callable[[str], bool | None], *, is_create: bool) -> Role:
     flags: dict[str, Any] = {}
     for field in ("disallow_reauthentication", "allow_instance_migration"):
         value = get(field)
@@ -466,10 +468,12 @@ def _strings(d: StoredDocument, key: str) -> tuple[str, ...]:
 
 
 ROLE_CACHE_SIZE = 256
-"""How many role names :func:`role_from_storage` remembers a decoded document for."""
+"""How many roles :func:`role_from_storage` remembers a decoded document for."""
 
-#: name -> (keys in order, the document, its values' exact types, the decoded role).
-_ROLE_CACHE: dict[str, tuple[list[str], dict[str, object], list[type], Role]] = {}
+#: (name, role_id) -> (keys in order, the document, its values' exact types, the role).
+#: Keyed by role_id too, so that mounts (or backends) with a role of the same name do
+#: not evict each other's entry.
+_ROLE_CACHE: dict[tuple[str, object], tuple[list[str], dict[str, object], list[type], Role]] = {}
 _CACHEABLE_TYPES = frozenset({str, int, bool, type(None), list})
 
 
@@ -479,7 +483,8 @@ def _cached_role(name: str, doc: Mapping[str, object]) -> Role | None:
     Identical means: the same keys in the same order, equal values, and values of the
     same exact types (``True``, ``1`` and ``1.0`` are equal but decode differently).
     """
-    entry = _ROLE_CACHE.get(name)
+    role_id = doc.get("role_id")
+    entry = _ROLE_CACHE.get((name, role_id)) if type(role_id) is str else None
     if entry is None:
         return None
     keys, snapshot, types, role = entry
@@ -500,9 +505,17 @@ def _remember_role(name: str, doc: Mapping[str, object], role: Role) -> None:
                 return
             value = list(value)  # type: ignore[call-overload]
         snapshot[key] = value
+    role_id = snapshot.get("role_id")
+    if type(role_id) is not str:
+        return
     if len(_ROLE_CACHE) >= ROLE_CACHE_SIZE:
         _ROLE_CACHE.clear()
-    _ROLE_CACHE[name] = (list(snapshot), snapshot, list(map(type, snapshot.values())), role)
+    _ROLE_CACHE[(name, role_id)] = (
+        list(snapshot),
+        snapshot,
+        list(map(type, snapshot.values())),
+        role,
+    )
 
 
 def role_from_storage(
@@ -516,10 +529,10 @@ def role_from_storage(
 
     A login reads its role on every call: a current-version document (whose decoding
     depends on nothing but ``name`` and its content) is decoded once, then answered
-    from a bounded cache of the last document seen per name while the document is
-    identical (same keys in order, equal values of the same exact types); any change
-    is decoded afresh. Documents that fail to decode are never cached; older versions
-    (whose upgrade draws a new ``role_id``) are decoded on every call.
+    from a bounded cache of the last document seen per name and ``role_id`` while the
+    document is identical (same keys in order, equal values of the same exact types);
+    any change is decoded afresh. Documents that fail to decode are never cached;
+    older versions (whose upgrade draws a new ``role_id``) are decoded on every call.
 
     v0: an instance-profile ARN stored as ``bound_iam_role_arn`` moves to
     ``bound_iam_instance_profile_arn``; a missing ``auth_type`` becomes ``ec2``; an iam
@@ -586,7 +599,9 @@ def _decode_role(
         raise InternalError(f"error decoding role entry: {exc.message}") from None
     legacy_policies = _strings(d, "policies")
     legacy_ttl, legacy_max_ttl, legacy_period = (
-        d.seconds("ttl"), d.seconds("max_ttl"), d.seconds("period")
+        d.seconds("ttl"),
+        d.seconds("max_ttl"),
+        d.seconds("period"),
     )
     token = TokenSettings(
         token_policies=_strings(d, "token_policies") or legacy_policies,

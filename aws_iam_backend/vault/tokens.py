@@ -34,11 +34,21 @@ ACCESSOR_RE = re.compile(r"[A-Za-z0-9_-]{32}")
 
 
 def _str_tuple(value: Iterable[str]) -> tuple[str, ...]:
+    if type(value) is tuple:  # already a tuple of exact strings: kept as it is (immutable)
+        for item in value:
+            if type(item) is not str:
+                break
+        else:
+            return value
     return tuple(str(v) for v in value)
 
 
 def _str_dict(value: Any) -> dict[str, str]:
-    return {str(k): str(v) for k, v in dict(value).items()}
+    copy = dict(value)  # always a copy: the caller keeps no handle on the spec's dict
+    for key, item in copy.items():
+        if type(key) is not str or type(item) is not str:
+            return {str(k): str(v) for k, v in copy.items()}
+    return copy
 
 
 def utc(value: datetime) -> datetime:
