@@ -16,6 +16,10 @@ def default_transport() -> STSTransport:
 
 def async_default_transport() -> AsyncSTSTransport:
     """The async driver's STS transport."""
-    from aws_iam_backend.io.aio_transport import AsyncHttpTransport
-
+    try:
+        from aws_iam_backend.io.aio_transport import AsyncHttpTransport
+    except ImportError:
+        raise ImportError(
+            "the async STS transport needs aiohttp: pip install 'aws_iam_backend[async]'"
+        ) from None
     return AsyncHttpTransport()

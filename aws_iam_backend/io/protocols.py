@@ -87,7 +87,7 @@ class Storage(Protocol):
     durable when it returns and readers never see part of one. Failures raise
     :class:`~aws_iam_backend.errors.InternalError` (or
     :class:`~aws_iam_backend.errors.StorageUnavailableError` while the store cannot be
-    reached). :mod:`aws_iam_backend.io.storage.ops` builds ``get``/``put``/``create``/
+    reached). :mod:`aws_iam_backend.io.storage._sync.ops` (``_async.ops`` for :class:`AsyncStorage`) builds ``get``/``put``/``create``/
     ``update`` on these four methods; the async twin has the same methods, awaitable.
     """
 

@@ -5,10 +5,10 @@ pool on the request path (storage, STS and the cache are awaited; SQLite runs on
 storage's own thread).
 
 Every HTTP request gets Vault's JSON answer and one audit record: a request refused here,
-before :meth:`VaultAPI.handle` (a body over the cap, a ``Content-Length`` that is not a
+before :meth:`AsyncVaultAPI.handle` (a body over the cap, a ``Content-Length`` that is not a
 number or disagrees with the body, both ``Content-Length`` and ``Transfer-Encoding``, a
 client gone mid-body, a body not all received within the request deadline), is answered
-and audited by :meth:`VaultAPI.refuse`, and the connection is closed since the rest of its
+and audited by :meth:`AsyncVaultAPI.refuse`, and the connection is closed since the rest of its
 byte stream cannot be trusted.
 """
 

@@ -11,7 +11,7 @@ anyway, a bucket when it would be full again), so the cache needs no persistence
 tidying. Keys are digests, never a signature, nonce, address or role name.
 
 Without a cache, claims and nonces live in the durable storage
-(:class:`~aws_iam_backend.drivers.replay.StorageReplayCache`, or in process memory with
+(:class:`~aws_iam_backend.StorageReplayCache`, or in process memory with
 :class:`~aws_iam_backend.drivers.replay.MemoryReplayCache`), and rate-limit buckets in process
 memory (:class:`~aws_iam_backend.drivers.ratelimit.LoginRateLimiter`, one set per process, so
 ``N`` processes admit ``N`` times the configured rates).

@@ -1,8 +1,8 @@
 """Vault's HTTP API for any number of AWS auth mounts: :class:`AsyncVaultAPI`.
 
-The generated twin ``VaultAPI`` (``server/_sync/api.py``) serves WSGI and Flask; this
-one is awaited by the ASGI app and the Starlette integration. Shared pieces are in
-:mod:`aws_iam_backend.server.api`.
+This module is the source of both drivers of the API: awaited by the ASGI app and the
+Starlette and aiohttp integrations, and, generated from it, the sync one that WSGI and
+Flask call. Shared pieces are in :mod:`aws_iam_backend.server.api`.
 """
 
 from __future__ import annotations
@@ -88,7 +88,7 @@ class AsyncVaultAPI:
     Storage layout: ``sys/mounts`` (mount table), ``sys/token/`` (tokens of every
     mount), ``auth/<mount uuid>/`` (each mount's roles and config). ``backend_factory``
     is called with ``storage=``, ``issuer=`` and ``settings=`` keywords for each
-    mount (default :class:`Backend`). ``trusted_proxies`` are addresses or CIDRs whose
+    mount (default :class:`AsyncBackend`). ``trusted_proxies`` are addresses or CIDRs whose
     ``X-Forwarded-For`` is believed. ``audit`` receives one record per request (every
     mount's backend is given it too); ``settings.audit_required`` says whether a failing
     sink fails the request.

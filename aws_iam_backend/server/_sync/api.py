@@ -1,9 +1,9 @@
 # Generated from ../_async/api.py by scripts/unasync.py: do not edit.
 """Vault's HTTP API for any number of AWS auth mounts: :class:`VaultAPI`.
 
-The generated twin ``VaultAPI`` (``server/_sync/api.py``) serves WSGI and Flask; this
-one is awaited by the ASGI app and the Starlette integration. Shared pieces are in
-:mod:`aws_iam_backend.server.api`.
+This module is the source of both drivers of the API: awaited by the ASGI app and the
+Starlette and aiohttp integrations, and, generated from it, the sync one that WSGI and
+Flask call. Shared pieces are in :mod:`aws_iam_backend.server.api`.
 """
 
 from __future__ import annotations
