@@ -26,9 +26,9 @@ signature), headers or body. aiohttp was chosen over httpx by measurement
 from __future__ import annotations
 
 import asyncio
-import weakref
 import random as random_module
 import ssl
+import weakref
 from collections.abc import Awaitable, Callable, Mapping
 from types import TracebackType
 from typing import Self

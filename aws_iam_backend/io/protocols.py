@@ -87,8 +87,9 @@ class Storage(Protocol):
     durable when it returns and readers never see part of one. Failures raise
     :class:`~aws_iam_backend.errors.InternalError` (or
     :class:`~aws_iam_backend.errors.StorageUnavailableError` while the store cannot be
-    reached). :mod:`aws_iam_backend.io.storage._sync.ops` (``_async.ops`` for :class:`AsyncStorage`) builds ``get``/``put``/``create``/
-    ``update`` on these four methods; the async twin has the same methods, awaitable.
+    reached). :mod:`aws_iam_backend.io.storage._sync.ops` builds ``get``/``put``/``create``/
+    ``update`` on these four methods (``_async.ops`` on :class:`AsyncStorage`, the async
+    twin with the same methods, awaitable).
     """
 
     def read(self, key: str) -> Document | None:
