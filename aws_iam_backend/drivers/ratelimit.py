@@ -296,7 +296,10 @@ class AsyncConcurrencyLimiter:
             yield
             return
         try:
-            await asyncio.wait_for(self._semaphore.acquire(), self._wait)
+            if self._semaphore.locked():  # only a wait needs a deadline (and its task)
+                await asyncio.wait_for(self._semaphore.acquire(), self._wait)
+            else:
+                await self._semaphore.acquire()
         except TimeoutError:
             raise RateLimitedError(
                 "too many logins in progress; retry later", retry_after=1

@@ -27,7 +27,9 @@ class AsyncPrefixedStorage:
     async def read(self, key: str) -> Document | None:
         """The document at ``key``, or None."""
         document = await self.inner.read(self.prefix + key)
-        return None if document is None else attrs.evolve(document, key=key)
+        if document is None:
+            return None
+        return Document(key, document.value, document.version, document.expires_at)
 
     async def commit(self, operations: Sequence[Operation]) -> tuple[int, ...]:
         """Apply ``operations`` (keys relative to the view) atomically."""
@@ -35,7 +37,7 @@ class AsyncPrefixedStorage:
 
     def _outer(self, op: Operation) -> Operation:
         if isinstance(op, Put):
-            return attrs.evolve(op, key=self.prefix + op.key)
+            return Put(self.prefix + op.key, op.value, op.expect, op.expires_at)
         return Delete(self.prefix + op.key, expect=op.expect)
 
     async def list(self, prefix: str) -> list[str]:

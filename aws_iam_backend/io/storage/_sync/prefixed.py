@@ -28,7 +28,9 @@ class PrefixedStorage:
     def read(self, key: str) -> Document | None:
         """The document at ``key``, or None."""
         document = self.inner.read(self.prefix + key)
-        return None if document is None else attrs.evolve(document, key=key)
+        if document is None:
+            return None
+        return Document(key, document.value, document.version, document.expires_at)
 
     def commit(self, operations: Sequence[Operation]) -> tuple[int, ...]:
         """Apply ``operations`` (keys relative to the view) atomically."""
@@ -36,7 +38,7 @@ class PrefixedStorage:
 
     def _outer(self, op: Operation) -> Operation:
         if isinstance(op, Put):
-            return attrs.evolve(op, key=self.prefix + op.key)
+            return Put(self.prefix + op.key, op.value, op.expect, op.expires_at)
         return Delete(self.prefix + op.key, expect=op.expect)
 
     def list(self, prefix: str) -> list[str]:
