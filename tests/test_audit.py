@@ -71,7 +71,7 @@ def make_backend(sink: object, **settings: Any) -> Any:
         iam=FakeIam(),
         clock=FixedClock(),
         settings=BackendSettings(**settings),
-        audit=sink,  # type: ignore[arg-type]
+        audit=sink,
     )
 
 
@@ -88,7 +88,7 @@ def make_api(storage: MemoryStorage, sink: object, **settings: Any) -> VaultAPI:
         backend_factory=factory,
         clock=FixedClock(),
         settings=BackendSettings(**settings),
-        audit=sink,  # type: ignore[arg-type]
+        audit=sink,
     )
 
 

@@ -531,7 +531,7 @@ class Backend:
         doc = self.storage.read(f"role/{key}")
         if doc is None:
             return None
-        role = role_mod.role_from_storage(key, dict(doc.value))
+        role = role_mod.role_from_storage(key, doc.value)
         if doc.value.get("version", 0) != role.version:
             # Persist Vault's storage upgrade once, so the new role_id sticks; if another
             # writer got there first, its document wins.

@@ -138,6 +138,7 @@ class StoreTokenIssuer:
         batch = spec.token_type == "batch"
         token = ("hvb." if batch else "hvs.") + secrets.token_urlsafe(32)
         record = TokenRecord(
+            client_token=token,
             accessor="" if batch else secrets.token_urlsafe(24),
             policies=spec.policies,
             token_policies=spec.token_policies,
@@ -164,7 +165,7 @@ class StoreTokenIssuer:
             index = {"token_hmac": token_key[len(TOKEN_PREFIX) :]}
             operations.append(Put(ACCESSOR_PREFIX + record.accessor, index, expect=ABSENT))
         self._storage.commit(operations)
-        return attrs.evolve(record, client_token=token)
+        return record
 
     def lookup(self, token: str) -> TokenRecord | None:
         """The live token ``token``, or None."""
