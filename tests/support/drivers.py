@@ -7,9 +7,11 @@ module run twice, and ``Backend(...)`` then builds either the sync
 :class:`SyncView`, a blocking facade that runs each coroutine on an event loop in its own
 thread (so tests that call from several threads at once still race for real).
 
-The test's sync parts (storages, STS fakes, replay caches, rate limiters, issuers) are
-handed to the async driver through :func:`to_async`, which runs each call on a worker
-thread: a fake that sleeps or blocks keeps its meaning, and the loop is never blocked.
+The test's sync parts are handed to the async driver through :func:`to_async`: a
+:class:`MemoryStorage` or :class:`SQLiteStorage` becomes its async twin over the same data
+(so the async driver runs on the real async stores); other parts (STS fakes, replay caches,
+rate limiters, issuers, fault-injecting storages) run each call on a worker thread, so a
+fake that sleeps or blocks keeps its meaning and the loop is never blocked.
 """
 
 from __future__ import annotations
@@ -24,7 +26,13 @@ from typing import Any, cast
 
 import pytest
 
-from aws_iam_backend import AsyncBackend
+from aws_iam_backend import (
+    AsyncBackend,
+    AsyncMemoryStorage,
+    AsyncSQLiteStorage,
+    MemoryStorage,
+    SQLiteStorage,
+)
 from aws_iam_backend import Backend as SyncBackend
 from aws_iam_backend.server._async.api import AsyncVaultAPI
 from aws_iam_backend.server._sync.api import VaultAPI as SyncVaultAPI
@@ -106,8 +114,15 @@ class _SyncPart:
 
 
 def to_async(part: Any) -> Any:
-    """``part`` for the async driver: as it is if already async, else run on threads."""
-    return part if part is None or _has_coroutine_methods(part) else _SyncPart(part)
+    """``part`` for the async driver: as it is if already async; the real async twin of a
+    memory or SQLite store (on the same data); anything else run on threads."""
+    if part is None or _has_coroutine_methods(part):
+        return part
+    if type(part) is MemoryStorage:
+        return AsyncMemoryStorage(part)
+    if type(part) is SQLiteStorage:
+        return AsyncSQLiteStorage(part._path)
+    return _SyncPart(part)
 
 
 class Backend(SyncBackend):
