@@ -579,3 +579,22 @@ def test_open_async_cache_tasks_one_winner(redis_url: str, redis_prefix: str) ->
             )
 
     assert sorted(asyncio.run(race())) == [False] * 15 + [True]
+
+
+def test_more_concurrent_calls_than_connections_wait_instead_of_failing(
+    redis_url: str, redis_prefix: str
+) -> None:
+    """A burst past the pool's size waits for a free connection (redis-py's default pool
+    raises at once, which would answer logins 503 under load)."""
+
+    async def burst() -> list[bool]:
+        cache = AsyncRedisCache(redis_url, prefix=redis_prefix, max_connections=2)
+        replay = cache.replay_cache()
+        try:
+            return await asyncio.gather(
+                *(replay.claim(f"sig:burst-{i}", _soon()) for i in range(40))
+            )
+        finally:
+            await cache.aclose()
+
+    assert asyncio.run(burst()) == [True] * 40

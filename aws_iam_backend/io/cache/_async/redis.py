@@ -45,6 +45,7 @@ from aws_iam_backend.io.clock import Clock, SystemClock
 __all__ = ["AsyncRedisCache", "AsyncRedisRateLimiter", "AsyncRedisReplayCache", "source_group"]
 
 DEFAULT_PREFIX: Final = "aws-iam-backend:"
+MAX_CONNECTIONS: Final = 256  # per process; callers past it wait (socket_timeout) for one
 HEALTH_CHECK_INTERVAL: Final = 15  # seconds a pooled connection may idle before a PING
 SCHEMES: Final = ("redis", "rediss")
 
@@ -145,7 +146,12 @@ class AsyncRedisCache:
     """
 
     def __init__(
-        self, url: str, *, prefix: str = DEFAULT_PREFIX, socket_timeout: float = 2.0
+        self,
+        url: str,
+        *,
+        prefix: str = DEFAULT_PREFIX,
+        socket_timeout: float = 2.0,
+        max_connections: int = MAX_CONNECTIONS,
     ) -> None:
         try:
             scheme = urlsplit(url).scheme.lower()
@@ -156,8 +162,12 @@ class AsyncRedisCache:
         self.location = _location(url)
         self.prefix = prefix
         try:
-            self._client = redis.asyncio.Redis.from_url(
+            # A caller past ``max_connections`` waits (up to ``socket_timeout``) for a free
+            # connection: the default pool would fail it at once, a 503 under a burst.
+            pool = redis.asyncio.BlockingConnectionPool.from_url(
                 url,
+                max_connections=max_connections,
+                timeout=socket_timeout,
                 socket_connect_timeout=socket_timeout,
                 socket_timeout=socket_timeout,
                 health_check_interval=HEALTH_CHECK_INTERVAL,
@@ -167,6 +177,7 @@ class AsyncRedisCache:
                     supported_errors=(redis.ConnectionError,),
                 ),
             )
+            self._client = redis.asyncio.Redis(connection_pool=pool)
         except ValueError:
             raise ValueError("invalid Redis URL (check its port, database and options)") from None
         self._take = self._client.register_script(_TAKE_SCRIPT)

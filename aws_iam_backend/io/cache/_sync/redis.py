@@ -46,6 +46,7 @@ from aws_iam_backend.io.clock import Clock, SystemClock
 __all__ = ["RedisCache", "RedisRateLimiter", "RedisReplayCache", "source_group"]
 
 DEFAULT_PREFIX: Final = "aws-iam-backend:"
+MAX_CONNECTIONS: Final = 256  # per process; callers past it wait (socket_timeout) for one
 HEALTH_CHECK_INTERVAL: Final = 15  # seconds a pooled connection may idle before a PING
 SCHEMES: Final = ("redis", "rediss")
 
@@ -146,7 +147,12 @@ class RedisCache:
     """
 
     def __init__(
-        self, url: str, *, prefix: str = DEFAULT_PREFIX, socket_timeout: float = 2.0
+        self,
+        url: str,
+        *,
+        prefix: str = DEFAULT_PREFIX,
+        socket_timeout: float = 2.0,
+        max_connections: int = MAX_CONNECTIONS,
     ) -> None:
         try:
             scheme = urlsplit(url).scheme.lower()
@@ -157,8 +163,12 @@ class RedisCache:
         self.location = _location(url)
         self.prefix = prefix
         try:
-            self._client = redis.Redis.from_url(
+            # A caller past ``max_connections`` waits (up to ``socket_timeout``) for a free
+            # connection: the default pool would fail it at once, a 503 under a burst.
+            pool = redis.BlockingConnectionPool.from_url(
                 url,
+                max_connections=max_connections,
+                timeout=socket_timeout,
                 socket_connect_timeout=socket_timeout,
                 socket_timeout=socket_timeout,
                 health_check_interval=HEALTH_CHECK_INTERVAL,
@@ -168,6 +178,7 @@ class RedisCache:
                     supported_errors=(redis.ConnectionError,),
                 ),
             )
+            self._client = redis.Redis(connection_pool=pool)
         except ValueError:
             raise ValueError("invalid Redis URL (check its port, database and options)") from None
         self._take = self._client.register_script(_TAKE_SCRIPT)
