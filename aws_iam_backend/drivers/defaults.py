@@ -7,14 +7,20 @@ from __future__ import annotations
 from aws_iam_backend.io.protocols import AsyncSTSTransport, STSTransport
 
 
-def default_transport() -> STSTransport:
+def pool_size(max_concurrent_sts_calls: int) -> int:
+    """Connections per STS host: one for every call allowed at once (256 when unlimited),
+    so the pool never caps what the concurrency limit admits."""
+    return max_concurrent_sts_calls or 256
+
+
+def default_transport(max_concurrent_sts_calls: int) -> STSTransport:
     """The sync driver's STS transport."""
     from aws_iam_backend.io.transport import BotocoreTransport
 
-    return BotocoreTransport()
+    return BotocoreTransport(max_pool_connections=pool_size(max_concurrent_sts_calls))
 
 
-def async_default_transport() -> AsyncSTSTransport:
+def async_default_transport(max_concurrent_sts_calls: int) -> AsyncSTSTransport:
     """The async driver's STS transport."""
     try:
         from aws_iam_backend.io.aio_transport import AsyncHttpTransport
@@ -22,4 +28,4 @@ def async_default_transport() -> AsyncSTSTransport:
         raise ImportError(
             "the async STS transport needs aiohttp: pip install 'aws_iam_backend[async]'"
         ) from None
-    return AsyncHttpTransport()
+    return AsyncHttpTransport(max_pool_connections=pool_size(max_concurrent_sts_calls))

@@ -15,7 +15,6 @@ byte stream cannot be trusted.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Coroutine, MutableMapping
 from typing import Any
@@ -93,24 +92,33 @@ async def _unless_disconnected(
     handling: Coroutine[Any, Any, HTTPResponse], receive: Receive
 ) -> HTTPResponse | None:
     """``handling``'s response, or None if the client disconnects first (``handling`` is
-    then cancelled). With the body read, the next ASGI message can only be a disconnect."""
-    task = asyncio.ensure_future(handling)
+    then cancelled). With the body read, the next ASGI message can only be a disconnect:
+    one watcher task waits for it and cancels this task if it comes."""
+    current = asyncio.current_task()
+    assert current is not None
+    gone = False
+
+    def on_message(watcher: asyncio.Future[Message]) -> None:
+        nonlocal gone
+        if _is_disconnect(watcher):
+            gone = True
+            current.cancel()
+
     watcher = asyncio.ensure_future(receive())
+    watcher.add_done_callback(on_message)
     try:
-        await asyncio.wait((task, watcher), return_when=asyncio.FIRST_COMPLETED)
-        if not task.done() and _is_disconnect(watcher):
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-            return None
-        return await task
+        return await handling
+    except asyncio.CancelledError:
+        if gone and current.uncancel() == 0:
+            return None  # the client went away: nothing to answer
+        raise
     finally:
-        task.cancel()  # no-ops once done; stops the handling if we are cancelled ourselves
+        watcher.remove_done_callback(on_message)
         watcher.cancel()
 
 
 def _is_disconnect(watcher: asyncio.Future[Message]) -> bool:
-    if not watcher.done() or watcher.cancelled() or watcher.exception() is not None:
+    if watcher.cancelled() or watcher.exception() is not None:
         return False
     return bool(watcher.result().get("type") == "http.disconnect")
 

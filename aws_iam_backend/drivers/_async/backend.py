@@ -105,12 +105,15 @@ class AsyncBackend:
     ) -> None:
         self.storage: AsyncStorage = storage if storage is not None else AsyncMemoryStorage()
         self.clock: Clock = clock or SystemClock()
-        self.transport: AsyncSTSTransport = transport or async_default_transport()
+        self.settings = settings or BackendSettings()
+        limits = self.settings.rate_limits
+        self.transport: AsyncSTSTransport = transport or async_default_transport(
+            limits.max_concurrent_sts_calls
+        )
         self.iam: IamLookups = iam or BotocoreIamLookups()
         self.issuer: AsyncTokenIssuer = issuer or AsyncStoreTokenIssuer(
             self.storage, clock=self.clock
         )
-        self.settings = settings or BackendSettings()
         self._arn_cache = UniqueIdArnCache()
         self.replay_cache: AsyncReplayCache = (
             replay_cache
@@ -124,7 +127,6 @@ class AsyncBackend:
             max_age=self.settings.request_policy.max_age,
             challenge_ttl=self.settings.challenge_ttl,
         )
-        limits = self.settings.rate_limits
         self._rate_limiter: AsyncRateLimiter = rate_limiter or AsyncLoginRateLimiter(limits)
         self._sts_slots = AsyncConcurrencyLimiter(
             limits.max_concurrent_sts_calls, limits.sts_slot_wait

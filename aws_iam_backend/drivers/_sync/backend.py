@@ -106,12 +106,15 @@ class Backend:
     ) -> None:
         self.storage: Storage = storage if storage is not None else MemoryStorage()
         self.clock: Clock = clock or SystemClock()
-        self.transport: STSTransport = transport or default_transport()
+        self.settings = settings or BackendSettings()
+        limits = self.settings.rate_limits
+        self.transport: STSTransport = transport or default_transport(
+            limits.max_concurrent_sts_calls
+        )
         self.iam: IamLookups = iam or BotocoreIamLookups()
         self.issuer: TokenIssuer = issuer or StoreTokenIssuer(
             self.storage, clock=self.clock
         )
-        self.settings = settings or BackendSettings()
         self._arn_cache = UniqueIdArnCache()
         self.replay_cache: ReplayCache = (
             replay_cache
@@ -125,7 +128,6 @@ class Backend:
             max_age=self.settings.request_policy.max_age,
             challenge_ttl=self.settings.challenge_ttl,
         )
-        limits = self.settings.rate_limits
         self._rate_limiter: RateLimiter = rate_limiter or LoginRateLimiter(limits)
         self._sts_slots = ConcurrencyLimiter(
             limits.max_concurrent_sts_calls, limits.sts_slot_wait
