@@ -2,7 +2,7 @@
 
 - :class:`TokenBucket`: ``rate`` tokens per second, at most ``burst`` saved up.
 - :class:`RateLimiter`: what the login path needs (``check``); :class:`LoginRateLimiter`
-  (in process) and :class:`~aws_iam_backend.io.cache.redis.RedisRateLimiter` (shared by
+  (in process) and :class:`~aws_iam_backend.io.cache.RedisRateLimiter` (shared by
   every process on one Redis) satisfy it.
 - :class:`LoginRateLimiter`: one bucket per source (an IPv4 address, an IPv6 /64: see
   :func:`source_group`) and one per requested role name (lower-cased; no role is its own

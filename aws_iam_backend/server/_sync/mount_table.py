@@ -92,7 +92,7 @@ class MountTable:
 
     ``issuer`` is shared by every mount, so a token from any mount works with the
     token endpoints and records its mount in ``TokenRecord.mount``. ``storage`` is
-    normally a :class:`~aws_iam_backend.io.storage.cached.CachedStorage`: the table is
+    normally a :class:`~aws_iam_backend.io.storage._sync.cached.CachedStorage`: the table is
     re-read from its cache on each request and backends are rebuilt only when the
     stored table's version moved, so an enable or disable on any process holds on
     every process within the cache's interval. ``backend_options`` are further
