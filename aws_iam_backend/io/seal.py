@@ -4,7 +4,8 @@ A :class:`Seal` turns a document's value into a sealed envelope and back;
 :class:`~aws_iam_backend.io.storage._sync.sealed.SealedStorage` (and its async twin)
 applies one to every document of a storage. :class:`AesGcmSeal` is the implementation:
 AES-256-GCM with a random 96-bit nonce per value and the document's storage key as
-associated data, so a sealed value copied to another key, altered, or opened with another key is refused. A sealed value looks like::
+associated data, so a sealed value copied to another key, altered, or opened with another
+key is refused. A sealed value looks like::
 
     {"sealed": {"v": 1, "kid": "<16 hex>", "data": "<base64 of nonce || ciphertext>"}}
 
