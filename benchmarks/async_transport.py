@@ -1,4 +1,5 @@
-"""Async HTTP clients for the STS call: aiohttp against httpx, against a raw-stream floor.
+"""Async HTTP clients for the STS call: the package's own client against aiohttp and httpx,
+against a raw-stream floor.
 
 Run: ``python -m benchmarks.async_transport [--requests 6000] [--tasks 50] [--rounds 3]
 [--max-seconds 20] [--uvloop]``.
@@ -14,9 +15,10 @@ microseconds per request (``time.process_time``). The floor, measured in the sam
 round, is the same load over raw ``asyncio`` streams (one connection per task, the
 ``read_response`` of :mod:`benchmarks.server_throughput`); each figure is also given as a
 ratio to it (rate: higher is better; CPU: lower is better). The package's
-:class:`~aws_iam_backend.io.aio_transport.AsyncHttpTransport` is measured too (the
-whole ``send``: deadline, retry logic, header building, :class:`STSResponse`). Clients
-are interleaved round by round; medians are reported.
+:class:`~aws_iam_backend.io.aio_transport.AsyncHttpTransport` (its own asyncio HTTP/1.1
+client, responses parsed by httptools; it replaced aiohttp on these figures) is measured
+as the whole ``send``: deadline, retry logic, request encoding, pool, body cap,
+:class:`STSResponse`. Clients are interleaved round by round; medians are reported.
 """
 
 from __future__ import annotations
@@ -174,7 +176,7 @@ CLIENTS: dict[str, Setup] = {
     "floor (raw asyncio streams)": raw_streams,
     "aiohttp": aiohttp_client,
     "httpx": httpx_client,
-    "AsyncHttpTransport (package)": package_transport,
+    "AsyncHttpTransport (own)": package_transport,
 }
 
 

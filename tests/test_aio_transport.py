@@ -469,3 +469,266 @@ def test_pool_cap_per_host_respected(serve: Serve) -> None:
     assert run(main()) == [200] * 6
     assert len(server.requests) == 6
     assert counter.most == 2
+
+
+# ------------------------------------------------ the HTTP/1.1 client: framing and reuse
+
+
+OK_HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\n"
+KEEP = OK_HEAD + f"Content-Length: {len(GOLDEN)}\r\n\r\n".encode() + GOLDEN
+
+
+class Scripted:
+    """An HTTP/1.1 server (in the running loop) that answers its n-th request (counted
+    from 0 over all connections) with ``answers(n)``: the bytes to write, and whether to
+    close the connection afterwards. Records the requests of each connection."""
+
+    def __init__(self, answers: Callable[[int], tuple[bytes, bool]]) -> None:
+        self.answers = answers
+        self.connections: list[list[bytes]] = []
+        self.port = 0
+
+    @property
+    def requests(self) -> int:
+        return sum(len(seen) for seen in self.connections)
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        seen: list[bytes] = []
+        self.connections.append(seen)
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = 0
+                for line in head.split(b"\r\n"):
+                    name, _, value = line.partition(b":")
+                    if name.lower() == b"content-length":
+                        length = int(value)
+                await reader.readexactly(length)
+                answer, close = self.answers(self.requests)
+                seen.append(head)
+                writer.write(answer)
+                await writer.drain()
+                if close:
+                    break
+        except (OSError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            writer.close()
+
+
+@contextlib.asynccontextmanager
+async def scripted(answers: Callable[[int], tuple[bytes, bool]]) -> AsyncIterator[Scripted]:
+    script = Scripted(answers)
+    server = await asyncio.start_server(script.handle, "127.0.0.1", 0)
+    script.port = server.sockets[0].getsockname()[1]
+    async with server:
+        yield script
+        server.close()
+
+
+def sequential(
+    answers: Callable[[int], tuple[bytes, bool]], count: int = 2, retries: int = 0
+) -> tuple[list[STSResponse], Scripted]:
+    """``count`` sends, one after the other, through one transport."""
+
+    async def main() -> tuple[list[STSResponse], Scripted]:
+        async with scripted(answers) as script, AsyncHttpTransport(sleep=Sleeps()) as transport:
+            responses = [
+                await transport.send(outbound(script.port), timeout=10, max_retries=retries)
+                for _ in range(count)
+            ]
+            return responses, script
+
+    return run(main())
+
+
+def test_keep_alive_connection_reused() -> None:
+    responses, script = sequential(lambda n: (KEEP, False), count=3)
+    assert [r.body for r in responses] == [GOLDEN] * 3
+    assert [len(seen) for seen in script.connections] == [3]
+
+
+def test_connection_close_response_not_reused() -> None:
+    closing = KEEP.replace(b"\r\n\r\n", b"\r\nConnection: close\r\n\r\n", 1)
+    responses, script = sequential(lambda n: (closing, False))  # the server keeps it open
+    assert [r.status for r in responses] == [200, 200]
+    assert [len(seen) for seen in script.connections] == [1, 1]
+
+
+def test_bytes_after_the_response_not_reused() -> None:
+    responses, script = sequential(lambda n: (KEEP + b"HTTP/1.1 200 OK\r\n\r\njunk", False))
+    assert [r.body for r in responses] == [GOLDEN, GOLDEN]
+    assert [len(seen) for seen in script.connections] == [1, 1]
+
+
+def test_chunked_response_read_and_reused() -> None:
+    frames = b"".join(
+        f"{len(part):x}\r\n".encode() + part + b"\r\n" for part in (GOLDEN[:7], GOLDEN[7:])
+    )
+    chunked = OK_HEAD + b"Transfer-Encoding: chunked\r\n\r\n" + frames + b"0\r\n\r\n"
+    responses, script = sequential(lambda n: (chunked, False))
+    assert [r.body for r in responses] == [GOLDEN, GOLDEN]
+    assert [len(seen) for seen in script.connections] == [2]
+
+
+def test_body_read_until_close() -> None:
+    responses, script = sequential(lambda n: (OK_HEAD + b"\r\n" + GOLDEN, True))
+    assert [r.body for r in responses] == [GOLDEN, GOLDEN]
+    assert [len(seen) for seen in script.connections] == [1, 1]
+
+
+def test_informational_response_skipped() -> None:
+    early = b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n"
+    (response,), _ = sequential(lambda n: (early + KEEP, False), count=1)
+    assert response.status == 200
+    assert response.body == GOLDEN
+    assert ("link", "</a>") not in response.headers
+
+
+def test_idle_connection_closed_by_the_peer_is_replaced_without_an_attempt() -> None:
+    # No "Connection: close": the client learns of the close only when it reuses it.
+    responses, script = sequential(lambda n: (KEEP, True), count=3, retries=0)
+    assert [r.status for r in responses] == [200] * 3
+    assert script.requests == 3
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        OK_HEAD + b"X-Big: " + b"a" * (200 * 1024) + b"\r\n\r\n",
+        OK_HEAD + b"Transfer-Encoding: chunked\r\n\r\n1;" + b"x" * (400 * 1024) + b"\r\n",
+        OK_HEAD + b"Transfer-Encoding: chunked\r\n\r\n" + b"0\r\n" + b"X-Trailer: a\r\n" * 40_000,
+    ],
+    ids=["huge-head", "huge-chunk-extension", "endless-trailers"],
+)
+def test_head_and_framing_bounded(answer: bytes) -> None:
+    with pytest.raises(errors.UpstreamError) as info:
+        sequential(lambda n: (answer, False), count=1)  # kept open: only a bound ends it
+    assert info.value.message in (
+        "error making upstream request: STS response too large",
+        "error making upstream request: error making request: "
+        "connection closed before a complete response",
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("X-Amz-Date", "1\r\nX-Evil: 1"), ("X-Amz-Date", "1\nX"), ("X-Evil\r\n", "1"), ("A", "\0")],
+)
+def test_header_injection_refused(name: str, value: str) -> None:
+    async def main() -> int:
+        async with scripted(lambda n: (KEEP, False)) as script, AsyncHttpTransport() as transport:
+            request = outbound(script.port)
+            bad = OutboundRequest(
+                method=request.method,
+                url=request.url,
+                host=request.host,
+                headers=((name, value),),
+                body=request.body,
+                sigv4=request.sigv4,
+            )
+            with pytest.raises(errors.UpstreamError) as info:
+                await transport.send(bad, timeout=5, max_retries=0)
+            assert info.value.message.endswith("invalid request header")
+            return script.requests
+
+    assert run(main()) == 0
+
+
+def test_one_pool_per_event_loop() -> None:
+    transport = AsyncHttpTransport()
+
+    async def main(port: int) -> int:
+        response = await transport.send(outbound(port), timeout=10, max_retries=0)
+        return response.status
+
+    async def twice() -> list[int]:
+        async with scripted(lambda n: (KEEP, False)) as script:
+            return [
+                await main(script.port),
+                await asyncio.to_thread(asyncio.run, main(script.port)),  # another loop
+            ]
+
+    assert run(twice()) == [200, 200]
+
+
+# ----------------------------------------------------------------- https through a proxy
+
+
+class ConnectProxy:
+    """An HTTP proxy (in the running loop) that tunnels ``CONNECT`` to 127.0.0.1, or
+    answers ``refuse`` instead. Records each CONNECT head."""
+
+    def __init__(self, refuse: bytes = b"") -> None:
+        self.refuse = refuse
+        self.heads: list[bytes] = []
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            head = await reader.readuntil(b"\r\n\r\n")
+            self.heads.append(head)
+            if self.refuse:
+                writer.write(self.refuse)
+                return
+            port = int(head.split(b" ")[1].rpartition(b":")[2])
+            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
+
+            async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+                with contextlib.suppress(OSError):
+                    while data := await src.read(65536):
+                        dst.write(data)
+                        await dst.drain()
+                dst.close()
+
+            await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+        except (OSError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            writer.close()
+
+
+def send_tls_via_proxy(tmp_path: Path, proxy: ConnectProxy) -> STSResponse:
+    cert, key = self_signed(tmp_path)
+
+    async def main() -> STSResponse:
+        server = await asyncio.start_server(proxy.handle, "127.0.0.1", 0)
+        proxy_port = server.sockets[0].getsockname()[1]
+        proxies = {"https": f"http://us%40er:pa55@127.0.0.1:{proxy_port}"}
+        async with (
+            server,
+            tls_server(cert, key) as port,
+            AsyncHttpTransport(verify=cert, proxies=proxies, sleep=Sleeps()) as transport,
+        ):
+            request = outbound(port)
+            https = OutboundRequest(
+                method=request.method,
+                url=f"https://127.0.0.1:{port}/?X-Amz-Signature=supersecret",
+                host=request.host,
+                headers=request.headers,
+                body=request.body,
+                sigv4=request.sigv4,
+            )
+            return await transport.send(https, timeout=10, max_retries=0)
+
+    return run(main())
+
+
+def test_https_through_a_connect_proxy(tmp_path: Path) -> None:
+    proxy = ConnectProxy()
+    response = send_tls_via_proxy(tmp_path, proxy)
+    assert response.status == 200
+    assert response.body == GOLDEN
+    (head,) = proxy.heads
+    assert head.startswith(b"CONNECT 127.0.0.1:")
+    assert b"Proxy-Authorization: Basic dXNAZXI6cGE1NQ==\r\n" in head  # us@er:pa55
+    assert b"supersecret" not in head
+
+
+def test_proxy_refusing_the_tunnel(tmp_path: Path) -> None:
+    proxy = ConnectProxy(refuse=b"HTTP/1.1 407 Proxy Authentication Required\r\n\r\n")
+    with pytest.raises(errors.UpstreamError) as info:
+        send_tls_via_proxy(tmp_path, proxy)
+    assert info.value.message == (
+        "error making upstream request: error making request: proxy connection failed"
+    )

@@ -1,6 +1,6 @@
 """The I/O parts a driver uses when the host gives none: in-memory storage and the STS
-transport of its kind (urllib3 for :class:`~aws_iam_backend.Backend`, aiohttp-style pooled
-asyncio for :class:`~aws_iam_backend.AsyncBackend`)."""
+transport of its kind (urllib3 for :class:`~aws_iam_backend.Backend`, our pooled asyncio
+HTTP/1.1 client for :class:`~aws_iam_backend.AsyncBackend`)."""
 
 from __future__ import annotations
 
@@ -26,6 +26,6 @@ def async_default_transport(max_concurrent_sts_calls: int) -> AsyncSTSTransport:
         from aws_iam_backend.io.aio_transport import AsyncHttpTransport
     except ImportError:
         raise ImportError(
-            "the async STS transport needs aiohttp: pip install 'aws_iam_backend[async]'"
+            "the async STS transport needs httptools: pip install 'aws_iam_backend[async]'"
         ) from None
     return AsyncHttpTransport(max_pool_connections=pool_size(max_concurrent_sts_calls))
