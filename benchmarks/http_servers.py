@@ -22,8 +22,10 @@ malformed ``Content-Length``. And, on one more instance whose app is wrapped by
 deadline closes the trickled body under that server.
 
 Server settings: uvicorn exactly as :func:`aws_iam_backend.server.serve.serve` sets it
-(the h11 run uses its JSON-answering h11 protocol; the httptools run only swaps the
-parser), plus ``limit_concurrency`` for the cap. Granian: ASGI, 1 worker, HTTP/1 only,
+(:func:`~aws_iam_backend.server.serve.uvicorn_config`, whose protocol is the server's
+JSON-answering httptools one; the cap is its ``max_connections``); the h11 run swaps in
+uvicorn's own h11 protocol (the parser the server used before, without its JSON refusals,
+header-read clock or cap, which cost little next to parsing). Granian: ASGI, 1 worker, HTTP/1 only,
 ``header_read_timeout`` 10 s (Vault's ``http_read_header_timeout``), ``backpressure`` for
 the cap, the app built in the worker by :func:`build_app`.
 """
@@ -106,24 +108,20 @@ def with_body_deadline(app: ASGIApp, seconds: float) -> ASGIApp:
 def run_uvicorn(
     parser: str, port: int, sts: str, workers: int, cap: int | None, deadline: float | None
 ) -> None:
-    """uvicorn with :func:`serve`'s settings; ``parser`` is ``h11`` (ours) or ``httptools``."""
+    """uvicorn exactly as :func:`serve` configures it (:func:`uvicorn_config`, the cap as
+    ``max_connections``); ``parser`` ``h11`` swaps in uvicorn's own h11 protocol."""
     import uvicorn
 
-    from aws_iam_backend.server.serve import bind, json_h11_protocol
+    from aws_iam_backend.server.serve import DEFAULT_MAX_CONNECTIONS, bind, uvicorn_config
 
-    app = build_app(sts, workers, deadline)
-    config = uvicorn.Config(
-        app,
+    config = uvicorn_config(
+        build_app(sts, workers, deadline),
         log_level="warning",
-        http=json_h11_protocol() if parser == "h11" else "httptools",
-        access_log=False,
-        proxy_headers=False,
-        server_header=False,
-        lifespan="on",
-        timeout_keep_alive=5,
-        timeout_graceful_shutdown=10,
-        limit_concurrency=cap,  # uvicorn's only connection cap: 503 past it
+        idle_timeout=5,
+        max_connections=DEFAULT_MAX_CONNECTIONS if cap is None else cap,
     )
+    if parser == "h11":
+        config.http = "h11"  # plain-text refusals, no header-read clock, no cap
     uvicorn.Server(config).run(sockets=[bind("127.0.0.1", port)])
 
 

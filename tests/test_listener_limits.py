@@ -1,6 +1,6 @@
 """The listener's timeouts and connection cap (``[listener]`` header_read_timeout,
 request_timeout, idle_timeout, max_connections), against a real uvicorn on loopback with
-the server's h11 protocol class and small timeouts. Timings are only bounded from above."""
+the server's httptools protocol class and small timeouts. Timings are only bounded from above."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from aws_iam_backend.server.config import ConfigError, config_from_document
 from aws_iam_backend.server.serve import (
     HEADER_TIMEOUT_MESSAGE,
     TOO_MANY_CONNECTIONS_MESSAGE,
-    json_h11_protocol,
+    json_httptools_protocol,
     uvicorn_config,
 )
 from tests.support.drivers import ASYNC_ONLY, asgi_target, driver  # noqa: F401
@@ -267,7 +267,7 @@ def test_uvicorn_config_wires_the_listener_settings() -> None:
     config = uvicorn_config(app, header_read_timeout=3, idle_timeout=7, max_connections=5)
     assert config.timeout_keep_alive == 7
     assert config.limit_concurrency is None  # its plain-text 503 is not used
-    assert config.http is json_h11_protocol(3, 5)
+    assert config.http is json_httptools_protocol(3, 5)
 
 
 # ------------------------------------------------------------------ configuration
