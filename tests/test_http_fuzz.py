@@ -275,7 +275,7 @@ def _wait_for_lines(path: Path, count: int, timeout: float = 5.0) -> int:
 
 
 def _check_reply(case: FuzzCase, reply: RawReply) -> bool:
-    """Asserts the answer is well formed; returns whether it came from the app (not h11).
+    """Asserts the answer is well formed; returns whether it came from the app (not the HTTP parser).
 
     No 5xx, but for 502 (an upstream call failed: a role write's IAM lookup, with no AWS
     credentials here), which is the API's documented answer, not a server error."""
@@ -301,7 +301,7 @@ def _is_health(target: str) -> bool:
 def test_raw_socket_fuzzer_finds_no_server_error(dev_server: tuple[DevServer, Path]) -> None:
     """Audit records: one per request the app answered (written before the answer goes
     out), one per request whose client left mid-body (written when the app sees it go), and
-    at most one per h11 refusal (none if h11 refused the head; one if it refused a broken
+    at most one per parser refusal (none if the parser refused the head; one if it refused a broken
     body of a request the app had started on)."""
     server, audit = dev_server
     rng = random.Random(SEED)
