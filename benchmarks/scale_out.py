@@ -87,7 +87,7 @@ ROOT_TOKEN = secrets.token_urlsafe(32)  # passes the server's root-token strengt
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 SERVER_CORE = 0
 CLIENT_CORE = 1
-CLI_STS_POOL = 50  # AsyncHttpTransport's default pool, which the CLI server uses
+CLI_STS_POOL = 256  # each mount's STS pool: max_concurrent_sts_calls, 256 when 0 (as here)
 DEFAULT_PLOT = "docs/performance-server.png"
 
 
