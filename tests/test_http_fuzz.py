@@ -275,7 +275,8 @@ def _wait_for_lines(path: Path, count: int, timeout: float = 5.0) -> int:
 
 
 def _check_reply(case: FuzzCase, reply: RawReply) -> bool:
-    """Asserts the answer is well formed; returns whether it came from the app (not the HTTP parser).
+    """Asserts the answer is well formed; returns whether it came from the app (not the
+    HTTP parser).
 
     No 5xx, but for 502 (an upstream call failed: a role write's IAM lookup, with no AWS
     credentials here), which is the API's documented answer, not a server error."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -329,6 +330,21 @@ def _put(address: str, path: str, body: dict[str, Any], token: str | None = None
     return json.loads(text) if text else None
 
 
+def _wait_until_seen(address: str, path: str, field: str, value: object) -> None:
+    """Poll ``address`` until its (cached, coherent within 250 ms) read of ``path`` shows
+    ``field == value``: the other server has adopted a write made through the first."""
+    deadline = time.monotonic() + 10
+    while True:
+        request = urllib.request.Request(
+            f"{address}/v1/{path}", headers={"X-Vault-Token": ROOT}, method="GET"
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            if json.loads(response.read())["data"].get(field) == value:
+                return
+        assert time.monotonic() < deadline, f"{address} never saw {field}={value!r}"
+        time.sleep(0.05)
+
+
 @pytest.fixture(scope="module")
 def two_servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[DevServer, DevServer]]:
     db = tmp_path_factory.mktemp("replay") / "s.db"
@@ -357,6 +373,7 @@ def test_two_processes_on_one_sqlite_file(
         "sts_endpoint": moto.endpoint, "iam_endpoint": moto.endpoint,
         "replay_protection": protection,
     }, ROOT)  # fmt: skip
+    _wait_until_seen(b.address, "auth/aws/config/client", "replay_protection", protection)
     user, keys = moto.create_user(f"replay{'on' if protection else 'off'}-{driver}")
     role = f"replay-{protection}".lower()
     _put(a.address, f"auth/aws/role/{role}", {"bound_iam_principal_arn": [user["Arn"]]}, ROOT)
