@@ -13,6 +13,7 @@ import stat
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -582,3 +583,72 @@ def test_migration_indexes_expiring_documents_of_the_previous_release(tmp_path: 
     assert due["replay/xyz"] == 1714564800.5
     assert due["sys/token/token/abc"] == pytest.approx(1714564800.0, abs=0.01)
     storage.close()
+
+
+# ------------------------------------------------------------------ group commit (SQLite)
+
+
+def test_commit_group_applies_each_commit_on_its_own(tmp_path: Path) -> None:
+    storage = SQLiteStorage(tmp_path / "group.db")
+    storage.commit([Put("taken", {"v": 0})])
+    results = storage.commit_group(
+        [
+            [Put("a", {"v": 1}, expect=ABSENT), Put("b", {"v": 1})],
+            [Put("c", {"v": 2}), Put("taken", {"v": 2}, expect=ABSENT)],  # fails: no c either
+            [Put("d", {"v": 3}, expect=ABSENT)],
+            [Put("e", {"v": float("nan")})],  # not storable: its own error
+        ]
+    )
+    assert isinstance(results[0], tuple)
+    assert len(results[0]) == 2
+    assert isinstance(results[1], ConflictError)
+    assert isinstance(results[2], tuple)
+    assert isinstance(results[3], Exception)
+    assert not isinstance(results[3], ConflictError)
+    assert storage.list("") == ["a", "b", "d", "taken"]
+    versions = [*results[0], *results[2]]
+    assert versions == sorted(set(versions))  # fresh, increasing versions
+    storage.close()
+
+
+def test_async_commits_waiting_together_are_one_group_each_on_its_own(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Commits queued while the store's thread is busy are applied as one group (one
+    transaction, one fsync), and each still succeeds or fails by its own conditions."""
+    import asyncio
+
+    from aws_iam_backend.io.storage import AsyncSQLiteStorage
+
+    sizes: list[int] = []
+    group = SQLiteStorage.commit_group
+
+    def recording(self: SQLiteStorage, commits: Any) -> Any:
+        sizes.append(len(commits))
+        return group(self, commits)
+
+    monkeypatch.setattr(SQLiteStorage, "commit_group", recording)
+    gate = threading.Event()
+
+    async def scenario() -> list[object]:
+        storage = AsyncSQLiteStorage(tmp_path / "async-group.db")
+        await storage.commit([Put("taken", {"v": 0})])
+        blocked = asyncio.ensure_future(storage._call(lambda _s: gate.wait(10)))
+        commits = [
+            storage.commit([Put(f"k{i}", {"i": i}, expect=ABSENT)]) for i in range(20)
+        ] + [storage.commit([Put("taken", {"v": 1}, expect=ABSENT)])]
+        tasks = [asyncio.ensure_future(c) for c in commits]
+        await asyncio.sleep(0)  # each task runs up to its await: queued behind the thread
+        gate.set()
+        await blocked
+        outcomes = await asyncio.gather(*tasks, return_exceptions=True)
+        keys = await storage.list("")
+        await storage.aclose()
+        assert keys == sorted([*(f"k{i}" for i in range(20)), "taken"])
+        return list(outcomes)
+
+    outcomes = asyncio.run(scenario())
+    assert all(isinstance(o, tuple) for o in outcomes[:20])
+    assert isinstance(outcomes[20], ConflictError)
+    assert sizes[0] == 1
+    assert max(sizes) == 21

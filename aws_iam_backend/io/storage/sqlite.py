@@ -36,7 +36,7 @@ import sqlite3
 import stat
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from types import TracebackType
 from typing import TypeVar
@@ -181,6 +181,39 @@ def _row_document(row: tuple[object, ...]) -> Document:
     return Document(key, decode_document(text), version, expires_at)
 
 
+def _apply(
+    conn: sqlite3.Connection, operations: Sequence[Operation], texts: Sequence[str | None]
+) -> tuple[int, ...]:
+    """Check every ``expect`` and apply ``operations`` inside the open transaction."""
+    for op in operations:
+        if op.expect is None:
+            continue
+        row = conn.execute("SELECT version FROM kv WHERE key = ?", (op.key,)).fetchone()
+        if (ABSENT if row is None else row[0]) != op.expect:
+            raise ConflictError(op.key)
+    puts = sum(text is not None for text in texts)
+    version = 0
+    if puts:
+        conn.execute("UPDATE kv_version SET last = last + ? WHERE id = 1", (puts,))
+        row = conn.execute("SELECT last FROM kv_version WHERE id = 1").fetchone()
+        if row is None or type(row[0]) is not int:
+            raise InternalError("storage error: corrupt version counter")
+        version = row[0] - puts
+    versions: list[int] = []
+    for op, text in zip(operations, texts, strict=True):
+        if text is None:
+            conn.execute("DELETE FROM kv WHERE key = ?", (op.key,))
+            versions.append(0)
+        else:
+            version += 1
+            expires_at = getattr(op, "expires_at", None)
+            if expires_at is not None:
+                expires_at = float(expires_at)
+            conn.execute(_UPSERT, (op.key, text, version, expires_at))
+            versions.append(version)
+    return tuple(versions)
+
+
 class SQLiteStorage:
     """Versioned documents in the table ``kv`` of the SQLite file at ``path``.
 
@@ -310,45 +343,57 @@ class SQLiteStorage:
         One immediate transaction checks every ``expect``, takes the versions from the
         counter and applies the operations: one fsync.
         """
-        check_operations(operations)
-        texts = [None if isinstance(op, Delete) else encode_document(op.value) for op in operations]
-        puts = sum(text is not None for text in texts)
+        result = self.commit_group([operations])[0]
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+    def commit_group(
+        self, commits: Sequence[Sequence[Operation]]
+    ) -> builtins.list[tuple[int, ...] | Exception]:
+        """Apply several commits in one transaction, each atomically and on its own: one
+        whose condition fails (or whose value cannot be stored) gets its exception and
+        changes nothing, the others are applied. One fsync for all; the result of each
+        commit, in order. A storage failure raises for all of them."""
+        results: builtins.list[tuple[int, ...] | Exception | None] = []
+        prepared: builtins.list[tuple[int, Sequence[Operation], builtins.list[str | None]]] = []
+        for index, operations in enumerate(commits):
+            try:
+                check_operations(operations)
+                texts = [
+                    None if isinstance(op, Delete) else encode_document(op.value)
+                    for op in operations
+                ]
+            except Exception as exc:  # that commit's error, not the group's
+                results.append(exc)
+                continue
+            results.append(None)
+            prepared.append((index, operations, texts))
+        if not prepared:
+            return [r for r in results if r is not None]
+        single = len(prepared) == 1
         # Threads of this process queue here, in order, instead of in SQLite's busy
         # handler, which sleeps and retries (unfair: some writers waited the whole
         # busy timeout under load). Other processes still wait in the busy handler.
         with self._write_lock, self._connection() as conn:
             conn.execute("BEGIN IMMEDIATE")
             try:
-                for op in operations:
-                    if op.expect is None:
+                for index, operations, texts in prepared:
+                    if single:
+                        results[index] = _apply(conn, operations, texts)
                         continue
-                    row = conn.execute("SELECT version FROM kv WHERE key = ?", (op.key,)).fetchone()
-                    if (ABSENT if row is None else row[0]) != op.expect:
-                        raise ConflictError(op.key)
-                version = 0
-                if puts:
-                    conn.execute("UPDATE kv_version SET last = last + ? WHERE id = 1", (puts,))
-                    row = conn.execute("SELECT last FROM kv_version WHERE id = 1").fetchone()
-                    if row is None or type(row[0]) is not int:
-                        raise InternalError("storage error: corrupt version counter")
-                    version = row[0] - puts
-                versions: list[int] = []
-                for op, text in zip(operations, texts, strict=True):
-                    if text is None:
-                        conn.execute("DELETE FROM kv WHERE key = ?", (op.key,))
-                        versions.append(0)
-                    else:
-                        version += 1
-                        expires_at = getattr(op, "expires_at", None)
-                        if expires_at is not None:
-                            expires_at = float(expires_at)
-                        conn.execute(_UPSERT, (op.key, text, version, expires_at))
-                        versions.append(version)
+                    conn.execute("SAVEPOINT one_commit")
+                    try:
+                        results[index] = _apply(conn, operations, texts)
+                    except ConflictError as exc:
+                        conn.execute("ROLLBACK TO one_commit")
+                        results[index] = exc
+                    conn.execute("RELEASE one_commit")
                 conn.execute("COMMIT")
             except BaseException:
                 _rollback(conn)
                 raise
-        return tuple(versions)
+        return [r for r in results if r is not None]
 
     def list(self, prefix: str) -> list[str]:
         """Sorted keys starting with ``prefix``, with the prefix removed."""
@@ -384,9 +429,10 @@ class AsyncSQLiteStorage:
     """:class:`SQLiteStorage` for asyncio: every call runs on one dedicated thread.
 
     The thread (a single-thread executor) opens and migrates the file first, then runs
-    each call in the order it was made, while the awaiting task waits without blocking
-    the event loop. Cancelling an await only stops the waiting: a call already running
-    (a commit included) runs to its end, fully applied or not at all, and one still
+    each call in the order it was made (commits waiting together as one group: see
+    :meth:`commit`), while the awaiting task waits without blocking the event loop.
+    Cancelling an await only stops the waiting: a call already running (a commit
+    included) runs to its end, fully applied or not at all, and one still
     queued is dropped before it starts. Calls of one instance are serialised on its
     thread; open several instances (or processes) on one file for parallel readers.
 
@@ -402,6 +448,9 @@ class AsyncSQLiteStorage:
         self._busy_timeout = busy_timeout
         self._storage: SQLiteStorage | None = None  # used on the thread only
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="aws-iam-sqlite")
+        self._queue_lock = threading.Lock()
+        self._queue: builtins.list[tuple[builtins.list[Operation], Future[tuple[int, ...]]]] = []
+        self._draining = False  # a _drain is submitted or running
         self._executor.submit(self._start)
 
     def __repr__(self) -> str:
@@ -438,10 +487,53 @@ class AsyncSQLiteStorage:
         return await self._call(lambda storage: storage.read(key))
 
     async def commit(self, operations: Sequence[Operation]) -> tuple[int, ...]:
-        """Apply every operation or none (:class:`ConflictError`); the new versions."""
+        """Apply every operation or none (:class:`ConflictError`); the new versions.
+
+        Commits made while the thread is busy wait in a queue, and the thread applies all
+        those waiting as one group (:meth:`SQLiteStorage.commit_group`): each atomically
+        and on its own, one fsync for the group. Each await returns once its commit is
+        durable.
+        """
         check_operations(operations)
         batch = builtins.list(operations)  # the caller may change its list after cancelling
-        return await self._call(lambda storage: storage.commit(batch))
+        waiter: Future[tuple[int, ...]] = Future()
+        with self._queue_lock:
+            self._queue.append((batch, waiter))
+            start = not self._draining
+            self._draining = True
+        if start:
+            try:
+                self._executor.submit(self._drain)
+            except RuntimeError:  # shut down
+                with self._queue_lock:
+                    self._queue.clear()
+                    self._draining = False
+                raise InternalError("storage error: closed") from None
+        # Cancelling this await cancels ``waiter`` only if its group has not started.
+        return await asyncio.wrap_future(waiter)
+
+    def _drain(self) -> None:
+        """On the thread: commit the queued commits, a group at a time, until none wait."""
+        while True:
+            with self._queue_lock:
+                waiting, self._queue = self._queue, []
+                if not waiting:
+                    self._draining = False
+                    return
+            group = [(ops, w) for ops, w in waiting if w.set_running_or_notify_cancel()]
+            if not group:
+                continue
+            try:
+                results = self._opened().commit_group([ops for ops, _ in group])
+            except BaseException as exc:  # the storage failed: every commit of the group
+                for _, w in group:
+                    w.set_exception(exc)
+                continue
+            for (_, w), result in zip(group, results, strict=True):
+                if isinstance(result, Exception):
+                    w.set_exception(result)
+                else:
+                    w.set_result(result)
 
     async def list(self, prefix: str) -> builtins.list[str]:
         """Sorted keys starting with ``prefix``, with the prefix removed."""
