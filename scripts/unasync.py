@@ -6,6 +6,7 @@ token: ``async``/``await`` dropped, ``AsyncX`` names become ``X``, ``async_x`` b
 ``aclose``, ``asynccontextmanager``, ...) their sync names, ``redis.asyncio`` is ``redis``.
 Strings and comments get the same name changes. ``python scripts/unasync.py`` rewrites the
 ``_sync`` files; ``--check`` exits 1 and names the files that differ (a test runs it).
+Either way a ``_sync`` module with no ``_async`` source is named, and the exit is 1.
 """
 
 from __future__ import annotations
@@ -97,7 +98,15 @@ def main(argv: list[str] | None = None) -> int:
             target.write_text(text)
     for name in stale:
         print(("out of date: " if args.check else "wrote ") + name)
-    return 1 if args.check and stale else 0
+    orphans = [
+        target.relative_to(ROOT).as_posix()
+        for folder in sorted(PACKAGE.rglob("_sync"))
+        for target in sorted(folder.glob("*.py"))
+        if not (folder.parent / "_async" / target.name).exists()
+    ]
+    for name in orphans:
+        print("no _async source (delete it): " + name)
+    return 1 if (args.check and stale) or orphans else 0
 
 
 if __name__ == "__main__":
