@@ -517,3 +517,22 @@ def test_concurrent_readers_and_writers_stay_coherent() -> None:
     assert errors == []
     assert value(cache, "cached/n") == {"n": 200}
     assert value(shared, "cached/n") == {"n": 200}
+
+
+def test_a_check_of_a_cached_key_bumps_no_epoch_and_a_view_can_check_outside_itself() -> None:
+    """A Check writes nothing, so it must not invalidate every process's cache; through a
+    prefixed view it names the view's key, or, ``absolute``, the store's."""
+    from aws_iam_backend.io.protocols import Check
+    from aws_iam_backend.io.storage._sync.prefixed import PrefixedStorage
+
+    inner = MemoryStorage()
+    cached = CachedStorage(inner, cacheable=lambda key: key.startswith("sys/mounts"))
+    (mounts,) = cached.commit([Put("sys/mounts", {"auth": {}})])
+    epoch = inner.read("sys/epoch")
+    view = PrefixedStorage(cached, "sys/token/")
+    view.commit([Put("t", {"x": 1}), Check("sys/mounts", mounts, absolute=True)])
+    assert inner.read("sys/epoch") == epoch
+    assert inner.read("sys/token/t") is not None
+    with pytest.raises(ConflictError):  # relative: sys/token/sys/mounts does not exist
+        view.commit([Put("u", {"x": 1}), Check("sys/mounts", mounts)])
+    assert inner.read("sys/token/u") is None

@@ -432,6 +432,26 @@ def test_mount_changes_are_seen_by_another_process_on_the_same_storage() -> None
     }  # fmt: skip
 
 
+def test_a_login_commits_only_on_the_mount_table_it_was_checked_against() -> None:
+    """The token's commit requires the mount table this process last adopted. Here that
+    table is stale (a long coherence interval): a change elsewhere that keeps the mount
+    (another mount enabled) makes the login read the table and commit again; one that
+    removes the mount refuses the login with nothing issued."""
+    shared = MemoryStorage()
+    first = make_api(shared, coherence_interval=3600)
+    second = make_api(shared, coherence_interval=0)
+    add_role(first)
+    assert login(first).status == 200
+    assert call(second, "POST", "/v1/sys/auth/extra", {"type": "aws"}, token=ROOT).status == 204
+    assert login(first).status == 200  # the table moved, the mount is still there
+    tokens = len(shared.list("sys/token/token/"))
+    assert tokens == 2
+    assert call(second, "DELETE", "/v1/sys/auth/aws", token=ROOT).status == 204
+    reply = login(first)  # this process still routes to the mount it cached
+    assert reply.status == 404
+    assert shared.list("sys/token/token/") == []  # the disable revoked both, none was added
+
+
 def test_token_mount_cannot_be_disabled(api: VaultAPI) -> None:
     reply = call(api, "DELETE", "/v1/sys/auth/token", token=ROOT)
     assert (reply.status, reply.errors) == (400, ["cannot disable the token auth method"])

@@ -25,6 +25,7 @@ from aws_iam_backend.errors import ConflictError, InternalError
 from aws_iam_backend.io.protocols import (
     ABSENT,
     AsyncStorage,
+    Check,
     Delete,
     Document,
     JSONDict,
@@ -350,6 +351,28 @@ def test_put_expect_version(storage: Storage) -> None:
     with pytest.raises(ConflictError):
         put(storage, "absent", {"v": 1}, expect=second)  # a version of an absent key
     assert storage.read("absent") is None
+
+
+def test_check_requires_a_version_and_writes_nothing(storage: Storage) -> None:
+    (guard,) = storage.commit([Put("guard", {"g": 1})])
+    versions = storage.commit([Put("a", {"x": 1}, expect=ABSENT), Check("guard", guard)])
+    assert versions[1] == guard
+    assert storage.read("guard") == Document("guard", {"g": 1}, guard)  # not rewritten
+    (moved,) = storage.commit([Put("guard", {"g": 2})])
+    with pytest.raises(ConflictError) as info:
+        storage.commit([Put("b", {"x": 1}), Check("guard", guard)])  # stale: nothing applied
+    assert info.value.key == "guard"
+    assert storage.read("b") is None
+    with pytest.raises(ConflictError):
+        storage.commit([Put("c", {"x": 1}), Check("nowhere", moved)])  # absent key
+    assert storage.read("c") is None
+    assert storage.commit([Check("guard", moved)]) == (moved,)  # alone: a plain check
+
+
+def test_check_expect_is_a_version() -> None:
+    for bad in (ABSENT, -1, True):
+        with pytest.raises(ValueError, match="version >= 1"):
+            Check("k", bad)
 
 
 def test_put_unconditional_overwrites(storage: Storage) -> None:

@@ -75,13 +75,36 @@ class Delete:
             raise ValueError("a delete cannot expect the key to be absent")
 
 
-Operation = Put | Delete
+def _check_version(_: object, attribute: attrs.Attribute[int], value: int) -> None:
+    if isinstance(value, bool) or value < 1:
+        raise ValueError(f"{attribute.name} must be a version >= 1")
+
+
+@attrs.frozen
+class Check:
+    """Require ``key`` to be at version ``expect`` when the commit applies; writes nothing.
+
+    A commit holding it fails with :class:`~aws_iam_backend.errors.ConflictError` (and
+    changes nothing) otherwise, and the check holds until the commit ends, so a commit
+    can depend on a document it does not change (a token on its mount table). Its entry
+    in the commit's result is ``expect``. ``absolute``: in a
+    :class:`~aws_iam_backend.io.storage._sync.prefixed.PrefixedStorage` view, ``key``
+    names a key of the underlying store, not of the view.
+    """
+
+    key: str
+    expect: int = attrs.field(validator=_check_version)
+    absolute: bool = False
+
+
+Operation = Put | Delete | Check
 
 
 class Storage(Protocol):
     """A store of versioned JSON documents with conditional, atomic multi-key writes.
 
-    Keys are ``/``-separated strings. :meth:`commit` applies every operation or none;
+    Keys are ``/``-separated strings. :meth:`commit` applies every operation (a
+    :class:`Put`, :class:`Delete` or :class:`Check`) or none;
     when any ``expect`` does not hold it raises
     :class:`~aws_iam_backend.errors.ConflictError` and changes nothing. A commit is
     durable when it returns and readers never see part of one. Failures raise

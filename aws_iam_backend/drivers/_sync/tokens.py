@@ -25,7 +25,7 @@ from aws_iam_backend.errors import (
     PermissionDeniedError,
 )
 from aws_iam_backend.io.clock import Clock
-from aws_iam_backend.io.protocols import ABSENT, Storage, Delete, Operation, Put
+from aws_iam_backend.io.protocols import ABSENT, Storage, Check, Delete, Operation, Put
 from aws_iam_backend.io.storage._sync import ops
 from aws_iam_backend.vault.tokens import (
     ACCESSOR_PREFIX,
@@ -129,11 +129,12 @@ class StoreTokenIssuer:
             return None
         return record, doc.version
 
-    def issue(self, spec: TokenSpec) -> TokenRecord:
+    def issue(self, spec: TokenSpec, *, guard: Check | None = None) -> TokenRecord:
         """Create a token; the returned record carries ``client_token`` (the only time it does).
 
         Batch tokens get no accessor, as in Vault. The record and its accessor index are
-        one commit, each required to be new.
+        one commit, each required to be new; with ``guard``, that commit also requires the
+        guarded document's version (:class:`ConflictError` if it moved: nothing issued).
         """
         batch = spec.token_type == "batch"
         token = ("hvb." if batch else "hvs.") + secrets.token_urlsafe(32)
@@ -164,6 +165,8 @@ class StoreTokenIssuer:
         if record.accessor:
             index = {"token_hmac": token_key[len(TOKEN_PREFIX) :]}
             operations.append(Put(ACCESSOR_PREFIX + record.accessor, index, expect=ABSENT))
+        if guard is not None:
+            operations.append(guard)
         self._storage.commit(operations)
         return record
 

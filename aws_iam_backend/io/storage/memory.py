@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import attrs
 
 from aws_iam_backend.errors import ConflictError, InternalError
-from aws_iam_backend.io.protocols import ABSENT, Delete, Document, JSONDict, Operation
+from aws_iam_backend.io.protocols import ABSENT, Check, Document, JSONDict, Operation, Put
 from aws_iam_backend.io.storage.ops import check_operations
 
 
@@ -65,7 +65,7 @@ class MemoryStorage:
     def commit(self, operations: Sequence[Operation]) -> tuple[int, ...]:
         """Apply every operation or none (:class:`ConflictError`); the new versions."""
         check_operations(operations)
-        texts = [None if isinstance(op, Delete) else encode_document(op.value) for op in operations]
+        texts = [encode_document(op.value) if isinstance(op, Put) else None for op in operations]
         with self._lock:
             for op in operations:
                 row = self._rows.get(op.key)
@@ -73,7 +73,9 @@ class MemoryStorage:
                     raise ConflictError(op.key)
             versions: list[int] = []
             for op, text in zip(operations, texts, strict=True):
-                if text is None:
+                if isinstance(op, Check):
+                    versions.append(op.expect)
+                elif text is None:
                     self._rows.pop(op.key, None)
                     versions.append(0)
                 else:

@@ -42,7 +42,7 @@ from types import TracebackType
 from typing import TypeVar
 
 from aws_iam_backend.errors import ConflictError, InternalError, StorageUnavailableError
-from aws_iam_backend.io.protocols import ABSENT, Delete, Document, Operation
+from aws_iam_backend.io.protocols import ABSENT, Check, Document, Operation, Put
 from aws_iam_backend.io.storage.memory import decode_document, encode_document
 from aws_iam_backend.io.storage.ops import check_operations, prefix_end
 
@@ -201,7 +201,9 @@ def _apply(
         version = row[0] - puts
     versions: list[int] = []
     for op, text in zip(operations, texts, strict=True):
-        if text is None:
+        if isinstance(op, Check):
+            versions.append(op.expect)  # checked above, held by the write transaction
+        elif text is None:
             conn.execute("DELETE FROM kv WHERE key = ?", (op.key,))
             versions.append(0)
         else:
@@ -361,7 +363,7 @@ class SQLiteStorage:
             try:
                 check_operations(operations)
                 texts = [
-                    None if isinstance(op, Delete) else encode_document(op.value)
+                    encode_document(op.value) if isinstance(op, Put) else None
                     for op in operations
                 ]
             except Exception as exc:  # that commit's error, not the group's

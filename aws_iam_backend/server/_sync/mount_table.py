@@ -18,10 +18,15 @@ from aws_iam_backend.drivers._sync.claims import StorageReplayCache
 from aws_iam_backend.drivers._sync.tokens import StoreTokenIssuer
 from aws_iam_backend.drivers.replay import ReplayCache
 from aws_iam_backend.drivers.shapes import BackendSettings
-from aws_iam_backend.errors import InvalidRequestError, NotFoundError
+from aws_iam_backend.errors import (
+    ConflictError,
+    InternalError,
+    InvalidRequestError,
+    NotFoundError,
+)
 from aws_iam_backend.io.clock import Clock
 from aws_iam_backend.io.concurrency import Lock
-from aws_iam_backend.io.protocols import Storage, Document, Operation, Put
+from aws_iam_backend.io.protocols import Storage, Check, Document, Operation, Put
 from aws_iam_backend.io.storage._sync import ops
 from aws_iam_backend.io.storage._sync.cached import uncached
 from aws_iam_backend.io.storage._sync.prefixed import PrefixedStorage
@@ -42,11 +47,19 @@ from aws_iam_backend.vault.tokens import TokenRecord, TokenSpec
 BackendFactory = Callable[..., Backend]
 
 
+_ISSUE_ATTEMPTS = 8
+
+
 class _MountIssuer:
-    """The shared issuer as one mount's backend sees it: a token issued while the mount
-    was being disabled is revoked at once (the mount must still be there, with the same
-    uuid, after the token's commit; the disable revokes every token committed before
-    it removed the mount, so no token outlives its mount)."""
+    """The shared issuer as one mount's backend sees it: no token outlives its mount.
+
+    A token's commit requires the mount table to be at the version this process last
+    adopted (a :class:`~aws_iam_backend.io.protocols.Check`, held until the commit ends).
+    If the table moved, the mount is looked up past the cache: gone (or replaced), the
+    login is refused and nothing was issued; still there, the commit is tried again on
+    the current version. A disable commits the table first and then revokes every token
+    of the mount, so a token committed before it is revoked, and one after it cannot
+    commit."""
 
     def __init__(self, issuer: StoreTokenIssuer, table: MountTable, mount: Mount) -> None:
         self._issuer = issuer
@@ -54,11 +67,23 @@ class _MountIssuer:
         self._mount = mount
 
     def issue(self, spec: TokenSpec) -> TokenRecord:
-        record = self._issuer.issue(spec)
-        if not self._table.is_mounted(self._mount):
-            self._issuer.revoke(record.client_token or "")
+        version = self._table.adopted_version
+        for _ in range(_ISSUE_ATTEMPTS):
+            if version < 1:  # no table adopted yet: read it
+                version = self._mounted_version()
+            try:
+                return self._issuer.issue(
+                    spec, guard=Check(MOUNTS_KEY, version, absolute=True)
+                )
+            except ConflictError:
+                version = self._mounted_version()
+        raise InternalError("storage error: the mount table keeps changing; retry")
+
+    def _mounted_version(self) -> int:
+        current = self._table.mounted_version(self._mount)
+        if current is None:
             raise NotFoundError(f'no handler for route "auth/{self._mount.path}login"')
-        return record
+        return current
 
     def lookup(self, token: str) -> TokenRecord | None:
         return self._issuer.lookup(token)
@@ -170,10 +195,18 @@ class MountTable:
         """The server-wide claims of signatures and nonces."""
         return self._replay
 
-    def is_mounted(self, mount: Mount) -> bool:
-        """Whether ``mount`` is enabled right now (read past any cache)."""
+    @property
+    def adopted_version(self) -> int:
+        """The version of the stored table this process's mounts were built from."""
+        return self._version
+
+    def mounted_version(self, mount: Mount) -> int | None:
+        """The stored table's version if ``mount`` is enabled in it right now (read past
+        any cache), else None."""
         document = uncached(self._storage).read(MOUNTS_KEY)
-        return parse_table(document).get(mount.path) == mount
+        if document is None or parse_table(document).get(mount.path) != mount:
+            return None
+        return document.version
 
     def backend(self, path: str) -> Backend | None:
         """The backend mounted exactly at ``path`` (``aws/``), or None."""

@@ -45,7 +45,7 @@ from psycopg_pool import AsyncConnectionPool, PoolClosed, PoolTimeout
 
 from aws_iam_backend.errors import ConflictError, InternalError, StorageUnavailableError
 from aws_iam_backend.io.concurrency import AsyncLock, AsyncResult, async_open_eagerly, async_sleep
-from aws_iam_backend.io.protocols import ABSENT, Delete, Document, Operation, Put
+from aws_iam_backend.io.protocols import ABSENT, Check, Delete, Document, Operation, Put
 from aws_iam_backend.io.storage.memory import decode_document, encode_document
 from aws_iam_backend.io.storage.ops import check_operations, prefix_end
 
@@ -121,6 +121,7 @@ _UPDATE = (
     "expires_at = %s WHERE key = %s AND version = %s RETURNING version"
 )
 _DELETE = "DELETE FROM aws_iam_backend_kv WHERE key = %s RETURNING version"
+_CHECK = "SELECT version FROM aws_iam_backend_kv WHERE key = %s AND version = %s FOR SHARE"
 _DELETE_AT = "DELETE FROM aws_iam_backend_kv WHERE key = %s AND version = %s RETURNING version"
 _BEGIN = "BEGIN ISOLATION LEVEL READ COMMITTED"
 
@@ -507,6 +508,8 @@ def _statement(op: Operation) -> _Statement:
     store its key."""
     if not _storable(op.key):
         raise InternalError("storage error: key is not storable text (NUL or not UTF-8)")
+    if isinstance(op, Check):  # the row stays locked (shared) until the commit ends
+        return _Statement(op.key, _CHECK, (op.key, op.expect), conditional=True, delete=False)
     if isinstance(op, Delete):
         if op.expect is None:
             return _Statement(op.key, _DELETE, (op.key,), conditional=False, delete=True)

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import attrs
 
 from aws_iam_backend.io import protocols
-from aws_iam_backend.io.protocols import Delete, Document, Operation, Put
+from aws_iam_backend.io.protocols import Check, Delete, Document, Operation, Put
 
 
 class AsyncPrefixedStorage:
@@ -38,6 +38,8 @@ class AsyncPrefixedStorage:
     def _outer(self, op: Operation) -> Operation:
         if isinstance(op, Put):
             return Put(self.prefix + op.key, op.value, op.expect, op.expires_at)
+        if isinstance(op, Check):
+            return op if op.absolute else Check(self.prefix + op.key, op.expect)
         return Delete(self.prefix + op.key, expect=op.expect)
 
     async def list(self, prefix: str) -> list[str]:

@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Sequence
 
 from aws_iam_backend.io import protocols
-from aws_iam_backend.io.protocols import Document, Operation, Put
+from aws_iam_backend.io.protocols import Check, Document, Operation, Put
 
 EPOCH_KEY = "sys/epoch"
 
@@ -92,7 +92,9 @@ class CachedStorage:
 
     def commit(self, operations: Sequence[Operation]) -> tuple[int, ...]:
         """Commit ``operations``, bumping the epoch in the same commit if a cached key is in it."""
-        touched = [op.key for op in operations if self._cacheable(op.key)]
+        touched = [
+            op.key for op in operations if not isinstance(op, Check) and self._cacheable(op.key)
+        ]
         if not touched:
             return self.inner.commit(operations)
         stamped = [*operations, Put(self._epoch_key, {"changed_at": time.time()})]

@@ -46,7 +46,7 @@ from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
 
 from aws_iam_backend.errors import ConflictError, InternalError, StorageUnavailableError
 from aws_iam_backend.io.concurrency import Lock, Result, open_eagerly, sleep
-from aws_iam_backend.io.protocols import ABSENT, Delete, Document, Operation, Put
+from aws_iam_backend.io.protocols import ABSENT, Check, Delete, Document, Operation, Put
 from aws_iam_backend.io.storage.memory import decode_document, encode_document
 from aws_iam_backend.io.storage.ops import check_operations, prefix_end
 
@@ -122,6 +122,7 @@ _UPDATE = (
     "expires_at = %s WHERE key = %s AND version = %s RETURNING version"
 )
 _DELETE = "DELETE FROM aws_iam_backend_kv WHERE key = %s RETURNING version"
+_CHECK = "SELECT version FROM aws_iam_backend_kv WHERE key = %s AND version = %s FOR SHARE"
 _DELETE_AT = "DELETE FROM aws_iam_backend_kv WHERE key = %s AND version = %s RETURNING version"
 _BEGIN = "BEGIN ISOLATION LEVEL READ COMMITTED"
 
@@ -508,6 +509,8 @@ def _statement(op: Operation) -> _Statement:
     store its key."""
     if not _storable(op.key):
         raise InternalError("storage error: key is not storable text (NUL or not UTF-8)")
+    if isinstance(op, Check):  # the row stays locked (shared) until the commit ends
+        return _Statement(op.key, _CHECK, (op.key, op.expect), conditional=True, delete=False)
     if isinstance(op, Delete):
         if op.expect is None:
             return _Statement(op.key, _DELETE, (op.key,), conditional=False, delete=True)

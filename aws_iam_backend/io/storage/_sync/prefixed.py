@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import attrs
 
 from aws_iam_backend.io import protocols
-from aws_iam_backend.io.protocols import Delete, Document, Operation, Put
+from aws_iam_backend.io.protocols import Check, Delete, Document, Operation, Put
 
 
 class PrefixedStorage:
@@ -39,6 +39,8 @@ class PrefixedStorage:
     def _outer(self, op: Operation) -> Operation:
         if isinstance(op, Put):
             return Put(self.prefix + op.key, op.value, op.expect, op.expires_at)
+        if isinstance(op, Check):
+            return op if op.absolute else Check(self.prefix + op.key, op.expect)
         return Delete(self.prefix + op.key, expect=op.expect)
 
     def list(self, prefix: str) -> list[str]:
