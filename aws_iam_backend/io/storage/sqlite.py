@@ -32,9 +32,11 @@ import asyncio
 import builtins
 import contextlib
 import os
+import random
 import sqlite3
 import stat
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
@@ -378,7 +380,7 @@ class SQLiteStorage:
         # handler, which sleeps and retries (unfair: some writers waited the whole
         # busy timeout under load). Other processes still wait in the busy handler.
         with self._write_lock, self._connection() as conn:
-            conn.execute("BEGIN IMMEDIATE")
+            self._begin_write(conn)
             try:
                 for index, operations, texts in prepared:
                     if single:
@@ -396,6 +398,25 @@ class SQLiteStorage:
                 _rollback(conn)
                 raise
         return [r for r in results if r is not None]
+
+    def _begin_write(self, conn: sqlite3.Connection) -> None:
+        """``BEGIN IMMEDIATE``, waiting for another process's write lock in short, jittered
+        steps (SQLite's own busy handler sleeps up to 100 ms a step, so a writer that
+        just missed the lock could wait far longer than the holder needs it), up to the
+        busy timeout; then the busy error (a 503)."""
+        deadline = time.monotonic() + self._busy_timeout
+        conn.execute("PRAGMA busy_timeout = 0")
+        try:
+            while True:
+                try:
+                    conn.execute("BEGIN IMMEDIATE")
+                    return
+                except sqlite3.OperationalError as exc:
+                    if _code(exc) != "SQLITE_BUSY" or time.monotonic() >= deadline:
+                        raise
+                time.sleep(random.uniform(0.0005, 0.002))
+        finally:
+            conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout * 1000)}")
 
     def list(self, prefix: str) -> list[str]:
         """Sorted keys starting with ``prefix``, with the prefix removed."""
