@@ -1,11 +1,11 @@
 """The plugin-style entry point: :class:`AsyncBackend` answers Vault-shaped requests.
 
-``await AsyncBackend.handle_request(Request) -> Response`` serves every path of the AWS
-auth method (relative to its mount); typed methods (``login``, ``write_role``, ...) sit on
-the same handlers. All I/O goes through the injected storage, STS transport, IAM lookups,
-token issuer and clock; the pure steps come from :mod:`aws_iam_backend.login` and
-:mod:`aws_iam_backend.vault`. :class:`~aws_iam_backend.Backend` is generated from this
-module (``scripts/unasync.py``): one implementation, two drivers.
+``handle_request(Request) -> Response`` serves every path of the AWS auth method
+(relative to its mount); typed methods (``login``, ``write_role``, ...) sit on the same
+handlers. All I/O goes through the injected storage, STS transport, IAM lookups, token
+issuer and clock; the pure steps come from :mod:`aws_iam_backend.login` and
+:mod:`aws_iam_backend.vault`. Both drivers run this one implementation: the sync module is
+generated from the async one by ``scripts/unasync.py``.
 """
 
 from __future__ import annotations
@@ -87,7 +87,7 @@ _ACCOUNT = re.compile(r"[0-9]{12}", re.ASCII)
 
 
 class AsyncBackend:
-    """The AWS auth method (IAM login type) for asyncio hosts: every operation awaitable."""
+    """The AWS auth method (IAM login type), embeddable in any Python server."""
 
     def __init__(
         self,

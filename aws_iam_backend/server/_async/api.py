@@ -1,8 +1,8 @@
 """Vault's HTTP API for any number of AWS auth mounts: :class:`AsyncVaultAPI`.
 
-This module is the source of both drivers of the API: awaited by the ASGI app and the
-Starlette and aiohttp integrations, and, generated from it, the sync one that WSGI and
-Flask call. Shared pieces are in :mod:`aws_iam_backend.server.api`.
+The API has two drivers generated from one source: the async one, awaited by the ASGI app
+and the Starlette and aiohttp integrations, and the sync one, which WSGI and Flask call.
+Shared pieces are in :mod:`aws_iam_backend.server.api`.
 """
 
 from __future__ import annotations
@@ -140,8 +140,8 @@ class AsyncVaultAPI:
 
     async def start(self) -> None:
         """Read (or create) what the API keeps in storage: the cluster ID and, with an audit
-        sink, the audit HMAC key. Done on the first request if not awaited before; a host
-        that awaits it at startup finds a storage problem there."""
+        sink, the audit HMAC key. Done on the first request if not done before; a host
+        that does it at startup finds a storage problem there."""
         if self._cluster_id:
             return
         if not self._hasher.keyed:
