@@ -359,6 +359,20 @@ class AsyncPostgresStorage:
             if row is None and statement.conditional:
                 raise ConflictError(statement.key)
             return [0 if statement.delete or row is None else int(row[0])]
+        try:
+            # One statement (every operation a CTE), a transaction of its own in
+            # autocommit: one round trip. A failed condition aborts it by a division by
+            # zero; the statement-by-statement transaction below then names the key.
+            sql, params = _combined(statements)
+            cursor = await conn.execute(sql, params)
+            combined = await cursor.fetchone()
+        except psycopg.errors.DivisionByZero:
+            combined = None
+        if combined is not None:
+            return [
+                0 if statement.delete or version is None else int(version)
+                for statement, version in zip(statements, combined, strict=False)
+            ]
         conflict: str | None = None
         try:
             async with conn.pipeline() if self._pipeline else nullcontext() as pipeline:
@@ -524,6 +538,25 @@ def _statement(op: Operation) -> _Statement:
     return _Statement(
         op.key, _UPDATE, (text, expires, op.key, op.expect), conditional=True, delete=False
     )
+
+
+def _combined(statements: _Statements) -> tuple[str, tuple[Any, ...]]:
+    """``statements`` as one: each a data-modifying CTE, the result their versions, and a
+    division by zero unless every conditional one returned its row (all or nothing)."""
+    ctes = ", ".join(f"c{i} AS ({statement.sql})" for i, statement in enumerate(statements))
+    # Only this module's constant statements and counters go in the text; every value is
+    # a parameter.
+    versions = ", ".join(
+        f"(SELECT version FROM c{i})"  # noqa: S608
+        for i in range(len(statements))
+    )
+    conditional = [i for i, statement in enumerate(statements) if statement.conditional]
+    guard = ""
+    if conditional:  # found / wanted is 1 when every row came back, else 0
+        found = " + ".join(f"(SELECT count(*) FROM c{i})" for i in conditional)  # noqa: S608
+        guard = f", 1 / (({found}) / {len(conditional)})"
+    params = tuple(param for statement in statements for param in statement.params)
+    return f"WITH {ctes} SELECT {versions}{guard}", params
 
 
 async def _healthy(conn: _Connection) -> bool:
