@@ -13,6 +13,7 @@ from aws_iam_backend.errors import (
     NotFoundError,
     PermissionDeniedError,
     UnsupportedOperationError,
+    UpstreamError,
 )
 from aws_iam_backend.io.storage import MemoryStorage
 from aws_iam_backend.io.storage._sync import ops
@@ -148,6 +149,24 @@ def test_renew_through_handle_request_checks_bound_cidrs() -> None:
     assert renewed.auth["renewable"]
     with pytest.raises(PermissionDeniedError):
         backend.handle_request(req("renew", "login", client_token=token, remote_addr="192.0.2.1"))
+
+
+class UnreachableIam(FakeIam):
+    """IAM that cannot be reached: every lookup is an upstream error."""
+
+    def unique_id(self, entity: Any, access: Any) -> str:
+        raise UpstreamError("connection refused")
+
+
+def test_a_failed_unique_id_lookup_at_role_write_is_named_and_writes_nothing() -> None:
+    storage = MemoryStorage()
+    backend = Backend(storage=storage, iam=UnreachableIam())
+    with pytest.raises(UpstreamError) as info:
+        backend.write_role("dev", {"bound_iam_principal_arn": USER_ARN})
+    assert info.value.message == (
+        f'unable to resolve ARN "{USER_ARN}" to internal ID: connection refused'
+    )
+    assert storage.list("role/") == []
 
 
 def test_renewal_uses_current_role_ttl() -> None:

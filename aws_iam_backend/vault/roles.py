@@ -190,13 +190,16 @@ def _capped(field: str, values: tuple[str, ...]) -> tuple[str, ...]:
     return values
 
 
+def resolution_error(arn: str, exc: BackendError) -> BackendError:
+    """The error of a failed unique-ID lookup of ``arn``, in Vault's words (same class)."""
+    return type(exc)(f"unable to resolve ARN {go_quote(arn)} to internal ID: {exc.message}")
+
+
 def _resolve(arn: str, resolve_unique_id: Callable[[str], str]) -> str:
     try:
         return resolve_unique_id(arn)
     except BackendError as exc:
-        raise type(exc)(
-            f"unable to resolve ARN {go_quote(arn)} to internal ID: {exc.message}"
-        ) from exc
+        raise resolution_error(arn, exc) from exc
 
 
 def write_role(

@@ -367,8 +367,8 @@ class AsyncBackend:
         cached = self._arn_cache.get(key)
         if cached is not None:
             return cached
-        access = await self._aws_access(entity.account_id)
         try:
+            access = await self._aws_access(entity.account_id)
             arn = await async_in_thread(self.iam.full_arn, entity, access)
         except BackendError as exc:
             raise type(exc)(
@@ -502,7 +502,10 @@ class AsyncBackend:
                 await ops.update(self.storage, f"role/{key}", change)
                 break
             except _NeedsUniqueId as needed:
-                resolved[needed.arn] = await self._resolve_unique_id(needed.arn, client_config)
+                try:
+                    resolved[needed.arn] = await self._resolve_unique_id(needed.arn, client_config)
+                except BackendError as exc:
+                    raise role_mod.resolution_error(needed.arn, exc) from exc
         return warnings + unrecognized_warning(data, role_mod.ROLE_FIELDS)
 
     async def _resolve_unique_id(self, arn: str, client_config: cfg.ClientConfig) -> str:

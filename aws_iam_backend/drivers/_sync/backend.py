@@ -368,8 +368,8 @@ class Backend:
         cached = self._arn_cache.get(key)
         if cached is not None:
             return cached
-        access = self._aws_access(entity.account_id)
         try:
+            access = self._aws_access(entity.account_id)
             arn = in_thread(self.iam.full_arn, entity, access)
         except BackendError as exc:
             raise type(exc)(
@@ -503,7 +503,10 @@ class Backend:
                 ops.update(self.storage, f"role/{key}", change)
                 break
             except _NeedsUniqueId as needed:
-                resolved[needed.arn] = self._resolve_unique_id(needed.arn, client_config)
+                try:
+                    resolved[needed.arn] = self._resolve_unique_id(needed.arn, client_config)
+                except BackendError as exc:
+                    raise role_mod.resolution_error(needed.arn, exc) from exc
         return warnings + unrecognized_warning(data, role_mod.ROLE_FIELDS)
 
     def _resolve_unique_id(self, arn: str, client_config: cfg.ClientConfig) -> str:
