@@ -251,6 +251,11 @@ class LoginRateLimiter:
                     )
 
 
+def _busy() -> RateLimitedError:
+    """No concurrency slot freed up in time (the same answer from both limiters)."""
+    return RateLimitedError("too many logins in progress; retry later", retry_after=1)
+
+
 class ConcurrencyLimiter:
     """At most ``limit`` holders at once (0: unlimited); waiting at most ``wait`` seconds."""
 
@@ -265,7 +270,7 @@ class ConcurrencyLimiter:
             yield
             return
         if not self._semaphore.acquire(timeout=self._wait):
-            raise RateLimitedError("too many logins in progress; retry later", retry_after=1)
+            raise _busy()
         try:
             yield
         finally:
@@ -301,9 +306,7 @@ class AsyncConcurrencyLimiter:
             else:
                 await self._semaphore.acquire()
         except TimeoutError:
-            raise RateLimitedError(
-                "too many logins in progress; retry later", retry_after=1
-            ) from None
+            raise _busy() from None
         try:
             yield
         finally:
