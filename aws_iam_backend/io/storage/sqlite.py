@@ -359,9 +359,9 @@ class SQLiteStorage:
         whose condition fails (or whose value cannot be stored) gets its exception and
         changes nothing, the others are applied. One fsync for all; the result of each
         commit, in order. A storage failure raises for all of them."""
-        results: builtins.list[tuple[int, ...] | Exception | None] = []
+        results: builtins.list[tuple[int, ...] | Exception] = []
         prepared: builtins.list[tuple[int, Sequence[Operation], builtins.list[str | None]]] = []
-        for index, operations in enumerate(commits):
+        for operations in commits:
             try:
                 check_operations(operations)
                 texts = [
@@ -371,10 +371,28 @@ class SQLiteStorage:
             except Exception as exc:  # that commit's error, not the group's
                 results.append(exc)
                 continue
-            results.append(None)
-            prepared.append((index, operations, texts))
+            prepared.append((len(results), operations, texts))
+            results.append(())  # its versions, below
         if not prepared:
-            return [r for r in results if r is not None]
+            return results
+        # Threads of this process queue here, in order; other processes' write locks are
+        # waited for in short steps (_begin_write).
+        with self._write_lock, self._connection() as conn:
+            self._begin_write(conn)
+            try:
+                for index, operations, texts in prepared:
+                    conn.execute("SAVEPOINT one_commit")
+                    try:
+                        results[index] = _apply(conn, operations, texts)
+                    except ConflictError as exc:
+                        conn.execute("ROLLBACK TO one_commit")
+                        results[index] = exc
+                    conn.execute("RELEASE one_commit")
+                conn.execute("COMMIT")
+            except BaseException:
+                _rollback(conn)
+                raise
+        return results
         single = len(prepared) == 1
         # Threads of this process queue here, in order, instead of in SQLite's busy
         # handler, which sleeps and retries (unfair: some writers waited the whole
