@@ -9,6 +9,7 @@ import contextlib
 import gzip
 import socket
 import ssl
+import sys
 import threading
 from collections.abc import AsyncIterator, Callable, Coroutine
 from pathlib import Path
@@ -724,3 +725,15 @@ def test_proxy_refusing_the_tunnel(tmp_path: Path) -> None:
     assert info.value.message == (
         "error making upstream request: error making request: proxy connection failed"
     )
+
+
+def test_async_backend_without_httptools_says_which_extra(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Without the async STS client's dependency, AsyncBackend's default transport names
+    the extra to install instead of a bare ImportError from deep inside."""
+    from aws_iam_backend.drivers.defaults import async_default_transport
+
+    monkeypatch.setitem(sys.modules, "aws_iam_backend.io.aio_transport", None)
+    with pytest.raises(ImportError, match=r"pip install 'aws_iam_backend\[async\]'"):
+        async_default_transport(64)

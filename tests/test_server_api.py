@@ -15,7 +15,7 @@ import pytest
 
 from aws_iam_backend import MemoryStorage
 from aws_iam_backend.errors import ConflictError, PermissionDeniedError
-from aws_iam_backend.io.protocols import ABSENT, Delete, Put, Storage
+from aws_iam_backend.io.protocols import ABSENT, Check, Delete, Operation, Put, Storage
 from aws_iam_backend.io.storage._sync import ops
 from aws_iam_backend.io.storage._sync.prefixed import PrefixedStorage
 from aws_iam_backend.server.api import MAX_BODY
@@ -450,6 +450,28 @@ def test_a_login_commits_only_on_the_mount_table_it_was_checked_against() -> Non
     reply = login(first)  # this process still routes to the mount it cached
     assert reply.status == 404
     assert shared.list("sys/token/token/") == []  # the disable revoked both, none was added
+
+
+class EverChangingMounts(MemoryStorage):
+    """A store whose mount table has always just moved: every commit that checks a
+    document's version conflicts."""
+
+    def commit(self, operations: Sequence[Operation]) -> tuple[int, ...]:
+        if any(isinstance(op, Check) for op in operations):
+            raise ConflictError("sys/mounts")
+        return super().commit(operations)
+
+
+def test_a_login_gives_up_on_a_mount_table_that_never_settles() -> None:
+    storage = EverChangingMounts()
+    api = make_api(storage)
+    add_role(api)
+    reply = login(api)
+    assert (reply.status, reply.errors) == (
+        500,
+        ["storage error: the mount table keeps changing; retry"],
+    )
+    assert storage.list("sys/token/token/") == []
 
 
 def test_token_mount_cannot_be_disabled(api: VaultAPI) -> None:
