@@ -20,11 +20,11 @@ MAX_BODY = 64 * 1024
 TOKEN_STORAGE_PREFIX = "sys/token/"
 CLUSTER_KEY = "sys/cluster"
 # Documents read on every request and written by administrators: cached per process.
-CACHED = re.compile(r"sys/mounts|sys/cluster|auth/[^/]+/(role|config)/.+")
+_CACHED = re.compile(r"sys/mounts|sys/cluster|auth/[^/]+/(role|config)/.+")
 
 
 def cacheable(key: str) -> bool:
-    return CACHED.fullmatch(key) is not None
+    return _CACHED.fullmatch(key) is not None
 
 
 OPERATIONS = {

@@ -124,7 +124,7 @@ def mount_path(raw: str) -> str:
     return "/".join(segments) + "/"
 
 
-def mount_from_storage(path: str, doc: Mapping[str, Any]) -> Mount:
+def _from_storage(path: str, doc: Mapping[str, Any]) -> Mount:
     config = doc.get("config") or {}
     return Mount(
         path=path,
@@ -148,7 +148,7 @@ def ttl_field(config: Mapping[str, Any], name: str) -> int:
 
 def parse_table(doc: Document | None) -> dict[str, Mount]:
     table = {} if doc is None else dict(doc.value.get("auth", {}))
-    return {p: mount_from_storage(p, d) for p, d in table.items()}
+    return {p: _from_storage(p, d) for p, d in table.items()}
 
 
 def table_document(mounts: Mapping[str, Mount]) -> JSONDict:
