@@ -81,7 +81,18 @@ class SyncView:
         return value
 
     def __setattr__(self, name: str, value: Any) -> None:
+        saved = self.__dict__.setdefault("_saved", {})
+        if name not in saved:
+            saved[name] = getattr(self._target, name)
         setattr(self._target, name, to_async(value) if name in _ASYNC_PARTS else value)
+
+    def __delattr__(self, name: str) -> None:
+        """Undo :meth:`__setattr__`: the target gets its own value back (pytest's
+        ``monkeypatch`` deletes what it set on an object that has no such attribute)."""
+        saved = self.__dict__.get("_saved", {})
+        if name not in saved:
+            raise AttributeError(name)
+        setattr(self._target, name, saved.pop(name))
 
 
 def _blocking(loop: _Loop, method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
