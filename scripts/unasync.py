@@ -29,6 +29,7 @@ _NAMES = {
     "__aiter__": "__iter__",
     "__anext__": "__next__",
     "asynccontextmanager": "contextmanager",
+    "AbstractAsyncContextManager": "AbstractContextManager",
     "aclose": "close",
     "anext": "next",
     "aiter": "iter",

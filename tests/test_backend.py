@@ -68,10 +68,14 @@ def test_login_through_handle_request_with_warning() -> None:
     assert response.warnings == ("Endpoint ignored these unrecognized parameters: [extra]",)
 
 
-def test_ec2_login_type_is_refused() -> None:
+def test_malformed_ec2_login_is_refused_before_any_lookup() -> None:
     backend = backend_with()
-    with pytest.raises(InvalidRequestError, match="ec2 auth type is not supported"):
+    with pytest.raises(
+        InvalidRequestError,
+        match="^failed to parse the BER encoded PKCS#7 signature: truncated$",
+    ):
         backend.login({"pkcs7": "MIAGCSqGSIb3DQEHAqCAMIACAQEx"})
+    assert backend.storage.list("whitelist/identity/") == []
 
 
 def test_config_round_trips_and_secret_never_read() -> None:

@@ -65,7 +65,7 @@ def backend(
 
 
 def limiter_of(b: Any) -> LoginRateLimiter:
-    limiter = b._rate_limiter
+    limiter = b.rate_limiter
     limiter = getattr(limiter, "limiter", limiter)  # the async driver's wraps the same tables
     assert isinstance(limiter, LoginRateLimiter)
     return limiter

@@ -88,8 +88,11 @@ def test_known_fields() -> None:
             "supplied auth values for both ec2 and iam auth types",
         ),
         ({"identity": "x"}, "supplied some of the auth values for the ec2 auth type but not all"),
-        ({"pkcs7": "x"}, "ec2 auth type is not supported"),
-        ({"identity": "x", "signature": "y"}, "ec2 auth type is not supported"),
+        ({"pkcs7": "x"}, "this is an ec2 login; it cannot be verified as an iam login"),
+        (
+            {"identity": "eA==", "signature": "eQ=="},
+            "this is an ec2 login; it cannot be verified as an iam login",
+        ),
         (
             {"iam_request_url": "x"},
             "supplied some of the auth values for the iam auth type but not all",

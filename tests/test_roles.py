@@ -45,6 +45,7 @@ def write(
     *,
     name: str = "app",
     resolver: Callable[[str], str] | None = None,
+    new_hmac_key: str = "hmac-key-1",
 ) -> tuple[Role, list[str]]:
     return write_role(
         existing,
@@ -53,6 +54,7 @@ def write(
         new_role_id="role-id-1",
         resolve_unique_id=resolver or Resolver(),
         system_max_ttl=MAX,
+        new_hmac_key=new_hmac_key,
     )
 
 
@@ -260,7 +262,7 @@ def test_ec2_role_stored_with_vault_validation() -> None:
 # ----------------------------------------------------------------- inference
 
 
-def test_inference_vault_texts_then_refused() -> None:
+def test_inference_vault_texts() -> None:
     assert error({"auth_type": "ec2", "bound_ami_id": "a", "inferred_entity_type": "ec2_instance",
                   "inferred_aws_region": "us-east-1"}) == (
         "specified inferred_entity_type but didn't allow iam auth_type"
@@ -275,9 +277,64 @@ def test_inference_vault_texts_then_refused() -> None:
         "specified inferred_aws_region but not inferred_entity_type"
     )
     assert error({"bound_iam_principal_arn": ARN, "inferred_entity_type": "ec2_instance",
-                  "inferred_aws_region": "us-east-1"}) == (
-        "inferred_entity_type is not supported by this server yet"
+                  "inferred_aws_region": "us-east-1/../x"}) == (
+        'invalid inferred_aws_region "us-east-1/../x"'
     )
+
+
+def test_inference_allows_ec2_binds_except_region() -> None:
+    role, warnings = write({"inferred_entity_type": "ec2_instance",
+                            "inferred_aws_region": "eu-west-1", "bound_ami_id": "ami-1",
+                            "bound_iam_instance_profile_arn": "arn:aws:iam::123456789012:"
+                                                              "instance-profile/web*"})
+    assert (role.inferred_entity_type, role.inferred_aws_region) == ("ec2_instance", "eu-west-1")
+    assert role.bound_ami_id == ("ami-1",)
+    assert role.bound_iam_principal_arn == ()
+    assert warnings == []
+    assert error({"inferred_entity_type": "ec2_instance", "inferred_aws_region": "eu-west-1",
+                  "bound_region": "eu-west-1"}) == (
+        "specified bound_region but not specifying ec2 auth_type"
+    )
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "reason"),
+    [
+        ("bound_iam_role_arn", "arn:aws:iam::*", "cover the partition or account"),
+        ("bound_iam_role_arn", "arn:aws:iam::123456789012:instance-profile/p", "must be role"),
+        ("bound_iam_instance_profile_arn", "arn:aws:iam::123456789012:role/r*",
+         "must be instance-profile"),
+        ("bound_iam_instance_profile_arn", "arn:aws-evil:iam::123456789012:instance-profile/p",
+         "unknown partition"),
+        ("bound_ami_id", "ami 1", "printable ASCII"),
+        ("bound_vpc_id", "v" * 257, "printable ASCII"),
+        ("bound_account_id", "", "printable ASCII"),
+    ],
+)
+def test_ec2_bind_grammar_after_vault_checks(field: str, value: str, reason: str) -> None:
+    message = error({"auth_type": "ec2", field: [value]})
+    assert message.startswith(f"invalid {field} ")
+    assert reason in message
+    # Vault's own refusal comes first on an iam role without inference.
+    assert error({"bound_iam_principal_arn": ARN, field: [value]}).startswith(
+        f"specified {field} but not specifying ec2 auth_type"
+    )
+
+
+def test_instance_profile_principal_arn_is_accepted_with_a_warning() -> None:
+    profile = "arn:aws:iam::123456789012:instance-profile/p"
+    role, warnings = write({"bound_iam_principal_arn": profile, "resolve_aws_unique_ids": False})
+    assert role.bound_iam_principal_arn == (profile,)
+    assert len(warnings) == 1
+    assert "never matches an iam login" in warnings[0]
+
+
+def test_every_role_gets_an_hmac_key_once() -> None:
+    role, _ = write({"auth_type": "ec2", "bound_ami_id": "ami-1"}, new_hmac_key="k1")
+    assert role.hmac_key == "k1"
+    again, _ = write({"bound_ami_id": "ami-2"}, existing=role, new_hmac_key="k2")
+    assert again.hmac_key == "k1"
+    assert "hmac_key" not in role_read_data(again)
 
 
 # --------------------------------------------------------- bound ARN grammar
@@ -323,7 +380,7 @@ def test_attack_74_account_prefix_glob_refused_but_name_prefix_allowed() -> None
         ("arn:aws:sts::123456789012:assumed-role/r/s", 'service must be "iam"'),
         ("arn:aws:iam::123456789012:group/x", "user or role"),
         ("arn:aws:iam::123456789012:assumed-role/r/s", "user or role"),
-        ("arn:aws:iam::123456789012:instance-profile/p", "user or role"),
+        ("arn:aws:iam::123456789012:instance-profile*", "user or role"),
         ("arn:aws:iam::123456789012:g*", "user or role"),
         ("arn:aws:iam::123456789012:role/*/x", "only allowed as the last character"),
         ("arn:aws:iam::123456789012:role/a**", "only allowed as the last character"),

@@ -62,17 +62,61 @@ _STS_PATH = re.compile(r"config/sts/(?P<account>[^/]+)")
 _FIXED_ROUTES = frozenset(
     {"login", "challenge", "role", "roles", "config/client", "config/identity", "config/sts"}
 )
+_LEGACY_NAMES = {
+    "identity-whitelist": "identity-accesslist",
+    "roletag-blacklist": "roletag-denylist",
+}
+
+
+def _current_name(path: str) -> str:
+    """``path`` with a legacy list name (Vault's pre-1.7 ``*-whitelist``/``*-blacklist``)
+    in its list segment replaced by the current one: ``identity-whitelist/<id>``,
+    ``config/tidy/roletag-blacklist``, ``tidy/identity-whitelist``."""
+    for prefix in ("", "config/tidy/", "tidy/"):
+        if path.startswith(prefix):
+            name, slash, rest = path[len(prefix) :].partition("/")
+            if name in _LEGACY_NAMES and (prefix == "" or not slash):
+                return prefix + _LEGACY_NAMES[name] + slash + rest
+    return path
+
+
+_EC2_FIXED = frozenset(
+    {
+        "config/certificates",
+        "identity-accesslist",
+        "roletag-denylist",
+        "config/tidy/identity-accesslist",
+        "config/tidy/roletag-denylist",
+        "tidy/identity-accesslist",
+        "tidy/roletag-denylist",
+    }
+)
+_EC2_PATHS = (
+    (re.compile(r"config/certificate/(?P<arg>[^/]*)"), "config/certificate/"),
+    (re.compile(r"identity-accesslist/(?P<arg>[^/]*)"), "identity-accesslist/"),
+    (re.compile(r"roletag-denylist/(?P<arg>.*)", re.DOTALL), "roletag-denylist/"),
+    (re.compile(r"role/(?P<arg>[^/]+)/tag"), "role/tag"),
+)
+EC2_ROUTES = _EC2_FIXED | {route for _, route in _EC2_PATHS}
+"""The routes :class:`~aws_iam_backend.drivers._async.ec2.AsyncEc2Auth` serves."""
 
 
 def route(path: str) -> tuple[str, str]:
     """``(route, argument)`` for a path relative to the mount: ``("role/", name)``,
-    ``("config/sts/", account)`` or ``(path, "")`` for a fixed path; 404 otherwise."""
+    ``("config/sts/", account)``, an EC2 route (legacy ``*-whitelist``/``*-blacklist``
+    names mapped to the current ones) or ``(path, "")`` for a fixed path; 404 otherwise."""
     if path in _FIXED_ROUTES:
         return ("role" if path == "roles" else path), ""
     if match := ROLE_PATH.fullmatch(path):
         return "role/", match["name"]
     if match := _STS_PATH.fullmatch(path):
         return "config/sts/", match["account"]
+    path = _current_name(path)
+    if path in _EC2_FIXED:
+        return path, ""
+    for pattern, name in _EC2_PATHS:
+        if match := pattern.fullmatch(path):
+            return name, match["arg"]
     raise NotFoundError("unsupported path")
 
 

@@ -6,6 +6,7 @@
 - :class:`AsyncStorage`, :class:`AsyncSTSTransport`: the same, awaitable, for
   :class:`~aws_iam_backend.AsyncBackend`.
 - :class:`IamLookups`: IAM queries for unique IDs and full ARNs.
+- :class:`Ec2Lookups`: EC2 instance descriptions and an instance profile's role.
 
 The token issuer lives in :mod:`aws_iam_backend.drivers._sync.tokens`, the clock in
 :mod:`aws_iam_backend.io.clock`.
@@ -19,6 +20,7 @@ from typing import Any, Protocol
 
 import attrs
 
+from aws_iam_backend.ec2.instance import Ec2Instance
 from aws_iam_backend.login.arn import IamEntity
 from aws_iam_backend.login.messages import OutboundRequest, STSResponse
 
@@ -180,11 +182,11 @@ class AsyncSTSTransport(Protocol):
 
 @attrs.frozen
 class AwsAccess:
-    """Which AWS credentials and endpoints an IAM lookup must use.
+    """Which AWS credentials and endpoints an IAM or EC2 lookup must use.
 
     ``sts_role`` is the ``config/sts/<account>`` role to assume for the target
     account (None: use the server's own credentials, which must belong to that
-    account).
+    account). ``ec2_endpoint`` is ``config/client``'s ``endpoint`` (the EC2 API).
     """
 
     access_key: str = ""
@@ -195,6 +197,7 @@ class AwsAccess:
     sts_role: str | None = None
     external_id: str | None = None
     max_retries: int = -1
+    ec2_endpoint: str = ""
 
 
 class IamLookups(Protocol):
@@ -210,4 +213,31 @@ class IamLookups(Protocol):
 
     def full_arn(self, entity: IamEntity, access: AwsAccess) -> str:
         """The ARN (with path) IAM reports for the user or role named by ``entity``."""
+        ...
+
+
+class Ec2Lookups(Protocol):
+    """EC2 and IAM queries about an instance, made with credentials for its account only
+    (the same rules as :class:`IamLookups`).
+
+    Errors raise :class:`~aws_iam_backend.errors.BackendError` subclasses with messages
+    safe to show to the caller: :class:`~aws_iam_backend.errors.InvalidRequestError` for
+    what the caller named (no such instance, not running, an account without credentials),
+    :class:`~aws_iam_backend.errors.UpstreamError` when AWS fails or answers wrongly.
+    """
+
+    def describe_instance(
+        self, instance_id: str, region: str, account_id: str, access: AwsAccess
+    ) -> Ec2Instance:
+        """``ec2:DescribeInstances`` of one instance in ``region`` (Vault's
+        ``validateInstance``): the instance must be described exactly once, under its own
+        ID, in a reservation owned by ``account_id``, and be ``running``. Messages are the
+        bare reasons (``instance is not in 'running' state``, ...); the caller adds
+        Vault's ``failed to verify ...`` wrapping for its flow."""
+        ...
+
+    def instance_profile_role_arn(self, profile_arn: str, access: AwsAccess) -> str:
+        """The ARN of the one role in the instance profile ``profile_arn``
+        (``iam:GetInstanceProfile`` by its friendly name, in its own account); messages
+        carry Vault's ``IAM role ARN could not be fetched: ...`` wrapping."""
         ...

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from aws_iam_backend.errors import PermissionDeniedError
 from aws_iam_backend.login.arn import ArnError, IamEntity, parse_iam_arn
 from aws_iam_backend.login.glob import glob_match
-from aws_iam_backend.vault.roles import Role
+from aws_iam_backend.vault.roles import EC2_ENTITY_TYPE, Role
 
 
 def _exact_bound_accounts(role: Role) -> set[str]:
@@ -36,11 +36,12 @@ def check_binding(role: Role, entity: IamEntity, client_user_id: str) -> bool | 
 
     A unique-ID match also needs the principal's account to be the account of one of the
     exact bound ARNs. A role with no bound ARN admits nobody (Vault admits everybody; such
-    roles cannot be written, but could be imported).
+    roles cannot be written, but could be imported), unless it infers an EC2 instance:
+    then the instance checks decide, as in Vault.
     """
     bound = role.bound_iam_principal_arn
     if not bound:
-        return False
+        return role.inferred_entity_type == EC2_ENTITY_TYPE
     if client_user_id in role.bound_iam_principal_id and (
         entity.account_id in _exact_bound_accounts(role)
     ):

@@ -38,6 +38,21 @@ class LoginPayload:
     role: str = ""
 
 
+@attrs.frozen
+class Ec2LoginPayload:
+    """A decoded ``ec2`` login request: a PKCS#7 blob, or the document and its signature.
+
+    ``nonce`` is None when the client sent none (Vault then generates one); ``""``
+    when sent empty (the client asks that reauthentication be disabled).
+    """
+
+    pkcs7: str
+    identity: bytes
+    signature: bytes
+    role: str = ""
+    nonce: str | None = None
+
+
 def _field_error(field: str, detail: str) -> InvalidRequestError:
     return InvalidRequestError(
         f'Field validation failed: error converting input for field "{field}": {detail}'
@@ -51,7 +66,7 @@ def echo(text: str, limit: int = 64) -> str:
     return short_quote(text, limit)
 
 
-_SIZED_FIELDS = (*IAM_FIELDS, F_ROLE)
+_SIZED_FIELDS = (*IAM_FIELDS, F_ROLE, *EC2_FIELDS, "nonce")
 
 
 def _payload_size(data: Mapping[str, object]) -> int:
@@ -163,7 +178,19 @@ def _check_body(body: bytes) -> None:
 
 def decode_login(data: Mapping[str, object]) -> LoginPayload:
     """Decode and shape-check an IAM login request (Vault's field validation, dispatch and
-    spec 2.2 steps 1-10, in order). ``data`` is the decoded JSON body of the login call."""
+    spec 2.2 steps 1-10, in order). ``data`` is the decoded JSON body of the login call.
+
+    An ``ec2`` payload is refused here (:func:`decode_any_login` takes both types)."""
+    payload = decode_any_login(data)
+    if isinstance(payload, Ec2LoginPayload):
+        raise InvalidRequestError("this is an ec2 login; it cannot be verified as an iam login")
+    return payload
+
+
+def decode_any_login(data: Mapping[str, object]) -> LoginPayload | Ec2LoginPayload:
+    """Decode a login of either type, dispatched as Vault does (spec 2.1): the IAM
+    checks of :func:`decode_login`, or the ``ec2`` field checks (base64 of ``identity``
+    and ``signature``; ``pkcs7`` or the pair, not both)."""
     if _payload_size(data) > MAX_LOGIN_BYTES:
         raise RequestTooLargeError(f"login request exceeds {MAX_LOGIN_BYTES} bytes")
 
@@ -193,7 +220,7 @@ def decode_login(data: Mapping[str, object]) -> LoginPayload:
             "supplied some of the auth values for the ec2 auth type but not all"
         )
     if ec2_any:
-        raise InvalidRequestError("ec2 auth type is not supported")
+        return _decode_ec2(data, strings)
     if iam_any and not iam_all:
         raise InvalidRequestError(
             "supplied some of the auth values for the iam auth type but not all"
@@ -245,3 +272,37 @@ def decode_login(data: Mapping[str, object]) -> LoginPayload:
     if len(headers) == 0:
         raise InvalidRequestError("missing iam_request_headers")
     return LoginPayload(method=method, url=url, body=body, headers=headers, role=strings[F_ROLE])
+
+
+def _decode_ec2(data: Mapping[str, object], strings: Mapping[str, str]) -> Ec2LoginPayload:
+    """Vault's ``pathLoginEc2GetRoleNameAndIdentityDoc`` field checks, in its order."""
+    identity = b""
+    if strings["identity"]:
+        try:
+            identity = b64decode_std(strings["identity"])
+        except Base64Error:
+            identity = b""
+        if not identity:
+            raise InvalidRequestError("failed to base64 decode the instance identity document")
+    signature = b""
+    if strings["signature"]:
+        try:
+            signature = b64decode_std(strings["signature"])
+        except Base64Error:
+            raise InvalidRequestError(
+                "failed to base64 decode the SHA256 RSA signature of the instance identity "
+                "document"
+            ) from None
+    pkcs7 = strings["pkcs7"]
+    pair = "a tuple containing the instance identity document and its SHA256 RSA signature"
+    if pkcs7 == "" and not identity and not signature:
+        raise InvalidRequestError(f"either pkcs7 or {pair} needs to be provided")
+    if pkcs7 != "" and identity and signature:
+        raise InvalidRequestError(f"both pkcs7 and {pair} is supplied; provide only one")
+    return Ec2LoginPayload(
+        pkcs7=pkcs7,
+        identity=identity,
+        signature=signature,
+        role=strings[F_ROLE],
+        nonce=strings["nonce"] if "nonce" in data else None,
+    )

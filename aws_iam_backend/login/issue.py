@@ -6,14 +6,17 @@ from __future__ import annotations
 import functools
 import hashlib
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
+from typing import Protocol
 
 import attrs
 
+from aws_iam_backend.ec2.instance import Ec2Instance
 from aws_iam_backend.login.arn import IamEntity
 from aws_iam_backend.login.messages import CallerIdentity, OutboundRequest
 from aws_iam_backend.vault.config import IdentityConfig
-from aws_iam_backend.vault.roles import Role
+from aws_iam_backend.vault.roles import EC2_ENTITY_TYPE, Role
 from aws_iam_backend.vault.tokens import TokenSpec
 from aws_iam_backend.vault.tokenutil import Lease
 
@@ -27,14 +30,21 @@ class VerifiedLogin:
     entity: IamEntity
     identity: CallerIdentity
     request: OutboundRequest
+    instance: Ec2Instance | None = None  # the inferred EC2 instance, when the role infers one
 
     @property
     def client_user_id(self) -> str:
         """The unique ID part of ``UserId`` (``AROA...`` for assumed roles)."""
         return self.identity.user_id.split(":", 1)[0]
 
+    @property
+    def display_name(self) -> str:
+        """The token's display name before the mount prefix."""
+        return self.entity.display_name
+
     def field_values(self) -> dict[str, str]:
         """Every metadata field Vault can attach to an IAM login, by name."""
+        instance = self.instance
         return {
             "account_id": self.entity.account_id,
             "auth_type": "iam",
@@ -42,9 +52,9 @@ class VerifiedLogin:
             "client_arn": self.identity.arn,
             "client_user_id": self.client_user_id,
             "inferred_aws_region": self.role.inferred_aws_region,
-            "inferred_entity_id": "",
-            "inferred_entity_type": "",
-            "inferred_hostname": "",
+            "inferred_entity_id": instance.instance_id if instance else "",
+            "inferred_entity_type": EC2_ENTITY_TYPE if instance else "",
+            "inferred_hostname": instance.private_dns_name if instance else "",
         }
 
     def alias_name(self, identity_config: IdentityConfig) -> str:
@@ -78,9 +88,23 @@ class VerifiedLogin:
             "client_user_id": self.client_user_id,
             "account_id": self.entity.account_id,
             "client_arn": self.identity.arn,
-            "inferred_entity_id": "",
+            "inferred_entity_id": self.instance.instance_id if self.instance else "",
             "inferred_aws_region": self.role.inferred_aws_region,
         }
+
+
+class VerifiedAnyLogin(Protocol):
+    """What :func:`token_spec` reads of a verified login of either type."""
+
+    @property
+    def role(self) -> Role: ...
+    @property
+    def role_name(self) -> str: ...
+    @property
+    def display_name(self) -> str: ...
+    def alias_name(self, identity_config: IdentityConfig) -> str: ...
+    def metadata(self, identity_config: IdentityConfig) -> dict[str, str]: ...
+    def internal_data(self) -> dict[str, str]: ...
 
 
 @functools.lru_cache(maxsize=1024)  # a pure function of two strings; logins repeat them
@@ -99,17 +123,19 @@ _NAMESPACE_URL = uuid.NAMESPACE_URL.bytes
 
 
 def token_spec(
-    verified: VerifiedLogin,
+    verified: VerifiedAnyLogin,
     identity_config: IdentityConfig,
     *,
     mount: str,
     lease: Lease,
     now: datetime,
+    policies: Sequence[str] | None = None,
 ) -> TokenSpec:
-    """What to issue for ``verified``: the role's policies (plus ``default`` unless the
-    role says not to), the lease, alias-derived entity ID, metadata and internal data."""
+    """What to issue for ``verified``: the role's policies (or ``policies``, a role
+    tag's), plus ``default`` unless the role says not to, the lease, alias-derived
+    entity ID, metadata and internal data."""
     settings = verified.role.token
-    policies = list(settings.token_policies)
+    policies = list(settings.token_policies if policies is None else policies)
     if not settings.token_no_default_policy and "default" not in policies:
         policies.insert(0, "default")
     alias = verified.alias_name(identity_config)
@@ -119,7 +145,7 @@ def token_spec(
         token_policies=sorted_policies,
         metadata=verified.metadata(identity_config),
         internal_data=verified.internal_data(),
-        display_name=f"{mount.strip('/').replace('/', '-')}-{verified.entity.display_name}",
+        display_name=f"{mount.strip('/').replace('/', '-')}-{verified.display_name}".rstrip("-"),
         ttl=lease.ttl,
         max_ttl=lease.max_ttl,
         explicit_max_ttl=lease.explicit_max_ttl,

@@ -85,8 +85,7 @@ ROLE_FIELDS: Mapping[str, FieldType] = {
 class Role:
     """A role entry. List fields are tuples; durations are seconds.
 
-    ``hmac_key`` is kept only so entries imported from Vault round-trip (role tags,
-    an ec2 feature, are not implemented).
+    ``hmac_key`` signs the role's role tags (never shown in a read).
     """
 
     name: str
@@ -127,55 +126,101 @@ def normalize_role_name(name: str) -> str:
     return name.lower()
 
 
-def _bound_arn_error(arn: str, reason: str) -> InvalidRequestError:
-    return InvalidRequestError(f"invalid bound_iam_principal_arn {go_quote(arn)}: {reason}")
-
-
 def validate_bound_principal_arn(arn: str) -> None:
     """Our grammar for one ``bound_iam_principal_arn`` entry (attacks 73, 74, 96).
 
-    Exact: ``arn:<known partition>:iam::<12 digits>:(user|role)/[<path>/]<name>``.
-    Wildcard: a single trailing ``*`` after the account, whose prefix can still grow into
-    a ``user/`` or ``role/`` ARN (``arn:aws:iam::123456789012:*``, ``...:role/*``,
-    ``...:role/app-*``). Printable ASCII only. Service ``sts`` and the types
-    ``assumed-role``/``instance-profile`` are refused: Vault never matches them in an
-    IAM login (exact ones fail to resolve, wildcards are compared with IAM's ARN).
+    Exact: ``arn:<known partition>:iam::<12 digits>:<type>/[<path>/]<name>`` with type
+    ``user``, ``role`` or ``instance-profile``. Wildcard: a single trailing ``*`` after
+    the account, whose prefix can still grow into a ``user/`` or ``role/`` ARN
+    (``arn:aws:iam::123456789012:*``, ``...:role/*``, ``...:role/app-*``): wildcards are
+    matched against IAM's full ARN of the caller, which is never an instance profile.
+    Printable ASCII only. Service ``sts`` and ``assumed-role`` are refused (Vault cannot
+    resolve them). Instance-profile ARNs are accepted as Vault accepts them, and never
+    match an IAM login (:func:`write_role` warns).
     """
+    _check_iam_arn(
+        "bound_iam_principal_arn", arn, ("user", "role", "instance-profile"), ("user", "role")
+    )
+
+
+_EC2_ARN_BINDS = {
+    "bound_iam_role_arn": "role",
+    "bound_iam_instance_profile_arn": "instance-profile",
+}
+
+
+def _check_iam_arn(
+    field: str, arn: str, exact_types: tuple[str, ...], wildcard_types: tuple[str, ...]
+) -> None:
+    """``arn`` is an IAM ARN of one of ``exact_types``, or a trailing-``*`` wildcard whose
+    prefix can still grow into one of ``wildcard_types``."""
+
+    def error(reason: str) -> InvalidRequestError:
+        return InvalidRequestError(f"invalid {field} {go_quote(arn)}: {reason}")
+
     if arn == "":
-        raise _bound_arn_error(arn, "empty value")
+        raise error("empty value")
     if not all("\x21" <= char <= "\x7e" for char in arn):
-        raise _bound_arn_error(arn, "only printable ASCII without spaces is allowed")
+        raise error("only printable ASCII without spaces is allowed")
     star = arn.find("*")
     if star != -1:
         if len(arn[:star].split(":")) < 6:
-            raise _bound_arn_error(arn, "a wildcard may not cover the partition or account")
+            raise error("a wildcard may not cover the partition or account")
         if star != len(arn) - 1:
-            raise _bound_arn_error(arn, "a wildcard is only allowed as the last character")
+            raise error("a wildcard is only allowed as the last character")
     parts = arn.split(":", 5)
     if len(parts) != 6 or parts[0] != "arn":
-        raise _bound_arn_error(arn, "not an ARN")
+        raise error("not an ARN")
     _, partition, service, region, account, resource = parts
     if partition_by_id(partition) is None:
-        raise _bound_arn_error(arn, f"unknown partition {go_quote(partition)}")
+        raise error(f"unknown partition {go_quote(partition)}")
     if service != "iam":
-        raise _bound_arn_error(arn, 'the service must be "iam"')
+        raise error('the service must be "iam"')
     if region != "":
-        raise _bound_arn_error(arn, "the region must be empty")
+        raise error("the region must be empty")
     if _ACCOUNT.fullmatch(account) is None:
-        raise _bound_arn_error(arn, "the account ID must be 12 digits")
+        raise error("the account ID must be 12 digits")
     if star != -1:
         prefix = resource[:-1]
-        if not any(p.startswith(prefix) or prefix.startswith(p) for p in ("user/", "role/")):
-            raise _bound_arn_error(arn, "the resource type must be user or role")
+        if not any(
+            f"{kind}/".startswith(prefix) or prefix.startswith(f"{kind}/")
+            for kind in wildcard_types
+        ):
+            raise error(f"the resource type must be {' or '.join(wildcard_types)}")
         return
-    if resource.split("/", 1)[0] not in ("user", "role"):
-        raise _bound_arn_error(arn, "the resource type must be user or role")
+    if resource.split("/", 1)[0] not in exact_types:
+        raise error(f"the resource type must be {' or '.join(exact_types)}")
     try:
         entity = parse_iam_arn(arn)
     except ArnError as exc:
-        raise _bound_arn_error(arn, str(exc)) from None
+        raise error(str(exc)) from None
     if entity.friendly_name == "" or "//" in resource:
-        raise _bound_arn_error(arn, "empty path segment or name")
+        raise error("empty path segment or name")
+
+
+_REGION = re.compile(r"[a-z]{2}(-[a-z0-9]+){2,3}", re.ASCII)
+_MAX_BIND_LENGTH = 256
+
+
+def _validate_ec2_binds(field: str, values: tuple[str, ...]) -> None:
+    """Our grammar for the EC2 bind lists.
+
+    Role and instance-profile ARNs (matched by prefix when ending in ``*``) follow
+    :func:`_check_iam_arn`, so no wildcard reaches across accounts. Other values (IDs,
+    accounts, regions, compared exactly) are printable ASCII without spaces, at most
+    256 characters: what Vault's own tests write is kept.
+    """
+    for value in values:
+        if field in _EC2_ARN_BINDS:
+            kind = _EC2_ARN_BINDS[field]
+            _check_iam_arn(field, value, (kind,), (kind,))
+        elif not (
+            0 < len(value) <= _MAX_BIND_LENGTH and all("\x21" <= c <= "\x7e" for c in value)
+        ):
+            raise InvalidRequestError(
+                f"invalid {field} {go_quote(value)}: use 1 to {_MAX_BIND_LENGTH} printable "
+                "ASCII characters without spaces"
+            )
 
 
 def _dedupe(values: tuple[str, ...]) -> tuple[str, ...]:
@@ -210,6 +255,7 @@ def write_role(
     new_role_id: str,
     resolve_unique_id: Callable[[str], str],
     system_max_ttl: int,
+    new_hmac_key: str = "",
     system_default_ttl: int = DEFAULT_SYSTEM_TTL,
 ) -> tuple[Role, list[str]]:
     """Create (``existing`` None) or update a role from request ``data``, in Vault's order.
@@ -223,10 +269,14 @@ def write_role(
     inference consistency; bind/auth-type compatibility (``at least one bound parameter
     should be specified on the role``); ec2-only booleans; token fields; ``role_tag``.
 
+    A role without an ``hmac_key`` (for role tags) takes ``new_hmac_key``, as Vault
+    generates one for every role.
+
     Stricter than Vault: the role name grammar, the bound ARN grammar
-    (:func:`validate_bound_principal_arn`), duplicates removed, at most 256 values per
-    bound list, policy sanitising, and ``inferred_entity_type`` (after Vault's own checks)
-    refused because login does not implement inference.
+    (:func:`validate_bound_principal_arn`), the EC2 bind grammar
+    (:func:`_validate_ec2_binds`, checked after Vault's own checks), duplicates removed,
+    at most 256 values per bound list, policy sanitising, and ``inferred_aws_region``
+    must look like a region.
     Returns the role and the warnings.
     """
     role_name = normalize_role_name(name)
@@ -246,7 +296,7 @@ def write_role(
     ):
         values = fields.strings(field)
         if values is not None:
-            changes[field] = _capped(field, values)
+            changes[field] = _capped(field, _dedupe(values))
 
     resolve = role.resolve_aws_unique_ids
     given_resolve = fields.boolean("resolve_aws_unique_ids")
@@ -262,7 +312,7 @@ def write_role(
     for field in ("bound_iam_role_arn", "bound_iam_instance_profile_arn", "bound_ec2_instance_id"):
         values = fields.strings(field)
         if values is not None:
-            changes[field] = _capped(field, values)
+            changes[field] = _capped(field, _dedupe(values))
 
     principal_arns = role.bound_iam_principal_arn
     principal_ids = role.bound_iam_principal_id
@@ -305,8 +355,10 @@ def write_role(
             raise InvalidRequestError(f"specified invalid inferred_entity_type: {inferred_type}")
         if inferred_region == "":
             raise InvalidRequestError("specified inferred_entity_type but not inferred_aws_region")
-        raise InvalidRequestError("inferred_entity_type is not supported by this server yet")
-    if inferred_region != "":
+        if _REGION.fullmatch(inferred_region) is None:
+            raise InvalidRequestError(f"invalid inferred_aws_region {go_quote(inferred_region)}")
+        allow_ec2_binds = True
+    elif inferred_region != "":
         raise InvalidRequestError("specified inferred_aws_region but not inferred_entity_type")
 
     role = attrs.evolve(
@@ -320,11 +372,21 @@ def write_role(
         **changes,
     )
     _check_binds(role, allow_ec2_binds)
+    for field, values in changes.items():
+        _validate_ec2_binds(field, values)
     role = _apply_ec2_flags(role, fields.boolean, is_create=is_create)
     token, warnings = parse_token_fields(
         data, role.token, default_ttl=system_default_ttl, max_ttl=system_max_ttl
     )
-    role = attrs.evolve(role, token=token)
+    role = attrs.evolve(role, token=token, hmac_key=role.hmac_key or new_hmac_key)
+    if role.auth_type == "iam" and any(
+        ":instance-profile/" in arn for arn in role.bound_iam_principal_arn
+    ):
+        warnings.append(
+            "an instance-profile ARN in bound_iam_principal_arn never matches an iam login "
+            "(STS reports the instance's role): bind the role's ARN, or use "
+            "inferred_entity_type=ec2_instance with bound_iam_instance_profile_arn"
+        )
     require_challenge = fields.boolean("require_challenge")
     if require_challenge is not None:
         role = attrs.evolve(role, require_challenge=require_challenge)

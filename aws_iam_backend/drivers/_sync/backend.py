@@ -13,11 +13,16 @@ from __future__ import annotations
 
 import contextlib
 import re
+import secrets
 import uuid
 from collections.abc import Mapping
+from contextlib import AbstractContextManager
 from typing import Any
 
+import attrs
+
 from aws_iam_backend.drivers._sync.claims import StorageReplayCache
+from aws_iam_backend.drivers._sync.ec2 import Ec2Auth
 from aws_iam_backend.drivers._sync.guards import LoginGuards
 from aws_iam_backend.drivers._sync.keys import audit_hasher
 from aws_iam_backend.drivers._sync.tokens import StoreTokenIssuer, TokenIssuer
@@ -37,6 +42,7 @@ from aws_iam_backend.drivers.ratelimit import (
 )
 from aws_iam_backend.drivers.replay import ReplayCache
 from aws_iam_backend.drivers.shapes import (
+    EC2_ROUTES,
     OPERATIONS,
     ROLE_PATH,
     BackendSettings,
@@ -57,12 +63,14 @@ from aws_iam_backend.errors import (
 )
 from aws_iam_backend.io.clock import Clock, SystemClock
 from aws_iam_backend.io.concurrency import in_thread
+from aws_iam_backend.io.ec2 import BotocoreEc2Lookups
 from aws_iam_backend.io.iam import BotocoreIamLookups, UniqueIdArnCache
 from aws_iam_backend.io.protocols import (
     Storage,
     STSTransport,
     AwsAccess,
     Document,
+    Ec2Lookups,
     IamLookups,
     Operation,
     Put,
@@ -71,7 +79,13 @@ from aws_iam_backend.io.storage._sync import ops
 from aws_iam_backend.io.storage.memory import MemoryStorage
 from aws_iam_backend.login.arn import ArnError, IamEntity, parse_iam_arn
 from aws_iam_backend.login.bind import check_binding, check_cidrs, check_full_arn
-from aws_iam_backend.login.decode import KNOWN_LOGIN_FIELDS, decode_login
+from aws_iam_backend.login.decode import (
+    KNOWN_LOGIN_FIELDS,
+    Ec2LoginPayload,
+    LoginPayload,
+    decode_any_login,
+    decode_login,
+)
 from aws_iam_backend.login.endpoints import lookup_sts_host, partition_of_host
 from aws_iam_backend.login.issue import VerifiedLogin, token_spec
 from aws_iam_backend.login.parse import parse_sts_response
@@ -80,7 +94,7 @@ from aws_iam_backend.vault import config as cfg
 from aws_iam_backend.vault import roles as role_mod
 from aws_iam_backend.vault.fields import unrecognized_warning
 from aws_iam_backend.vault.gocompat import go_quote
-from aws_iam_backend.vault.roles import Role
+from aws_iam_backend.vault.roles import EC2_ENTITY_TYPE, Role
 from aws_iam_backend.vault.tokens import TokenRecord
 from aws_iam_backend.vault.tokenutil import compute_lease
 
@@ -96,6 +110,7 @@ class Backend:
         storage: Storage | None = None,
         transport: STSTransport | None = None,
         iam: IamLookups | None = None,
+        ec2: Ec2Lookups | None = None,
         issuer: TokenIssuer | None = None,
         clock: Clock | None = None,
         settings: BackendSettings | None = None,
@@ -112,6 +127,10 @@ class Backend:
             limits.max_concurrent_sts_calls
         )
         self.iam: IamLookups = iam or BotocoreIamLookups()
+        if ec2 is None:
+            shared = self.iam.clients if isinstance(self.iam, BotocoreIamLookups) else None
+            ec2 = BotocoreEc2Lookups(clients=shared)
+        self.ec2_auth = Ec2Auth(self, ec2)
         self.issuer: TokenIssuer = issuer or StoreTokenIssuer(
             self.storage, clock=self.clock
         )
@@ -128,7 +147,7 @@ class Backend:
             max_age=self.settings.request_policy.max_age,
             challenge_ttl=self.settings.challenge_ttl,
         )
-        self._rate_limiter: RateLimiter = rate_limiter or LoginRateLimiter(limits)
+        self.rate_limiter: RateLimiter = rate_limiter or LoginRateLimiter(limits)
         self._sts_slots = ConcurrencyLimiter(
             limits.max_concurrent_sts_calls, limits.sts_slot_wait
         )
@@ -246,16 +265,20 @@ class Backend:
             if operation == "delete":
                 self.delete_sts_config(argument)
                 return Response()
+        elif name in EC2_ROUTES:
+            return self.ec2_auth.handle(name, argument, operation, data)
         raise UnsupportedOperationError()
 
     # ------------------------------------------------------------------- login
 
-    def login(
-        self, data: Mapping[str, Any], *, remote_addr: str | None = None
-    ) -> Response:
-        """Verify a Vault-style IAM login payload and issue a token (``auth`` in the response)."""
-        verified = self.verify_login(data, remote_addr=remote_addr)
-        identity_config = self._identity_config()
+    def login(self, data: Mapping[str, Any], *, remote_addr: str | None = None) -> Response:
+        """Verify a Vault-style login payload (``iam``, or ``ec2``) and issue a token
+        (``auth`` in the response)."""
+        payload = decode_any_login(data)
+        if isinstance(payload, Ec2LoginPayload):
+            return self.ec2_auth.login(payload, data, remote_addr)
+        verified = self._verify_iam(payload, remote_addr)
+        identity_config = self.identity_config()
         spec = token_spec(
             verified,
             identity_config,
@@ -278,16 +301,19 @@ class Backend:
     def verify_login(
         self, data: Mapping[str, Any], *, remote_addr: str | None = None
     ) -> VerifiedLogin:
-        """All of login except issuing the token: decode, validate, ask STS, load and bind role."""
-        payload = decode_login(data)
+        """All of an IAM login except issuing the token: decode, validate, ask STS, load and
+        bind the role (and check the inferred EC2 instance when the role infers one)."""
+        return self._verify_iam(decode_login(data), remote_addr)
+
+    def _verify_iam(self, payload: LoginPayload, remote_addr: str | None) -> VerifiedLogin:
         if payload.role:  # empty: the principal's friendly name (STS-vouched), checked later
             # Vault's grammar before the rate limiter: a name no role can have is refused
-            # here, as _role_for_login would, and never keys a bucket.
+            # here, as load_login_role would, and never keys a bucket.
             try:
                 role_mod.normalize_role_name(payload.role)
             except InvalidRequestError:
                 raise InvalidRequestError("entry for role not found: invalid role name") from None
-        self._rate_limiter.check(remote_addr, payload.role)
+        self.rate_limiter.check(remote_addr, payload.role)
         client_config = self._client_config()
         outbound = build_outbound(
             payload,
@@ -328,7 +354,7 @@ class Backend:
                 f"error parsing arn {go_quote(identity.arn)}: {exc}"
             ) from None
         role_name = payload.role or entity.friendly_name
-        role = self._role_for_login(role_name)
+        role = self.load_login_role(role_name)
         check_cidrs(role.token.token_bound_cidrs, remote_addr)
         if role.auth_type != "iam":
             raise InvalidRequestError(f"auth method iam not allowed for role {role_name}")
@@ -345,20 +371,26 @@ class Backend:
             )
         if role.require_challenge and not challenged:
             self.guards.check_challenge(payload, outbound)
+        if role.inferred_entity_type == EC2_ENTITY_TYPE:
+            instance = self.ec2_auth.infer_instance(verified)
+            verified = attrs.evolve(verified, instance=instance)
         return verified
 
     def issue_challenge(self) -> dict[str, Any]:
         """A new server challenge: the nonce, its lifetime and the header to sign it in."""
         return self.guards.issue_challenge()
 
-    def _role_for_login(self, role_name: str) -> Role:
+    def load_login_role(self, role_name: str, *, quoted: bool = False) -> Role:
+        """The role a login names, or ``entry for role <name> not found`` (400; the name
+        Go-quoted with ``quoted``, as Vault's ec2 login words it)."""
         try:
             key = role_mod.normalize_role_name(role_name)
         except InvalidRequestError:
             raise InvalidRequestError("entry for role not found: invalid role name") from None
-        role = self._load_role(key)
+        role = self.load_role(key)
         if role is None:
-            raise InvalidRequestError(f"entry for role {role_name} not found")
+            shown = go_quote(role_name) if quoted else role_name
+            raise InvalidRequestError(f"entry for role {shown} not found")
         return role
 
     def _full_arn(
@@ -369,7 +401,7 @@ class Backend:
         if cached is not None:
             return cached
         try:
-            access = self._aws_access(entity.account_id)
+            access = self.aws_access(entity.account_id)
             arn = in_thread(self.iam.full_arn, entity, access)
         except BackendError as exc:
             raise type(exc)(
@@ -414,9 +446,12 @@ class Backend:
         record = self.lookup_token(token, remote_addr=remote_addr)
         if not record.renewable:
             raise InvalidRequestError("token is not renewable")
-        role = self._check_renewal(record)
+        if record.internal_data.get("auth_type") == "ec2":
+            settings = self.ec2_auth.renewal_settings(record)
+        else:
+            settings = (self._check_renewal(record)).token
         lease = compute_lease(
-            role.token, default_ttl=self.settings.default_ttl, max_ttl=self.settings.max_ttl
+            settings, default_ttl=self.settings.default_ttl, max_ttl=self.settings.max_ttl
         )
         return self.issuer.extend(
             token,
@@ -438,7 +473,7 @@ class Backend:
             raise PermissionDeniedError(
                 "failed to renew entry: error retrieving role_name during renewal"
             )
-        role = self._load_role(role_name.lower())
+        role = self.load_role(role_name.lower())
         if role is None:
             raise PermissionDeniedError("failed to renew entry: role entry not found")
         try:
@@ -455,6 +490,8 @@ class Backend:
                 f'failed to renew entry: role "{role_name}" no longer bound to ARN '
                 f'"{canonical_arn}"'
             )
+        if role.inferred_entity_type == EC2_ENTITY_TYPE:
+            self.ec2_auth.recheck_inferred(role, role_name, entity, internal)
         return role
 
     def revoke_token(self, token: str) -> None:
@@ -491,6 +528,7 @@ class Backend:
                 data,
                 name=key,
                 new_role_id=str(uuid.uuid4()),
+                new_hmac_key=secrets.token_urlsafe(32),
                 resolve_unique_id=unique_id,
                 system_max_ttl=self.settings.max_ttl,
                 system_default_ttl=self.settings.default_ttl,
@@ -514,12 +552,12 @@ class Backend:
             entity = parse_iam_arn(arn)
         except ArnError as exc:
             raise InvalidRequestError(str(exc)) from None
-        access = self._aws_access(entity.account_id, client_config)
+        access = self.aws_access(entity.account_id, client_config)
         return in_thread(self.iam.unique_id, entity, access)
 
     def read_role(self, name: str) -> dict[str, Any]:
         """``role/<name>`` in Vault's read shape; :class:`NotFoundError` if absent."""
-        role = self._load_role(role_mod.normalize_role_name(name))
+        role = self.load_role(role_mod.normalize_role_name(name))
         if role is None:
             raise NotFoundError("")
         return role_mod.role_read_data(role)
@@ -532,7 +570,8 @@ class Backend:
         """Role names, as Vault's LIST answers them."""
         return list_response(self.storage.list("role/"))
 
-    def _load_role(self, key: str) -> Role | None:
+    def load_role(self, key: str) -> Role | None:
+        """The role stored under ``key`` (a normalized name), upgraded; None if absent."""
         doc = self.storage.read(f"role/{key}")
         if doc is None:
             return None
@@ -552,7 +591,8 @@ class Backend:
         doc = ops.get(self.storage, "config/client")
         return cfg.ClientConfig() if doc is None else cfg.client_config_from_storage(doc)
 
-    def _identity_config(self) -> cfg.IdentityConfig:
+    def identity_config(self) -> cfg.IdentityConfig:
+        """``config/identity`` (Vault's defaults when never written)."""
         doc = ops.get(self.storage, "config/identity")
         return cfg.IdentityConfig() if doc is None else cfg.identity_config_from_storage(doc)
 
@@ -603,7 +643,7 @@ class Backend:
 
     def read_identity_config(self) -> dict[str, Any]:
         """``config/identity`` (defaults when never written)."""
-        return cfg.identity_config_read_data(self._identity_config())
+        return cfg.identity_config_read_data(self.identity_config())
 
     def write_sts_config(self, account_id: str, data: Mapping[str, Any]) -> list[str]:
         """Create or update ``config/sts/<account_id>``; returns Vault's warnings."""
@@ -638,15 +678,21 @@ class Backend:
         doc = ops.get(self.storage, f"config/sts/{account_id}")
         return None if doc is None else cfg.sts_config_from_storage(account_id, doc)
 
-    def _aws_access(
+    def outbound_slot(self) -> AbstractContextManager[None]:
+        """One of the slots every outbound AWS call holds (``max_concurrent_sts_calls``)."""
+        return self._sts_slots.slot()
+
+    def aws_access(
         self, account_id: str, client_config: cfg.ClientConfig | None = None
     ) -> AwsAccess:
+        """The credentials and endpoints for AWS calls about ``account_id``'s principals."""
         client = client_config or self._client_config()
         sts = self._sts_config(account_id)
         return AwsAccess(
             access_key=client.access_key,
             secret_key=client.secret_key,
             iam_endpoint=client.iam_endpoint,
+            ec2_endpoint=client.endpoint,
             sts_endpoint=client.sts_endpoint,
             sts_region=client.sts_region,
             sts_role=sts.sts_role if sts else None,

@@ -1,0 +1,684 @@
+"""The EC2 side of the AWS auth method: instance checks for IAM logins that infer an EC2
+instance, and the ``ec2`` login type with its endpoints (certificates, identity access
+list, role tags and their deny list, tidies).
+
+:class:`AsyncEc2Auth` is part of :class:`~aws_iam_backend.drivers._async.backend.AsyncBackend`
+(its ``ec2_auth``) and uses the backend's storage, clock, settings, roles and AWS access.
+Every EC2 and IAM call runs on a worker thread, holding one of the backend's outbound
+slots (the same cap as STS calls), and only after every local check has passed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import re
+import uuid
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from aws_iam_backend.drivers.shapes import Response, auth_data, list_response
+from aws_iam_backend.ec2 import accesslist as al
+from aws_iam_backend.ec2 import roletag as rt
+from aws_iam_backend.ec2.certificates import (
+    AwsCertificate,
+    default_certificates,
+    parse_certificate_config,
+)
+from aws_iam_backend.ec2.document import IdentityDocument, parse_identity_document
+from aws_iam_backend.ec2.instance import (
+    EC2_LOGIN_PREFIX,
+    IAM_INFERENCE_PREFIX,
+    Ec2Instance,
+    check_instance_binds,
+    check_region_bind,
+)
+from aws_iam_backend.ec2.login import VerifiedEc2Login
+from aws_iam_backend.ec2.pkcs7 import verify_identity_signature, verify_pkcs7
+from aws_iam_backend.errors import (
+    BackendError,
+    ConflictError,
+    InvalidRequestError,
+    NotFoundError,
+    PermissionDeniedError,
+    UnsupportedOperationError,
+)
+from aws_iam_backend.io.concurrency import async_in_thread
+from aws_iam_backend.io.protocols import ABSENT, AwsAccess, Delete, Document, Ec2Lookups, Put
+from aws_iam_backend.io.storage._async import ops
+from aws_iam_backend.login.arn import ArnError, IamEntity, parse_iam_arn
+from aws_iam_backend.login.bind import check_cidrs
+from aws_iam_backend.login.decode import KNOWN_LOGIN_FIELDS, Ec2LoginPayload
+from aws_iam_backend.login.issue import VerifiedLogin, token_spec
+from aws_iam_backend.vault import roles as role_mod
+from aws_iam_backend.vault.fields import FieldType, parse_fields, unrecognized_warning
+from aws_iam_backend.vault.gocompat import go_quote, parse_duration_seconds
+from aws_iam_backend.vault.roles import Role
+from aws_iam_backend.vault.tokens import TokenRecord
+from aws_iam_backend.vault.tokenutil import TokenSettings, compute_lease
+
+if TYPE_CHECKING:
+    from aws_iam_backend.drivers._async.backend import AsyncBackend
+
+CERTIFICATE_PREFIX = "config/certificate/"
+_CERT_NAME = re.compile(r"\w(([\w\-.]+)?\w)?", re.ASCII)
+_CERTIFICATE_FIELDS = {"aws_public_cert": FieldType.STRING, "type": FieldType.STRING}
+_DENYLIST_FIELDS = {"role_tag": FieldType.STRING}
+_INSTANCE_ID = re.compile(r"i-[0-9a-f]{8,17}", re.ASCII)
+
+
+@functools.lru_cache(maxsize=64)
+def _configured_certificate(name: str, pem: str, type_: str) -> AwsCertificate:
+    """A stored ``config/certificate/<name>``, parsed once per distinct content."""
+    return parse_certificate_config(name, pem, type_)
+
+
+class AsyncEc2Auth:
+    """EC2 instance checks and the ``ec2`` login type of one backend."""
+
+    def __init__(self, backend: AsyncBackend, lookups: Ec2Lookups) -> None:
+        self._backend = backend
+        self.lookups = lookups
+
+    # ------------------------------------------------------- instance checks
+
+    async def _describe(
+        self, instance_id: str, region: str, account_id: str, access: AwsAccess
+    ) -> Ec2Instance:
+        async with self._backend.outbound_slot():
+            return await async_in_thread(
+                self.lookups.describe_instance, instance_id, region, account_id, access
+            )
+
+    async def _profile_role_arn(self, profile_arn: str, access: AwsAccess) -> str:
+        async with self._backend.outbound_slot():
+            return await async_in_thread(
+                self.lookups.instance_profile_role_arn, profile_arn, access
+            )
+
+    async def _check_binds(
+        self,
+        role: Role,
+        role_name: str,
+        instance: Ec2Instance,
+        *,
+        account_id: str,
+        access: AwsAccess,
+        prefix: str,
+    ) -> str | None:
+        """Vault's binds; returns the instance profile's role ARN if it had to fetch it."""
+        needed = check_instance_binds(
+            role, instance, account_id=account_id, role_name=role_name, prefix=prefix
+        )
+        if needed is None:
+            return None
+        role_arn = await self._profile_role_arn(needed, access)
+        check_instance_binds(
+            role,
+            instance,
+            account_id=account_id,
+            role_name=role_name,
+            prefix=prefix,
+            instance_profile_role_arn=role_arn,
+        )
+        return role_arn
+
+    async def _check_caller_is_instance(
+        self,
+        entity: IamEntity,
+        instance: Ec2Instance,
+        access: AwsAccess,
+        role_arn: str | None,
+    ) -> None:
+        """Ours (session names are chosen by whoever assumes a role): the caller's role
+        must be the role of the instance's instance profile, as it is for credentials
+        EC2 hands to the instance itself."""
+        refusal = InvalidRequestError(
+            f"{IAM_INFERENCE_PREFIX}the caller's role {go_quote(entity.friendly_name)} is not "
+            f"the role of instance {go_quote(instance.instance_id)}'s instance profile"
+        )
+        if not instance.iam_instance_profile_arn:
+            raise refusal
+        if role_arn is None:
+            role_arn = await self._profile_role_arn(instance.iam_instance_profile_arn, access)
+        try:
+            profile_role = parse_iam_arn(role_arn)
+        except ArnError:
+            raise refusal from None
+        if (profile_role.partition, profile_role.account_id, profile_role.friendly_name) != (
+            entity.partition,
+            entity.account_id,
+            entity.friendly_name,
+        ):
+            raise refusal
+
+    async def infer_instance(self, verified: VerifiedLogin) -> Ec2Instance:
+        """The running instance an IAM login of an ``ec2_instance``-inferring role comes
+        from (Vault's inference), with the role's EC2 binds checked against it.
+
+        The instance ID is the assumed-role session name. Stricter than Vault: the caller
+        must be an assumed role, and that role must be the one in the instance's profile.
+        """
+        entity, role = verified.entity, verified.role
+        region = role.inferred_aws_region
+        instance_id = entity.session_info
+        account_id = verified.identity.account
+        try:
+            if entity.type != "assumed-role":
+                raise InvalidRequestError(
+                    f"the caller is {go_quote(entity.type)}, not an assumed role whose session "
+                    "name is an instance ID"
+                )
+            access = await self._backend.aws_access(account_id)
+            instance = await self._describe(instance_id, region, account_id, access)
+        except BackendError as exc:
+            raise type(exc)(
+                f"failed to verify {instance_id} as a valid EC2 instance in region {region}: "
+                f"{exc.message}"
+            ) from None
+        role_arn = await self._check_binds(
+            role,
+            verified.role_name,
+            instance,
+            account_id=account_id,
+            access=access,
+            prefix=IAM_INFERENCE_PREFIX,
+        )
+        await self._check_caller_is_instance(entity, instance, access, role_arn)
+        return instance
+
+    async def recheck_inferred(
+        self, role: Role, role_name: str, entity: IamEntity, internal: dict[str, str]
+    ) -> None:
+        """Renewal of an inferred login: the instance still runs, and still passes the
+        role's current binds and the caller-is-instance rule (Vault checks only that it
+        runs)."""
+        instance_id = internal.get("inferred_entity_id", "")
+        region = internal.get("inferred_aws_region", "") or role.inferred_aws_region
+        account_id = internal.get("account_id", "")
+        try:
+            access = await self._backend.aws_access(account_id)
+            instance = await self._describe(instance_id, region, account_id, access)
+            role_arn = await self._check_binds(
+                role,
+                role_name,
+                instance,
+                account_id=account_id,
+                access=access,
+                prefix=IAM_INFERENCE_PREFIX,
+            )
+            await self._check_caller_is_instance(entity, instance, access, role_arn)
+        except BackendError as exc:
+            raise PermissionDeniedError(
+                f"failed to renew entry: failed to verify instance ID {go_quote(instance_id)}: "
+                f"{exc.message}"
+            ) from None
+
+    # --------------------------------------------------------- the ec2 login
+
+    async def _certificates(self) -> list[AwsCertificate]:
+        """The built-in certificates, then every ``config/certificate/<name>``."""
+        storage = self._backend.storage
+        found = list(default_certificates())
+        for name in await storage.list(CERTIFICATE_PREFIX):
+            doc = await ops.get(storage, CERTIFICATE_PREFIX + name)
+            if doc is not None:
+                found.append(_certificate_from_storage(name, doc))
+        return found
+
+    async def verify_document(self, payload: Ec2LoginPayload) -> IdentityDocument:
+        """The identity document of an ``ec2`` login, its signature verified with AWS's
+        certificates and the configured ones (no network)."""
+        certificates = await self._certificates()
+        now = self._backend.clock.now()
+        if payload.pkcs7:
+            content = verify_pkcs7(payload.pkcs7, certificates, now=now)
+        else:
+            content = verify_identity_signature(
+                payload.identity, payload.signature, certificates, now=now
+            )
+        return parse_identity_document(content)
+
+    async def verify_login(
+        self, payload: Ec2LoginPayload, *, remote_addr: str | None = None
+    ) -> tuple[VerifiedEc2Login, al.AccessListEntry, Document | None]:
+        """Every check of an ``ec2`` login (Vault's ``pathLoginUpdateEc2``, in its order):
+        the signed document, the role, the running instance, its binds, the access list's
+        nonce rules and the role tag. Returns the login, the access list entry to store
+        and the stored document it replaces."""
+        backend = self._backend
+        if payload.role:
+            try:
+                role_mod.normalize_role_name(payload.role)
+            except InvalidRequestError:
+                raise InvalidRequestError("entry for role not found: invalid role name") from None
+        await backend.rate_limiter.check(remote_addr, payload.role)
+        document = await self.verify_document(payload)
+        role_name = payload.role or document.image_id
+        role = await backend.load_login_role(role_name, quoted=True)
+        check_cidrs(role.token.token_bound_cidrs, remote_addr)
+        if role.auth_type != "ec2":
+            raise InvalidRequestError(f"auth method ec2 not allowed for role {role_name}")
+        access = await backend.aws_access(document.account_id)
+        try:
+            instance = await self._describe(
+                document.instance_id, document.region, document.account_id, access
+            )
+        except BackendError as exc:
+            raise type(exc)(f"failed to verify instance ID: {exc.message}") from None
+        check_region_bind(role, document.region, role_name)
+        await self._check_binds(
+            role,
+            role_name,
+            instance,
+            account_id=document.account_id,
+            access=access,
+            prefix=EC2_LOGIN_PREFIX,
+        )
+        key = al.ACCESSLIST_STORAGE_PREFIX + document.instance_id
+        stored_doc = await backend.storage.read(key)
+        stored = None if stored_doc is None else _entry(stored_doc)
+        reauth = al.check_reauthentication(
+            stored,
+            nonce=payload.nonce,
+            pending_time=document.pending_time,
+            role_disallow_reauthentication=role.disallow_reauthentication,
+            role_allow_instance_migration=role.allow_instance_migration,
+            generated_nonce=str(uuid.uuid4()),
+        )
+        grant = await self._role_tag_grant(role, role_name, instance) if role.role_tag else None
+        _, longest = al.max_ttl_bounds(
+            backend.settings.max_ttl, role.token.token_max_ttl, grant.max_ttl if grant else 0
+        )
+        entry = al.next_entry(
+            stored,
+            reauth,
+            role_name=role_name,
+            pending_time=document.pending_time,
+            tag_disallow_reauthentication=grant.disallow_reauthentication if grant else False,
+            now=backend.clock.now(),
+            ttl=longest,
+        )
+        if grant is not None and grant.policies:
+            role = attrs.evolve(role, token=attrs.evolve(role.token, token_policies=grant.policies))
+        verified = VerifiedEc2Login(
+            role=role,
+            role_name=role_name,
+            document=document,
+            instance=instance,
+            nonce=reauth.returned_nonce(entry),
+            role_tag_max_ttl=grant.max_ttl if grant else 0,
+        )
+        return verified, entry, stored_doc
+
+    async def _role_tag_grant(
+        self, role: Role, role_name: str, instance: Ec2Instance
+    ) -> rt.RoleTagGrant:
+        """Vault's ``handleRoleTagLogin``: the instance's tag, verified with the HMAC key
+        of the role it names, not deny-listed, and within the role's policies."""
+        value = rt.role_tag_value(instance.tag(role.role_tag), role.role_tag)
+        tag = rt.parse_role_tag(value)
+        tag_role = await self._backend.load_role(tag.role.lower())
+        if tag_role is None:
+            raise rt.tag_role_not_found(tag.role)
+        rt.verify_role_tag(tag, tag_role.hmac_key)
+        denied = await self._backend.storage.read(rt.denylist_storage_key(value))
+        return rt.check_role_tag(
+            tag,
+            role_name=role_name,
+            role_policies=role.token.token_policies,
+            instance_id=instance.instance_id,
+            denylisted=denied is not None,
+        )
+
+    async def login(
+        self, payload: Ec2LoginPayload, data: Mapping[str, Any], remote_addr: str | None
+    ) -> Response:
+        """Verify an ``ec2`` login, record it in the identity access list and issue a token.
+
+        The access list entry is written conditionally on the version read (two logins of
+        one instance at once: one wins, the other gets a conflict), before the token; if
+        issuing fails, the entry is put back as it was.
+        """
+        backend = self._backend
+        verified, entry, stored_doc = await self.verify_login(payload, remote_addr=remote_addr)
+        key = al.ACCESSLIST_STORAGE_PREFIX + verified.document.instance_id
+        put = Put(
+            key,
+            al.entry_to_storage(entry),
+            expect=stored_doc.version if stored_doc else ABSENT,
+            expires_at=entry.expiration_time.timestamp(),
+        )
+        try:
+            (version,) = await backend.storage.commit([put])
+        except ConflictError:
+            raise ConflictError(key) from None
+        shortest, _ = al.max_ttl_bounds(
+            backend.settings.max_ttl, verified.role.token.token_max_ttl, verified.role_tag_max_ttl
+        )
+        settings = attrs.evolve(verified.role.token, token_max_ttl=shortest)
+        try:
+            spec = token_spec(
+                verified,
+                await backend.identity_config(),
+                mount=backend.settings.mount,
+                lease=compute_lease(
+                    settings,
+                    default_ttl=backend.settings.default_ttl,
+                    max_ttl=backend.settings.max_ttl,
+                ),
+                now=backend.clock.now(),
+            )
+            record = await backend.issuer.issue(spec)
+        except BaseException:
+            undo = (
+                Put(key, stored_doc.value, expect=version, expires_at=stored_doc.expires_at)
+                if stored_doc is not None
+                else Delete(key, expect=version)
+            )
+            with contextlib.suppress(Exception):
+                await backend.storage.commit([undo])
+            raise
+        return Response(
+            auth=auth_data(record),
+            warnings=tuple(unrecognized_warning(data, KNOWN_LOGIN_FIELDS)),
+            role=verified.role_name,
+        )
+
+    async def renewal_settings(self, record: TokenRecord) -> TokenSettings:
+        """Renewal of an ``ec2`` token (Vault's ``pathLoginRenewEc2``): the instance still
+        runs, its access list entry and role still exist; the entry's expiry moves on.
+        Stricter than Vault: the role must still be an ``ec2`` role whose binds the
+        instance passes. Returns the token settings to renew with (the max TTL lowered
+        by the role tag's)."""
+        backend = self._backend
+        internal = record.internal_data
+        instance_id = internal.get("instance_id", "")
+        region = internal.get("region", "")
+        account_id = internal.get("account_id", "")
+
+        def refused(reason: str) -> PermissionDeniedError:
+            return PermissionDeniedError(f"failed to renew entry: {reason}")
+
+        try:
+            access = await backend.aws_access(account_id)
+            instance = await self._describe(instance_id, region, account_id, access)
+        except BackendError as exc:
+            raise refused(
+                f"failed to verify instance ID {go_quote(instance_id)}: {exc.message}"
+            ) from None
+        key = al.ACCESSLIST_STORAGE_PREFIX + instance_id
+        stored_doc = await backend.storage.read(key)
+        stored = None if stored_doc is None else _entry(stored_doc)
+        if stored is None:
+            raise refused(
+                f"failed to verify the access list identity entry for instance ID: "
+                f"{go_quote(instance_id)}"
+            )
+        role = await backend.load_role(stored.role.lower())
+        if role is None:
+            raise refused("role entry not found")
+        if role.auth_type != "ec2":
+            raise refused(f"auth method ec2 not allowed for role {stored.role}")
+        try:
+            check_region_bind(role, region, stored.role)
+            await self._check_binds(
+                role,
+                stored.role,
+                instance,
+                account_id=account_id,
+                access=access,
+                prefix=EC2_LOGIN_PREFIX,
+            )
+        except BackendError as exc:
+            raise refused(exc.message) from None
+        tag_max_ttl = parse_duration_seconds(record.metadata.get("role_tag_max_ttl", "0s"))
+        shortest, longest = al.max_ttl_bounds(
+            backend.settings.max_ttl, role.token.token_max_ttl, tag_max_ttl
+        )
+        renewed = al.renew_entry(stored, instance_id, now=backend.clock.now(), ttl=longest)
+        assert stored_doc is not None
+        await backend.storage.commit(
+            [
+                Put(
+                    key,
+                    al.entry_to_storage(renewed),
+                    expect=stored_doc.version,
+                    expires_at=renewed.expiration_time.timestamp(),
+                )
+            ]
+        )
+        return attrs.evolve(role.token, token_max_ttl=shortest)
+
+    # -------------------------------------------------------------- endpoints
+
+    async def handle(
+        self, name: str, argument: str, operation: str, data: Mapping[str, Any]
+    ) -> Response:
+        """Serve one of the EC2 endpoints (``name``/``argument`` from the router)."""
+        write = operation in ("create", "update")
+        if name == "config/certificates" and operation == "list":
+            return list_response(await self._backend.storage.list(CERTIFICATE_PREFIX))
+        if name == "config/certificate/":
+            if write:
+                return await self._write_certificate(argument, data)
+            if operation == "read":
+                return await self._read_certificate(argument)
+            if operation == "delete":
+                await self._backend.storage.commit([Delete(CERTIFICATE_PREFIX + argument)])
+                return Response()
+        if name == "identity-accesslist" and operation == "list":
+            return list_response(await self._backend.storage.list(al.ACCESSLIST_STORAGE_PREFIX))
+        if name == "identity-accesslist/":
+            if operation == "read":
+                return await self._read_access_list(argument)
+            if operation == "delete":
+                if argument == "":
+                    raise InvalidRequestError("missing instance_id")
+                key = al.ACCESSLIST_STORAGE_PREFIX + argument
+                await self._backend.storage.commit([Delete(key)])
+                return Response()
+        if name == "roletag-denylist" and operation == "list":
+            names = await self._backend.storage.list(rt.DENYLIST_STORAGE_PREFIX)
+            return list_response(rt.denylist_tags(names))
+        if name == "roletag-denylist/":
+            if write:
+                return await self._denylist(argument, data)
+            if operation == "read":
+                return await self._read_denylist(argument)
+            if operation == "delete":
+                await self._backend.storage.commit([Delete(rt.denylist_storage_key(argument))])
+                return Response()
+        if name in _TIDY_CONFIGS:
+            key, default = _TIDY_CONFIGS[name]
+            if write:
+                return await self._write_tidy_config(key, default, data)
+            if operation == "read":
+                doc = await ops.get(self._backend.storage, key)
+                if doc is None:
+                    return Response()
+                return Response(data=al.tidy_config_read_data(al.tidy_config_from_storage(doc)))
+            if operation == "delete":
+                await self._backend.storage.commit([Delete(key)])
+                return Response()
+        if name in _TIDIES and operation == "update":
+            buffer = al.tidy_safety_buffer(data)
+            prefix = _TIDIES[name]
+            await self._tidy(prefix, buffer)
+            return Response()
+        if name == "role/tag" and operation == "update":
+            return await self._create_role_tag(argument, data)
+        raise UnsupportedOperationError()
+
+    async def _write_certificate(self, name: str, data: Mapping[str, Any]) -> Response:
+        if _CERT_NAME.fullmatch(name) is None:
+            raise InvalidRequestError(
+                "missing certificate name"
+                if not name
+                else f"invalid certificate name {go_quote(name)}"
+            )
+        fields = parse_fields(data, _CERTIFICATE_FIELDS)
+        key = CERTIFICATE_PREFIX + name
+        stored = await self._backend.storage.read(key)
+        existing_type = str(stored.value.get("type") or "pkcs7") if stored else "pkcs7"
+        cert_type = fields.string("type")
+        pem = fields.string("aws_public_cert")
+        if pem is None:
+            if (cert_type or existing_type).lower() not in ("pkcs7", "identity"):
+                parse_certificate_config(name, "", cert_type or existing_type)
+            raise InvalidRequestError("missing aws_public_cert")
+        certificate = parse_certificate_config(name, pem, cert_type or existing_type)
+        await self._backend.storage.commit(
+            [
+                Put(
+                    key,
+                    {"aws_public_cert": certificate.pem, "type": certificate.type},
+                    expect=stored.version if stored else ABSENT,
+                )
+            ]
+        )
+        return Response(warnings=tuple(unrecognized_warning(data, _CERTIFICATE_FIELDS)))
+
+    async def _read_certificate(self, name: str) -> Response:
+        doc = await ops.get(self._backend.storage, CERTIFICATE_PREFIX + name)
+        if doc is None:
+            return Response()
+        certificate = _certificate_from_storage(name, doc)
+        return Response(data={"aws_public_cert": certificate.pem, "type": certificate.type})
+
+    async def _read_access_list(self, instance_id: str) -> Response:
+        if instance_id == "":
+            raise InvalidRequestError("missing instance_id")
+        doc = await self._backend.storage.read(al.ACCESSLIST_STORAGE_PREFIX + instance_id)
+        if doc is None:
+            return Response()
+        return Response(data=al.entry_read_data(_entry(doc)))
+
+    async def _denylist(self, argument: str, data: Mapping[str, Any]) -> Response:
+        backend = self._backend
+        given = argument or (parse_fields(data, _DENYLIST_FIELDS).string("role_tag") or "")
+        value = rt.denylist_role_tag(given)
+        tag = rt.parse_role_tag(value)
+        tag_role = await backend.load_role(tag.role.lower())
+        if tag_role is None:
+            raise rt.tag_role_not_found(tag.role)
+        rt.verify_role_tag(tag, tag_role.hmac_key)
+        key = rt.denylist_storage_key(value)
+        stored = await backend.storage.read(key)
+        entry = rt.denylist_entry(
+            None if stored is None else rt.denylist_from_storage(stored.value),
+            now=backend.clock.now(),
+            tag_max_ttl=tag.max_ttl,
+            role_max_ttl=tag_role.token.token_max_ttl,
+            system_max_ttl=backend.settings.max_ttl,
+        )
+        await backend.storage.commit(
+            [
+                Put(
+                    key,
+                    rt.denylist_to_storage(entry),
+                    expect=stored.version if stored else ABSENT,
+                    expires_at=entry.expiration_time.timestamp(),
+                )
+            ]
+        )
+        return Response()
+
+    async def _read_denylist(self, tag: str) -> Response:
+        doc = await self._backend.storage.read(rt.denylist_storage_key(tag))
+        if doc is None:
+            return Response()
+        return Response(data=rt.denylist_read_data(rt.denylist_from_storage(doc.value)))
+
+    async def _write_tidy_config(self, key: str, default: int, data: Mapping[str, Any]) -> Response:
+        storage = self._backend.storage
+        stored = await storage.read(key)
+        config = al.write_tidy_config(
+            None if stored is None else al.tidy_config_from_storage(stored.value),
+            data,
+            default_safety_buffer=default,
+        )
+        await storage.commit(
+            [
+                Put(
+                    key,
+                    al.tidy_config_to_storage(config),
+                    expect=stored.version if stored else ABSENT,
+                )
+            ]
+        )
+        return Response()
+
+    async def _create_role_tag(self, name: str, data: Mapping[str, Any]) -> Response:
+        backend = self._backend
+        key = role_mod.normalize_role_name(name)
+        role = await backend.load_role(key)
+        if role is None:
+            raise InvalidRequestError(f"entry not found for role {name}")
+        tag, warnings = rt.create_role_tag(
+            role, data, nonce=rt.new_role_tag_nonce(), system_max_ttl=backend.settings.max_ttl
+        )
+        return Response(data=dict(tag), warnings=tuple(warnings))
+
+    # ------------------------------------------------------------------ tidy
+
+    async def _tidy(self, prefix: str, safety_buffer: int) -> int:
+        """Delete entries under ``prefix`` expired more than ``safety_buffer`` seconds ago
+        (each delete conditional on the version found, so a fresh login is kept)."""
+        storage = self._backend.storage
+        cutoff = self._backend.clock.now().timestamp() - safety_buffer
+        removed = 0
+        while True:
+            due = await storage.expired(prefix, cutoff, 500)
+            for doc in due:
+                try:
+                    await storage.commit([Delete(doc.key, expect=doc.version)])
+                except ConflictError:
+                    continue
+                removed += 1
+            if len(due) < 500:
+                return removed
+
+    async def tidy(self) -> int:
+        """The periodic tidy of the identity access list and the role tag deny list, each
+        with its configured safety buffer unless its periodic tidy is disabled."""
+        removed = 0
+        for name, (key, default) in _TIDY_CONFIGS.items():
+            doc = await ops.get(self._backend.storage, key)
+            config = None if doc is None else al.tidy_config_from_storage(doc)
+            buffer = al.periodic_safety_buffer(config, default=default)
+            if buffer is not None:
+                removed += await self._tidy(_TIDIES["tidy/" + name[len("config/tidy/") :]], buffer)
+        return removed
+
+
+def _entry(doc: Document) -> al.AccessListEntry:
+    return al.entry_from_storage(doc.value)
+
+
+def _certificate_from_storage(name: str, doc: Mapping[str, object]) -> AwsCertificate:
+    pem, cert_type = doc.get("aws_public_cert"), doc.get("type") or "pkcs7"
+    if not isinstance(pem, str) or not isinstance(cert_type, str):
+        raise NotFoundError(f"certificate storage has a malformed entry under the name: {name!r}")
+    return _configured_certificate(name, pem, cert_type)
+
+
+_TIDY_CONFIGS = {
+    "config/tidy/identity-accesslist": (
+        al.IDENTITY_ACCESSLIST_TIDY_CONFIG_KEY,
+        al.TIDY_SAFETY_BUFFER_DEFAULT,
+    ),
+    "config/tidy/roletag-denylist": (
+        al.ROLETAG_DENYLIST_TIDY_CONFIG_KEY,
+        al.ROLETAG_DENYLIST_TIDY_SAFETY_BUFFER_DEFAULT,
+    ),
+}
+_TIDIES = {
+    "tidy/identity-accesslist": al.ACCESSLIST_STORAGE_PREFIX,
+    "tidy/roletag-denylist": rt.DENYLIST_STORAGE_PREFIX,
+}
+
+
+__all__ = ["AsyncEc2Auth"]

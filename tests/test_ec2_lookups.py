@@ -1,0 +1,405 @@
+"""BotocoreEc2Lookups against moto's server (signature checking on): DescribeInstances in the
+instance's own account only, and an instance profile's role."""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import attrs
+import pytest
+
+from aws_iam_backend import errors
+from aws_iam_backend.ec2.instance import Ec2Instance
+from aws_iam_backend.io.aws_clients import AwsClients
+from aws_iam_backend.io.ec2 import BotocoreEc2Lookups
+from aws_iam_backend.io.iam import BotocoreIamLookups
+from aws_iam_backend.io.protocols import AwsAccess, Ec2Lookups
+from tests.support.moto_server import ADMIN_POLICY, ASSUME_POLICY, Keys, MotoServer
+
+ACCOUNT = "123456789012"
+OTHER = "222222222222"
+REGION = "us-west-2"
+
+
+def name(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+@attrs.frozen
+class World:
+    """Instances in moto: ``running`` (in a VPC subnet with an instance profile holding one
+    role), ``stopped``, ``terminated``, ``bare`` (no profile), ``foreign`` (in OTHER)."""
+
+    image_id: str
+    subnet_id: str
+    vpc_id: str
+    profile: dict[str, Any]
+    role: dict[str, Any]
+    empty_profile: dict[str, Any]
+    running: dict[str, Any]
+    stopped: str
+    terminated: str
+    bare: str
+    foreign: str
+    foreign_profile: dict[str, Any]
+    foreign_role: dict[str, Any]
+    lookup_role: dict[str, Any]  # an admin role in ACCOUNT, for config/sts
+    other_admin_role: str  # an admin role in OTHER, for config/sts
+
+
+def _other_account_admin(moto: MotoServer) -> tuple[str, Keys]:
+    """An administrator role in a second moto account, and keys assumed into it.
+
+    moto switches accounts when a role ARN of another account is assumed, but signed
+    requests there need the role to exist in that account; it is created through two
+    unauthenticated calls (moto's ``reset-auth``), after which checking resumes."""
+    role = name("admin")
+    arn = f"arn:aws:iam::{OTHER}:role/{role}"
+    keys = moto.assume_role(arn, "bootstrap")
+    request = urllib.request.Request(
+        moto.endpoint + "/moto-api/reset-auth",
+        data=b"2",
+        method="POST",
+        headers={"Content-Type": "text/plain"},
+    )
+    urllib.request.urlopen(request, timeout=10).close()
+    iam = moto.client("iam", keys)
+    iam.create_role(RoleName=role, AssumeRolePolicyDocument=ASSUME_POLICY)
+    iam.put_role_policy(RoleName=role, PolicyName="all", PolicyDocument=ADMIN_POLICY)
+    assert moto.client("sts", keys).get_caller_identity()["Account"] == OTHER
+    return arn, keys
+
+
+def _profile_with_role(iam: Any, role: dict[str, Any] | None) -> dict[str, Any]:
+    profile: dict[str, Any] = iam.create_instance_profile(
+        InstanceProfileName=name("prof"), Path="/fleet/"
+    )["InstanceProfile"]
+    if role is not None:
+        iam.add_role_to_instance_profile(
+            InstanceProfileName=profile["InstanceProfileName"], RoleName=role["RoleName"]
+        )
+    return profile
+
+
+@pytest.fixture(scope="module")
+def world(moto: MotoServer) -> World:
+    ec2 = moto.client("ec2", moto.admin, REGION)
+    image_id = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]
+    subnet = ec2.create_subnet(VpcId=vpc["VpcId"], CidrBlock="10.0.1.0/24")["Subnet"]
+    role = moto.create_role(name("web"), path="/svc/")
+    profile = _profile_with_role(moto.iam, role)
+
+    def run(**extra: Any) -> dict[str, Any]:
+        instance: dict[str, Any] = ec2.run_instances(
+            ImageId=image_id, MinCount=1, MaxCount=1, **extra
+        )["Instances"][0]
+        return instance
+
+    running = run(
+        SubnetId=subnet["SubnetId"],
+        IamInstanceProfile={"Arn": profile["Arn"]},
+        TagSpecifications=[{"ResourceType": "instance", "Tags": [{"Key": "team", "Value": "a"}]}],
+    )
+    stopped = run()["InstanceId"]
+    ec2.stop_instances(InstanceIds=[stopped])
+    terminated = run()["InstanceId"]
+    ec2.terminate_instances(InstanceIds=[terminated])
+    bare = run(SubnetId=subnet["SubnetId"])["InstanceId"]
+
+    lookup_role = moto.create_role(name("lookup"))
+    moto.iam.put_role_policy(
+        RoleName=lookup_role["RoleName"], PolicyName="all", PolicyDocument=ADMIN_POLICY
+    )
+    other_admin, other_keys = _other_account_admin(moto)
+    other_iam = moto.client("iam", other_keys)
+    foreign_role: dict[str, Any] = other_iam.create_role(
+        RoleName=name("fweb"), AssumeRolePolicyDocument=ASSUME_POLICY
+    )["Role"]
+    foreign_profile = _profile_with_role(other_iam, foreign_role)
+    foreign = moto.client("ec2", other_keys, REGION).run_instances(
+        ImageId=image_id, MinCount=1, MaxCount=1
+    )["Instances"][0]["InstanceId"]
+    return World(
+        image_id=image_id,
+        subnet_id=subnet["SubnetId"],
+        vpc_id=vpc["VpcId"],
+        profile=profile,
+        role=role,
+        empty_profile=_profile_with_role(moto.iam, None),
+        running=running,
+        stopped=stopped,
+        terminated=terminated,
+        bare=bare,
+        foreign=foreign,
+        foreign_profile=foreign_profile,
+        foreign_role=foreign_role,
+        lookup_role=lookup_role,
+        other_admin_role=other_admin,
+    )
+
+
+@pytest.fixture
+def access(moto: MotoServer) -> AwsAccess:
+    return AwsAccess(
+        access_key=moto.admin.access_key,
+        secret_key=moto.admin.secret_key,
+        iam_endpoint=moto.endpoint,
+        sts_endpoint=moto.endpoint,
+        ec2_endpoint=moto.endpoint,
+    )
+
+
+@pytest.fixture
+def lookups() -> BotocoreEc2Lookups:
+    return BotocoreEc2Lookups()
+
+
+def test_is_an_ec2_lookups() -> None:
+    lookups: Ec2Lookups = BotocoreEc2Lookups()
+    assert lookups is not None
+
+
+def test_running_instance_described(
+    world: World, access: AwsAccess, lookups: BotocoreEc2Lookups
+) -> None:
+    instance_id = world.running["InstanceId"]
+    instance = lookups.describe_instance(instance_id, REGION, ACCOUNT, access)
+    assert instance == Ec2Instance(
+        instance_id=instance_id,
+        state="running",
+        owner_account_id=ACCOUNT,
+        region=REGION,
+        image_id=world.image_id,
+        subnet_id=world.subnet_id,
+        vpc_id=world.vpc_id,
+        iam_instance_profile_arn=world.profile["Arn"],
+        private_dns_name=world.running["PrivateDnsName"],
+        tags=(("team", "a"),),
+    )
+    assert "/fleet/" in instance.iam_instance_profile_arn
+    assert instance.private_dns_name
+
+
+def test_instance_without_profile(
+    world: World, access: AwsAccess, lookups: BotocoreEc2Lookups
+) -> None:
+    instance = lookups.describe_instance(world.bare, REGION, ACCOUNT, access)
+    assert instance.iam_instance_profile_arn == ""
+    assert instance.subnet_id == world.subnet_id
+
+
+def test_wrong_region_is_not_found(
+    world: World, access: AwsAccess, lookups: BotocoreEc2Lookups
+) -> None:
+    instance_id = world.running["InstanceId"]
+    with pytest.raises(errors.InvalidRequestError) as info:
+        lookups.describe_instance(instance_id, "eu-west-1", ACCOUNT, access)
+    assert info.value.message.startswith(
+        f'error fetching description for instance ID "{instance_id}": InvalidInstanceID.NotFound: '
+    )
+
+
+def test_unknown_instance_is_a_clean_400(access: AwsAccess, lookups: BotocoreEc2Lookups) -> None:
+    with pytest.raises(errors.InvalidRequestError) as info:
+        lookups.describe_instance("i-0123456789abcdef0", REGION, ACCOUNT, access)
+    assert info.value.message == (
+        'error fetching description for instance ID "i-0123456789abcdef0": '
+        "InvalidInstanceID.NotFound: The instance ID 'i-0123456789abcdef0' does not exist"
+    )
+    assert info.value.status == 400
+
+
+@pytest.mark.parametrize("attribute", ["stopped", "terminated"])
+def test_not_running_is_refused(
+    world: World, access: AwsAccess, lookups: BotocoreEc2Lookups, attribute: str
+) -> None:
+    with pytest.raises(errors.InvalidRequestError) as info:
+        lookups.describe_instance(getattr(world, attribute), REGION, ACCOUNT, access)
+    assert info.value.message == "instance is not in 'running' state"
+
+
+@pytest.mark.parametrize(
+    ("instance_id", "region", "message"),
+    [
+        ("", REGION, 'invalid instance ID ""'),
+        ("web-session", REGION, 'invalid instance ID "web-session"'),
+        ("i-0123456789ABCDEF0", REGION, 'invalid instance ID "i-0123456789ABCDEF0"'),
+        ("i-" + "0" * 80, REGION, f'invalid instance ID "i-{"0" * 62}"'),
+        ("i-01234567", "", 'invalid region ""'),
+        ("i-01234567", "us-west-2/../x", 'invalid region "us-west-2/../x"'),
+        ("i-01234567", "evil.example.com", 'invalid region "evil.example.com"'),
+    ],
+)
+def test_malformed_input_refused_before_any_call(
+    instance_id: str, region: str, message: str
+) -> None:
+    # No credentials and no endpoints: any AWS call would fail differently.
+    with pytest.raises(errors.InvalidRequestError) as info:
+        BotocoreEc2Lookups().describe_instance(instance_id, region, ACCOUNT, AwsAccess())
+    assert info.value.message == message
+
+
+def test_other_account_refused_without_sts_role(
+    world: World, access: AwsAccess, lookups: BotocoreEc2Lookups
+) -> None:
+    with pytest.raises(errors.InvalidRequestError) as info:
+        lookups.describe_instance(world.foreign, REGION, OTHER, access)
+    assert info.value.message == (
+        f'unable to fetch client for account ID "{OTHER}" -- '
+        f'default client is for account "{ACCOUNT}"'
+    )
+
+
+def test_other_account_through_its_sts_role(
+    world: World, access: AwsAccess, lookups: BotocoreEc2Lookups
+) -> None:
+    via_role = attrs.evolve(access, sts_role=world.other_admin_role, external_id="ext-1")
+    instance = lookups.describe_instance(world.foreign, REGION, OTHER, via_role)
+    assert instance.owner_account_id == OTHER
+    assert instance.instance_id == world.foreign
+    # The same credentials do not see this account's instances.
+    with pytest.raises(errors.InvalidRequestError) as info:
+        lookups.describe_instance(world.running["InstanceId"], REGION, OTHER, via_role)
+    assert "InvalidInstanceID.NotFound" in info.value.message
+
+
+def test_sts_role_in_the_wrong_account_is_not_trusted(
+    world: World, access: AwsAccess, lookups: BotocoreEc2Lookups
+) -> None:
+    """A config/sts role for OTHER that really is in ACCOUNT describes ACCOUNT's instance:
+    the reservation's owner gives it away (CVE-2025-11621 class)."""
+    wrong = attrs.evolve(access, sts_role=world.lookup_role["Arn"])
+    instance_id = world.running["InstanceId"]
+    with pytest.raises(errors.UpstreamError) as info:
+        lookups.describe_instance(instance_id, REGION, OTHER, wrong)
+    assert info.value.message == (
+        f'EC2 described instance "{instance_id}" in account "{ACCOUNT}" for account "{OTHER}"'
+    )
+
+
+def test_bad_credentials_mapped(moto: MotoServer, world: World) -> None:
+    bad = AwsAccess(
+        access_key=moto.admin.access_key,
+        secret_key="not-the-secret",
+        sts_endpoint=moto.endpoint,
+        ec2_endpoint=moto.endpoint,
+        max_retries=0,
+    )
+    for access in (bad, attrs.evolve(bad, sts_role=world.lookup_role["Arn"])):
+        with pytest.raises(errors.UpstreamError) as info:
+            BotocoreEc2Lookups().describe_instance(
+                world.running["InstanceId"], REGION, ACCOUNT, access
+            )
+        assert "not-the-secret" not in info.value.message
+        assert json.dumps(info.value.message)  # one plain line
+
+
+def test_unreachable_endpoint_is_redacted(access: AwsAccess, world: World) -> None:
+    broken = attrs.evolve(
+        access, ec2_endpoint="http://AKIAX:s3cr3t@127.0.0.1:1/?token=q1", max_retries=0
+    )
+    with pytest.raises(errors.UpstreamError) as info:
+        BotocoreEc2Lookups().describe_instance(world.running["InstanceId"], REGION, ACCOUNT, broken)
+    for secret in ("s3cr3t", "AKIAX", "q1"):
+        assert secret not in info.value.message
+    assert info.value.message.startswith("error fetching description for instance ID ")
+
+
+def test_concurrent_lookups_share_clients(
+    world: World, access: AwsAccess, lookups: BotocoreEc2Lookups
+) -> None:
+    instance_id = world.running["InstanceId"]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        found = list(
+            pool.map(
+                lambda _: lookups.describe_instance(instance_id, REGION, ACCOUNT, access), range(16)
+            )
+        )
+    assert {instance.instance_id for instance in found} == {instance_id}
+
+
+# ---------------------------------------------------------------- instance profile's role
+
+
+def test_instance_profile_role(
+    world: World, access: AwsAccess, lookups: BotocoreEc2Lookups
+) -> None:
+    assert lookups.instance_profile_role_arn(world.profile["Arn"], access) == world.role["Arn"]
+    assert "/svc/" in world.role["Arn"]
+
+
+def test_instance_profile_role_shared_with_iam_lookups(world: World, access: AwsAccess) -> None:
+    clients = AwsClients()
+    iam = BotocoreIamLookups(clients=clients)
+    ec2 = BotocoreEc2Lookups(clients=iam.clients)
+    assert ec2.clients is iam.clients
+    assert iam.instance_profile_role_arn(world.profile["Arn"], access) == world.role["Arn"]
+    assert ec2.instance_profile_role_arn(world.profile["Arn"], access) == world.role["Arn"]
+
+
+def test_instance_profile_without_role(
+    world: World, access: AwsAccess, lookups: BotocoreEc2Lookups
+) -> None:
+    with pytest.raises(errors.UpstreamError) as info:
+        lookups.instance_profile_role_arn(world.empty_profile["Arn"], access)
+    assert info.value.message == (
+        "IAM role ARN could not be fetched: invalid roles in the output of instance profile details"
+    )
+
+
+def test_unknown_instance_profile(access: AwsAccess, lookups: BotocoreEc2Lookups) -> None:
+    with pytest.raises(errors.UpstreamError) as info:
+        lookups.instance_profile_role_arn(
+            f"arn:aws:iam::{ACCOUNT}:instance-profile/{name('ghost')}", access
+        )
+    assert info.value.message.startswith("IAM role ARN could not be fetched: NoSuchEntity: ")
+
+
+def test_instance_profile_in_other_account(
+    world: World, access: AwsAccess, lookups: BotocoreEc2Lookups
+) -> None:
+    arn = world.foreign_profile["Arn"]
+    with pytest.raises(errors.InvalidRequestError) as info:
+        lookups.instance_profile_role_arn(arn, access)
+    assert info.value.message == (
+        f'could not fetch IAM client: unable to fetch client for account ID "{OTHER}" -- '
+        f'default client is for account "{ACCOUNT}"'
+    )
+    via_role = attrs.evolve(access, sts_role=world.other_admin_role)
+    assert lookups.instance_profile_role_arn(arn, via_role) == world.foreign_role["Arn"]
+    # A config/sts role really in ACCOUNT answering for OTHER is not trusted.
+    wrong = attrs.evolve(access, sts_role=world.lookup_role["Arn"])
+    same_name = (
+        f"arn:aws:iam::{OTHER}:instance-profile/fleet/{world.profile['InstanceProfileName']}"
+    )
+    with pytest.raises(errors.UpstreamError) as upstream:
+        lookups.instance_profile_role_arn(same_name, wrong)
+    assert upstream.value.message.startswith(
+        "IAM role ARN could not be fetched: IAM returned an ARN"
+    )
+
+
+@pytest.mark.parametrize(
+    ("arn", "message"),
+    [
+        (
+            "nope",
+            'failed to parse IAM instance profile ARN "nope": unrecognized arn: '
+            "contains 1 colon-separated parts, expected 6",
+        ),
+        (
+            f"arn:aws:iam::{ACCOUNT}:role/web",
+            f'failed to parse IAM instance profile ARN "arn:aws:iam::{ACCOUNT}:role/web": '
+            "not an instance profile",
+        ),
+    ],
+)
+def test_instance_profile_arn_must_parse(arn: str, message: str) -> None:
+    with pytest.raises(errors.InternalError) as info:
+        BotocoreEc2Lookups().instance_profile_role_arn(arn, AwsAccess())
+    assert info.value.message == message
