@@ -168,7 +168,7 @@ def test_unique_id_arn_cache_keys_and_bounds() -> None:
 def test_upstream_error_texts_redact_urls() -> None:
     """botocore quotes endpoint URLs in its errors; none reaches a message with userinfo
     or a query (security review finding 4)."""
-    from aws_iam_backend.io.iam import _safe
+    from aws_iam_backend.io.aws_clients import safe_message as _safe
 
     text = _safe(
         'Could not connect to the endpoint URL: "https://AKIAX:s3cr3t@iam.example.com/?q=z"'

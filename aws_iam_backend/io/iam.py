@@ -18,7 +18,7 @@ import botocore.session
 from cachetools import TTLCache
 
 from aws_iam_backend.errors import BackendError, InternalError, InvalidRequestError, UpstreamError
-from aws_iam_backend.io.aws_clients import AwsClients, call, safe_message
+from aws_iam_backend.io.aws_clients import AwsClients, call
 from aws_iam_backend.io.protocols import AwsAccess
 from aws_iam_backend.login.arn import ArnError, IamEntity, parse_iam_arn
 from aws_iam_backend.login.partitions import partition_by_id
@@ -26,7 +26,6 @@ from aws_iam_backend.vault.gocompat import go_quote
 
 __all__ = ["BotocoreIamLookups", "UniqueIdArnCache"]
 
-_safe = safe_message  # its former home; tests/test_iam.py imports it from here
 
 
 class BotocoreIamLookups:
