@@ -72,7 +72,7 @@ def test_malformed_ec2_login_is_refused_before_any_lookup() -> None:
     backend = backend_with()
     with pytest.raises(
         InvalidRequestError,
-        match="^failed to parse the BER encoded PKCS#7 signature: truncated$",
+        match=r"^failed to parse the BER encoded PKCS#7 signature: truncated$",
     ):
         backend.login({"pkcs7": "MIAGCSqGSIb3DQEHAqCAMIACAQEx"})
     assert backend.storage.list("whitelist/identity/") == []

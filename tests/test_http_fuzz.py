@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -82,7 +83,13 @@ PATHS = [
     "/v1/auth/aws/roles", "/v1/auth/aws/role/fz", "/v1/auth/aws/role/FZ",
     "/v1/auth/aws/config/client", "/v1/auth/aws/config/identity", "/v1/auth/aws/config/sts",
     "/v1/auth/aws/config/sts/123456789012",
-    "/v1/auth/aws/challenge", "/v1/auth/fz/role/x", "/v1/auth/token/lookup-self",
+    "/v1/auth/aws/challenge", "/v1/auth/aws/role/fz/tag", "/v1/auth/aws/config/certificates",
+    "/v1/auth/aws/config/certificate/fz", "/v1/auth/aws/identity-accesslist",
+    "/v1/auth/aws/identity-accesslist/i-0123456789abcdef0", "/v1/auth/aws/identity-whitelist/x",
+    "/v1/auth/aws/roletag-denylist", "/v1/auth/aws/roletag-denylist/v1:n:r=fz:d=false:m=false:h",
+    "/v1/auth/aws/roletag-blacklist/djE6bjpyPWZ6", "/v1/auth/aws/config/tidy/identity-accesslist",
+    "/v1/auth/aws/config/tidy/roletag-blacklist", "/v1/auth/aws/tidy/identity-whitelist",
+    "/v1/auth/aws/tidy/roletag-denylist", "/v1/auth/fz/role/x", "/v1/auth/token/lookup-self",
     "/v1/auth/token/lookup", "/v1/auth/token/renew-self", "/v1/auth/token/revoke-self",
     "/v1/auth/token/revoke-accessor", "/v1/auth/token/create", "/v1/nowhere", "/", "/v1", "/v1/",
     "*",
@@ -99,7 +106,9 @@ FIELDS = [
     "bound_iam_principal_arn", "auth_type", "token_ttl", "token_max_ttl", "token_num_uses",
     "token_bound_cidrs", "token_policies", "resolve_aws_unique_ids", "max_ttl", "ttl",
     "access_key", "secret_key", "sts_endpoint", "iam_alias", "sts_role", "nonce",
-    "default_lease_ttl", "max_lease_ttl", "period", "policies",
+    "default_lease_ttl", "max_lease_ttl", "period", "policies", "pkcs7", "identity",
+    "signature", "safety_buffer", "disable_periodic_tidy", "aws_public_cert", "role_tag",
+    "instance_id", "allow_instance_migration", "disallow_reauthentication", "bound_ami_id",
 ]  # fmt: skip
 RAW_VALUES = [
     "1" * 5000, "-" + "9" * 4400, "1e400", "-1e999", "1." + "1" * 5000, "NaN", "Infinity",
@@ -261,6 +270,33 @@ def generate(rng: random.Random) -> FuzzCase:
     return FuzzCase(raw, method, target, method == "HEAD", incomplete)
 
 
+# Vault answers 500 when a role tag given to the deny list does not parse or verify
+# (``pathRoletagDenyListUpdate`` returns parseAndVerifyRoleTagValue's error as is); so do
+# we, with Vault's texts (aws_iam_backend.ec2.roletag). Only these 500s are let through.
+_ROLE_TAG_PATH = re.compile(r"/?(v1/)?auth/[^/]+/roletag-(denylist|blacklist)/.+", re.DOTALL)
+_ROLE_TAG_500 = re.compile(
+    r"invalid tag|invalid role tag version|missing role name|missing nonce"
+    r"|role tag signature verification failed|unrecognized item \".*\" in tag"
+    r"|entry not found for \".*\"|strconv\.ParseBool: parsing \".*\": invalid syntax"
+    r"|time: .*",
+    re.DOTALL,
+)
+
+
+def vault_role_tag_500(operation: str, path: str, status: int, error: object) -> bool:
+    """A deny-list write (``path`` percent-decoded) refused with 500 and one of Vault's
+    role tag errors (``error``: the text, or the ``errors`` list of the body)."""
+    if isinstance(error, list):
+        error = error[0] if len(error) == 1 else None
+    return (
+        status == 500
+        and operation.lower() in ("post", "put", "update")
+        and _ROLE_TAG_PATH.fullmatch(path.partition("?")[0]) is not None
+        and isinstance(error, str)
+        and _ROLE_TAG_500.fullmatch(error) is not None
+    )
+
+
 def _audit_lines(path: Path) -> int:
     return len(path.read_bytes().splitlines()) if path.exists() else 0
 
@@ -280,10 +316,12 @@ def _check_reply(case: FuzzCase, reply: RawReply) -> bool:
 
     No 5xx, but for 502 (an upstream call failed: a role write's IAM lookup, with no AWS
     credentials here), which is the API's documented answer, not a server error."""
-    assert reply.status < 500 or reply.status == UPSTREAM_FAILED, (case, reply)
     if reply.body == b"" and (case.head or reply.status == 204):
         return True
     document = reply.json()
+    errors = document.get("errors") if isinstance(document, dict) else None
+    if not vault_role_tag_500(case.method, unquote(case.target), reply.status, errors):
+        assert reply.status < 500 or reply.status == UPSTREAM_FAILED, (case, reply)
     assert isinstance(document, dict), (case, reply)
     if reply.status >= 400:
         assert isinstance(document["errors"], list), (case, reply)
@@ -341,7 +379,12 @@ def test_raw_socket_fuzzer_finds_no_server_error(dev_server: tuple[DevServer, Pa
         assert response.status == 200
     assert server.process.poll() is None
     records = [json.loads(line) for line in audit.read_text().splitlines()]
-    assert all(r["status"] < 500 or r["status"] == UPSTREAM_FAILED for r in records)
+    assert all(
+        r["status"] < 500
+        or r["status"] == UPSTREAM_FAILED
+        or vault_role_tag_500(r["operation"], r["path"], r["status"], r["error"])
+        for r in records
+    )
 
 
 # ------------------------------------------------------------------ schemathesis
@@ -394,6 +437,11 @@ def _schemathesis_runner(
             )
         except (requests.exceptions.InvalidHeader, requests.exceptions.InvalidURL):
             return  # the client would not send it: nothing reached the server
+        if response.content and vault_role_tag_500(
+            case.method, unquote(case.formatted_path), response.status_code,
+            json.loads(response.content).get("errors"),
+        ):  # fmt: skip
+            return
         if response.status_code >= 500:
             failures.append(
                 f"{case.method} {case.formatted_path}: {response.status_code} {response.text[:200]}"

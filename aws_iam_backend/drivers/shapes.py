@@ -104,7 +104,13 @@ EC2_ROUTES = _EC2_FIXED | {route for _, route in _EC2_PATHS}
 def route(path: str) -> tuple[str, str]:
     """``(route, argument)`` for a path relative to the mount: ``("role/", name)``,
     ``("config/sts/", account)``, an EC2 route (legacy ``*-whitelist``/``*-blacklist``
-    names mapped to the current ones) or ``(path, "")`` for a fixed path; 404 otherwise."""
+    names mapped to the current ones) or ``(path, "")`` for a fixed path; 404 otherwise.
+
+    Slashes around ``path`` are ignored, except a trailing one after a deny-listed role
+    tag: standard base64 (how tags travel in paths) may end with ``/``."""
+    path = path.lstrip("/")
+    if not _current_name(path).startswith("roletag-denylist/"):
+        path = path.rstrip("/")
     if path in _FIXED_ROUTES:
         return ("role" if path == "roles" else path), ""
     if match := ROLE_PATH.fullmatch(path):
@@ -121,11 +127,13 @@ def route(path: str) -> tuple[str, str]:
 
 
 def status(operation: str, response: Response) -> int:
-    """The status Vault's HTTP API answers ``response`` with."""
+    """The status Vault's HTTP API answers ``response`` with: 404 for a list without keys
+    and for a read that found nothing (a handler's empty response, Vault's ``nil, nil``),
+    204 for any other empty response."""
     if operation == "list" and not (response.data or {}).get("keys"):
         return 404
     if response.data is None and response.auth is None and not response.warnings:
-        return 204
+        return 404 if operation == "read" else 204
     return 200
 
 

@@ -90,6 +90,7 @@ class VerifiedLogin:
             "client_arn": self.identity.arn,
             "inferred_entity_id": self.instance.instance_id if self.instance else "",
             "inferred_aws_region": self.role.inferred_aws_region,
+            "inferred_hostname": self.instance.private_dns_name if self.instance else "",
         }
 
 

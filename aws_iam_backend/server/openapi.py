@@ -69,14 +69,88 @@ _ACCOUNT = {
     "schema": {"type": "string", "pattern": "^[0-9]{12}$"},
 }
 _PATH = {"name": "path", "in": "path", "required": True, "schema": {"type": "string"}}
+_CERT_NAME = {"name": "cert_name", "in": "path", "required": True, "schema": {"type": "string"}}
+_INSTANCE_ID = {
+    "name": "instance_id",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string"},
+    "description": "an EC2 instance ID, e.g. i-0123456789abcdef0",
+}
+_ROLE_TAG = {
+    "name": "role_tag",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string"},
+    "description": "a role tag value (writes also take it base64-encoded). A tag that does "
+    "not parse or verify is a 500, as in Vault",
+}
+
+
+def _deprecated(paths: dict[str, Any]) -> dict[str, Any]:
+    """``paths`` with every operation marked deprecated (Vault's pre-1.7 names)."""
+    return {
+        path: {
+            key: {**value, "deprecated": True} if key != "parameters" else value
+            for key, value in item.items()
+        }
+        for path, item in paths.items()
+    }
+
+
+def _ec2_list_paths() -> dict[str, Any]:
+    """The identity access list and the role tag deny list, with their tidies, under the
+    current names and (deprecated) the legacy ones hvac still calls."""
+    out: dict[str, Any] = {}
+    for access, deny, legacy in (
+        ("identity-accesslist", "roletag-denylist", False),
+        ("identity-whitelist", "roletag-blacklist", True),
+    ):
+        paths: dict[str, Any] = {
+            f"/v1/auth/{{mount}}/{access}": {
+                "parameters": [_MOUNT],
+                "get": _op("List instance IDs in the identity access list", list_param=True),
+            },
+            f"/v1/auth/{{mount}}/{access}/{{instance_id}}": {
+                "parameters": [_MOUNT, _INSTANCE_ID],
+                "get": _op("Read an instance's identity access list entry"),
+                "delete": _op("Delete an instance's identity access list entry", ok="204"),
+            },
+            f"/v1/auth/{{mount}}/{deny}": {
+                "parameters": [_MOUNT],
+                "get": _op("List the deny-listed role tags", list_param=True),
+            },
+            f"/v1/auth/{{mount}}/{deny}/{{role_tag}}": {
+                "parameters": [_MOUNT, _ROLE_TAG],
+                "get": _op("Read a role tag's deny list entry"),
+                **_write("Deny-list a role tag (verified first)"),
+                "delete": _op("Remove a role tag from the deny list", ok="204"),
+            },
+        }
+        for name, what in ((access, "identity access list"), (deny, "role tag deny list")):
+            paths[f"/v1/auth/{{mount}}/config/tidy/{name}"] = {
+                "parameters": [_MOUNT],
+                "get": _op(f"Read the {what}'s periodic tidy settings"),
+                **_write(f"Write the {what}'s periodic tidy settings"),
+                "delete": _op(f"Delete the {what}'s periodic tidy settings", ok="204"),
+            }
+            paths[f"/v1/auth/{{mount}}/tidy/{name}"] = {
+                "parameters": [_MOUNT],
+                **_write(f"Remove expired {what} entries now (safety_buffer)"),
+            }
+        out.update(_deprecated(paths) if legacy else paths)
+    return out
+
 
 OPENAPI: dict[str, Any] = {
     "openapi": "3.0.3",
     "info": {
         "title": "aws_iam_backend",
         "version": "1",
-        "description": "Vault's HTTP API for the AWS auth method (IAM login type). LIST "
-        "operations are also served for the HTTP verb LIST.",
+        "description": "Vault's HTTP API for the AWS auth method (iam and ec2 login types). "
+        "LIST operations are also served for the HTTP verb LIST. The EC2 endpoints are also "
+        "served under Vault's pre-1.7 names (identity-whitelist, roletag-blacklist), "
+        "marked deprecated here.",
     },
     "paths": {
         "/v1/sys/health": {
@@ -109,7 +183,12 @@ OPENAPI: dict[str, Any] = {
         },
         "/v1/auth/{mount}/login": {
             "parameters": [_MOUNT],
-            **_write("IAM login: a signed sts:GetCallerIdentity request", ok="200", auth=False),
+            **_write(
+                "Login, iam (a signed sts:GetCallerIdentity request) or ec2 (an instance "
+                "identity document signed by AWS: pkcs7, or identity and signature)",
+                ok="200",
+                auth=False,
+            ),
         },
         "/v1/auth/{mount}/challenge": {
             "parameters": [_MOUNT],
@@ -151,6 +230,21 @@ OPENAPI: dict[str, Any] = {
             **_write("Create or update a role (200 only when there are warnings)"),
             "delete": _op("Delete a role", ok="204"),
         },
+        "/v1/auth/{mount}/role/{name}/tag": {
+            "parameters": [_MOUNT, _NAME],
+            **_write("Create a role tag (ec2 roles with role_tag set)", ok="200"),
+        },
+        "/v1/auth/{mount}/config/certificates": {
+            "parameters": [_MOUNT],
+            "get": _op("List the configured AWS public certificates", list_param=True),
+        },
+        "/v1/auth/{mount}/config/certificate/{cert_name}": {
+            "parameters": [_MOUNT, _CERT_NAME],
+            "get": _op("Read an AWS public certificate"),
+            **_write("Add or replace an AWS public certificate (pkcs7 or identity)"),
+            "delete": _op("Delete an AWS public certificate", ok="204"),
+        },
+        **_ec2_list_paths(),
     },
     "components": {
         "securitySchemes": {

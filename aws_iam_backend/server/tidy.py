@@ -1,4 +1,6 @@
-"""The server's periodic tidy: expired tokens and claims leave storage off the request path."""
+"""The server's periodic tidy: expired tokens and claims, and each mount's expired identity
+access list entries and deny-listed role tags (per its ``config/tidy/*``), leave storage off
+the request path."""
 
 from __future__ import annotations
 

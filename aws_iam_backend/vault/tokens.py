@@ -85,6 +85,8 @@ class TokenSpec:
     ``ttl`` (> 0) is the first lease; ``max_ttl`` caps the lifetime reached by
     renewals of non-periodic tokens; ``explicit_max_ttl`` caps every token's
     lifetime; ``period`` > 0 makes renewals reset the TTL to ``period``. 0 means unset.
+    ``path`` is the creation path lookups show (empty: the mount's ``login``);
+    ``orphan`` and ``renewable`` are false only for ``auth/token/create`` tokens that ask.
     """
 
     policies: tuple[str, ...] = attrs.field(converter=_str_tuple)
@@ -103,6 +105,9 @@ class TokenSpec:
     mount: str
     role_name: str
     issued_at: datetime = attrs.field(converter=utc)
+    path: str = ""
+    orphan: bool = True
+    renewable: bool = True
 
     @ttl.validator
     def _check_ttl(self, _: attrs.Attribute[int], value: int) -> None:
@@ -115,7 +120,8 @@ class TokenRecord:
     """A live token as stored (never holding the token itself, except right after issue).
 
     ``ttl`` is the lease granted by the last issue or renewal, ``creation_ttl`` the
-    first one; ``num_uses`` counts the uses left (0: unlimited).
+    first one; ``num_uses`` counts the uses left (0: unlimited). ``path``, ``orphan``
+    and ``renewable`` are as in :class:`TokenSpec`.
     """
 
     accessor: str
@@ -139,11 +145,12 @@ class TokenRecord:
     role_name: str
     last_renewal_time: datetime | None = None
     client_token: str | None = attrs.field(default=None, repr=False)
-
-    @property
-    def renewable(self) -> bool:
-        """Service tokens are renewable; batch tokens are not."""
-        return self.token_type == "service"
+    path: str = ""
+    orphan: bool = True
+    # Batch tokens never are; service tokens unless created with ``renewable=false``.
+    renewable: bool = attrs.field(
+        default=attrs.Factory(lambda self: self.token_type == "service", takes_self=True)
+    )
 
     def remaining(self, now: datetime) -> int:
         """Whole seconds until expiry (0 once expired)."""
@@ -165,8 +172,8 @@ class TokenRecord:
             "issue_time": rfc3339(self.issue_time),
             "meta": dict(self.metadata) or None,
             "num_uses": self.num_uses,
-            "orphan": True,
-            "path": f"auth/{self.mount}login",
+            "orphan": self.orphan,
+            "path": self.path or f"auth/{self.mount}login",
             "policies": list(self.policies),
             "renewable": self.renewable,
             "ttl": self.remaining(now),
@@ -209,6 +216,9 @@ def to_document(record: TokenRecord) -> JSONDict:
         "last_renewal_time": (
             None if record.last_renewal_time is None else record.last_renewal_time.isoformat()
         ),
+        "path": record.path,
+        "orphan": record.orphan,
+        "renewable": record.renewable,
     }
 
 
@@ -236,6 +246,10 @@ def from_document(doc: JSONDict) -> TokenRecord:
             mount=str(doc["mount"]),
             role_name=str(doc["role_name"]),
             last_renewal_time=None if renewed is None else utc(datetime.fromisoformat(renewed)),
+            # absent from records written before tokens could be created directly
+            path=str(doc.get("path", "")),
+            orphan=bool(doc.get("orphan", True)),
+            renewable=bool(doc.get("renewable", doc["token_type"] == "service")),
         )
     except (KeyError, TypeError, ValueError):
         raise InternalError("storage error: corrupt token record") from None

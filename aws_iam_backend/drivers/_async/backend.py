@@ -185,8 +185,10 @@ class AsyncBackend:
             )
         except AuditFailedError:
             token = (response.auth or {}).get("client_token")
-            if response.principal is not None and token:
-                await self.issuer.revoke(token)  # never hand out a token that was not audited
+            if request.operation in ("create", "update") and token:
+                # A login (iam or ec2; a renewal's token was handed out before): never
+                # hand out a token that was not audited.
+                await self.issuer.revoke(token)
             raise
         return response
 
@@ -218,7 +220,7 @@ class AsyncBackend:
         operation = request.operation
         if operation not in OPERATIONS:
             raise UnsupportedOperationError()
-        name, argument = route(request.path.strip("/"))
+        name, argument = route(request.path)
         write = operation in ("create", "update")
         data = request.data
         if name == "login":
@@ -401,7 +403,8 @@ class AsyncBackend:
             return cached
         try:
             access = await self.aws_access(entity.account_id)
-            arn = await async_in_thread(self.iam.full_arn, entity, access)
+            async with self.outbound_slot():
+                arn = await async_in_thread(self.iam.full_arn, entity, access)
         except BackendError as exc:
             raise type(exc)(
                 f"error looking up full ARN of entity {entity.go_repr()} when {when} "

@@ -186,8 +186,10 @@ class Backend:
             )
         except AuditFailedError:
             token = (response.auth or {}).get("client_token")
-            if response.principal is not None and token:
-                self.issuer.revoke(token)  # never hand out a token that was not audited
+            if request.operation in ("create", "update") and token:
+                # A login (iam or ec2; a renewal's token was handed out before): never
+                # hand out a token that was not audited.
+                self.issuer.revoke(token)
             raise
         return response
 
@@ -219,7 +221,7 @@ class Backend:
         operation = request.operation
         if operation not in OPERATIONS:
             raise UnsupportedOperationError()
-        name, argument = route(request.path.strip("/"))
+        name, argument = route(request.path)
         write = operation in ("create", "update")
         data = request.data
         if name == "login":
@@ -402,7 +404,8 @@ class Backend:
             return cached
         try:
             access = self.aws_access(entity.account_id)
-            arn = in_thread(self.iam.full_arn, entity, access)
+            with self.outbound_slot():
+                arn = in_thread(self.iam.full_arn, entity, access)
         except BackendError as exc:
             raise type(exc)(
                 f"error looking up full ARN of entity {entity.go_repr()} when {when} "

@@ -12,6 +12,7 @@ slots (the same cap as STS calls), and only after every local check has passed.
 from __future__ import annotations
 
 import contextlib
+import copy
 import functools
 import re
 import uuid
@@ -41,10 +42,12 @@ from aws_iam_backend.ec2.pkcs7 import verify_identity_signature, verify_pkcs7
 from aws_iam_backend.errors import (
     BackendError,
     ConflictError,
+    InternalError,
     InvalidRequestError,
-    NotFoundError,
     PermissionDeniedError,
+    RateLimitedError,
     UnsupportedOperationError,
+    UpstreamError,
 )
 from aws_iam_backend.io.concurrency import in_thread
 from aws_iam_backend.io.protocols import ABSENT, AwsAccess, Delete, Document, Ec2Lookups, Put
@@ -68,6 +71,30 @@ _CERT_NAME = re.compile(r"\w(([\w\-.]+)?\w)?", re.ASCII)
 _CERTIFICATE_FIELDS = {"aws_public_cert": FieldType.STRING, "type": FieldType.STRING}
 _DENYLIST_FIELDS = {"role_tag": FieldType.STRING}
 _INSTANCE_ID = re.compile(r"i-[0-9a-f]{8,17}", re.ASCII)
+
+
+_WRITE_ATTEMPTS = ops.DEFAULT_ATTEMPTS
+"""Conditional writes of one access list entry a login or renewal tries before giving up
+(each conflict means another request of the instance got in first)."""
+
+
+@attrs.frozen
+class _CheckedEc2Login:
+    """An ``ec2`` login that passed every check but the access list's (which depends on
+    the entry as read at write time): ``grant`` is the role tag's, if the role has one;
+    ``nonce`` the request's (None: absent)."""
+
+    role: Role
+    role_name: str
+    document: IdentityDocument
+    instance: Ec2Instance
+    nonce: str | None = attrs.field(repr=False)
+    grant: rt.RoleTagGrant | None = None
+
+    @property
+    def key(self) -> str:
+        """The instance's access list storage key."""
+        return al.ACCESSLIST_STORAGE_PREFIX + self.document.instance_id
 
 
 @functools.lru_cache(maxsize=64)
@@ -155,6 +182,13 @@ class Ec2Auth:
         ):
             raise refusal
 
+    @staticmethod
+    def _check_instance_id(instance_id: str) -> None:
+        """An inferred instance ID is the caller's session name: its shape is checked
+        before any storage read, outbound slot or lookup."""
+        if _INSTANCE_ID.fullmatch(instance_id) is None:
+            raise InvalidRequestError(f"invalid instance ID {go_quote(instance_id[:64])}")
+
     def infer_instance(self, verified: VerifiedLogin) -> Ec2Instance:
         """The running instance an IAM login of an ``ec2_instance``-inferring role comes
         from (Vault's inference), with the role's EC2 binds checked against it.
@@ -172,6 +206,7 @@ class Ec2Auth:
                     f"the caller is {go_quote(entity.type)}, not an assumed role whose session "
                     "name is an instance ID"
                 )
+            self._check_instance_id(instance_id)  # the caller's choice: before any lookup
             access = self._backend.aws_access(account_id)
             instance = self._describe(instance_id, region, account_id, access)
         except BackendError as exc:
@@ -200,6 +235,7 @@ class Ec2Auth:
         region = internal.get("inferred_aws_region", "") or role.inferred_aws_region
         account_id = internal.get("account_id", "")
         try:
+            self._check_instance_id(instance_id)  # "" for a token issued before inference
             access = self._backend.aws_access(account_id)
             instance = self._describe(instance_id, region, account_id, access)
             role_arn = self._check_binds(
@@ -212,10 +248,17 @@ class Ec2Auth:
             )
             self._check_caller_is_instance(entity, instance, access, role_arn)
         except BackendError as exc:
-            raise PermissionDeniedError(
+            message = (
                 f"failed to renew entry: failed to verify instance ID {go_quote(instance_id)}: "
                 f"{exc.message}"
-            ) from None
+            )
+            if isinstance(exc, (RateLimitedError, UpstreamError)):
+                # Busy, or AWS failing: not a verdict on the token; the client may retry.
+                retry = copy.copy(exc)
+                retry.message = message
+                retry.args = (message,)
+                raise retry from None
+            raise PermissionDeniedError(message) from None
 
     # --------------------------------------------------------- the ec2 login
 
@@ -249,6 +292,16 @@ class Ec2Auth:
         the signed document, the role, the running instance, its binds, the access list's
         nonce rules and the role tag. Returns the login, the access list entry to store
         and the stored document it replaces."""
+        checked, stored_doc = self._check_login(payload, remote_addr)
+        verified, entry = self._access_list_step(checked, stored_doc)
+        return verified, entry, stored_doc
+
+    def _check_login(
+        self, payload: Ec2LoginPayload, remote_addr: str | None
+    ) -> tuple[_CheckedEc2Login, Document | None]:
+        """The checks up to and including the role tag, with the nonce rules applied (in
+        Vault's place, before the role tag) to the access list entry read here, which is
+        returned with the login."""
         backend = self._backend
         if payload.role:
             try:
@@ -278,25 +331,38 @@ class Ec2Auth:
             access=access,
             prefix=EC2_LOGIN_PREFIX,
         )
-        key = al.ACCESSLIST_STORAGE_PREFIX + document.instance_id
-        stored_doc = backend.storage.read(key)
+        checked = _CheckedEc2Login(role, role_name, document, instance, payload.nonce)
+        stored_doc = backend.storage.read(checked.key)
+        self._access_list_step(checked, stored_doc)  # the nonce rules refuse before the tag
+        if role.role_tag:
+            grant = self._role_tag_grant(role, instance)
+            checked = attrs.evolve(checked, grant=grant)
+        return checked, stored_doc
+
+    def _access_list_step(
+        self, checked: _CheckedEc2Login, stored_doc: Document | None
+    ) -> tuple[VerifiedEc2Login, al.AccessListEntry]:
+        """The nonce rules against ``stored_doc`` (the entry as read, or None), and the
+        entry to write over it; with the login as verified (its role's policies narrowed
+        by the role tag, the nonce to return)."""
+        backend = self._backend
+        role, grant, document = checked.role, checked.grant, checked.document
         stored = None if stored_doc is None else _entry(stored_doc)
         reauth = al.check_reauthentication(
             stored,
-            nonce=payload.nonce,
+            nonce=checked.nonce,
             pending_time=document.pending_time,
             role_disallow_reauthentication=role.disallow_reauthentication,
             role_allow_instance_migration=role.allow_instance_migration,
             generated_nonce=str(uuid.uuid4()),
         )
-        grant = self._role_tag_grant(role, role_name, instance) if role.role_tag else None
         _, longest = al.max_ttl_bounds(
             backend.settings.max_ttl, role.token.token_max_ttl, grant.max_ttl if grant else 0
         )
         entry = al.next_entry(
             stored,
             reauth,
-            role_name=role_name,
+            role_name=checked.role_name,
             pending_time=document.pending_time,
             tag_disallow_reauthentication=grant.disallow_reauthentication if grant else False,
             now=backend.clock.now(),
@@ -306,17 +372,15 @@ class Ec2Auth:
             role = attrs.evolve(role, token=attrs.evolve(role.token, token_policies=grant.policies))
         verified = VerifiedEc2Login(
             role=role,
-            role_name=role_name,
+            role_name=checked.role_name,
             document=document,
-            instance=instance,
+            instance=checked.instance,
             nonce=reauth.returned_nonce(entry),
             role_tag_max_ttl=grant.max_ttl if grant else 0,
         )
-        return verified, entry, stored_doc
+        return verified, entry
 
-    def _role_tag_grant(
-        self, role: Role, role_name: str, instance: Ec2Instance
-    ) -> rt.RoleTagGrant:
+    def _role_tag_grant(self, role: Role, instance: Ec2Instance) -> rt.RoleTagGrant:
         """Vault's ``handleRoleTagLogin``: the instance's tag, verified with the HMAC key
         of the role it names, not deny-listed, and within the role's policies."""
         value = rt.role_tag_value(instance.tag(role.role_tag), role.role_tag)
@@ -328,7 +392,7 @@ class Ec2Auth:
         denied = self._backend.storage.read(rt.denylist_storage_key(value))
         return rt.check_role_tag(
             tag,
-            role_name=role_name,
+            role_name=role.name,  # stored lower-case, as the tag names it
             role_policies=role.token.token_policies,
             instance_id=instance.instance_id,
             denylisted=denied is not None,
@@ -339,23 +403,35 @@ class Ec2Auth:
     ) -> Response:
         """Verify an ``ec2`` login, record it in the identity access list and issue a token.
 
-        The access list entry is written conditionally on the version read (two logins of
-        one instance at once: one wins, the other gets a conflict), before the token; if
-        issuing fails, the entry is put back as it was.
+        The access list entry is written conditionally on the version read, before the
+        token. When another login or renewal of the instance wrote it in between, the
+        entry is read again and the nonce rules re-applied to it, so concurrent requests
+        get what they would have got one after the other: a first login racing another
+        one with a different nonce gets ``client nonce mismatch``, a renewal or a login
+        with the same nonce goes through. If issuing fails, the entry is put back as it
+        was.
         """
         backend = self._backend
-        verified, entry, stored_doc = self.verify_login(payload, remote_addr=remote_addr)
-        key = al.ACCESSLIST_STORAGE_PREFIX + verified.document.instance_id
-        put = Put(
-            key,
-            al.entry_to_storage(entry),
-            expect=stored_doc.version if stored_doc else ABSENT,
-            expires_at=entry.expiration_time.timestamp(),
-        )
-        try:
-            (version,) = backend.storage.commit([put])
-        except ConflictError:
-            raise ConflictError(key) from None
+        checked, stored_doc = self._check_login(payload, remote_addr)
+        key = checked.key
+        attempt = 0
+        while True:
+            attempt += 1
+            verified, entry = self._access_list_step(checked, stored_doc)
+            put = Put(
+                key,
+                al.entry_to_storage(entry),
+                expect=stored_doc.version if stored_doc else ABSENT,
+                expires_at=entry.expiration_time.timestamp(),
+            )
+            try:
+                (version,) = backend.storage.commit([put])
+                break
+            except ConflictError:
+                if attempt >= _WRITE_ATTEMPTS:
+                    raise ConflictError(key) from None
+            ops.backoff(attempt)
+            stored_doc = backend.storage.read(key)
         shortest, _ = al.max_ttl_bounds(
             backend.settings.max_ttl, verified.role.token.token_max_ttl, verified.role_tag_max_ttl
         )
@@ -390,34 +466,41 @@ class Ec2Auth:
 
     def renewal_settings(self, record: TokenRecord) -> TokenSettings:
         """Renewal of an ``ec2`` token (Vault's ``pathLoginRenewEc2``): the instance still
-        runs, its access list entry and role still exist; the entry's expiry moves on.
-        Stricter than Vault: the role must still be an ``ec2`` role whose binds the
-        instance passes. Returns the token settings to renew with (the max TTL lowered
-        by the role tag's)."""
+        runs, its access list entry and role still exist; the entry's expiry moves on
+        (re-read and rewritten when a concurrent login or renewal of the instance wrote
+        it first). Stricter than Vault: the role must still be an ``ec2`` role whose binds
+        the instance passes. A refusal is a 403; AWS failing or the outbound slots busy
+        keep their own error (not a verdict on the token). Returns the token settings to
+        renew with (the max TTL lowered by the role tag's)."""
         backend = self._backend
         internal = record.internal_data
         instance_id = internal.get("instance_id", "")
         region = internal.get("region", "")
         account_id = internal.get("account_id", "")
 
-        def refused(reason: str) -> PermissionDeniedError:
-            return PermissionDeniedError(f"failed to renew entry: {reason}")
+        def refused(reason: str, cause: BackendError | None = None) -> BackendError:
+            message = f"failed to renew entry: {reason}"
+            if isinstance(cause, (RateLimitedError, UpstreamError)):
+                # Busy, or AWS failing: not a verdict on the token; the client may retry.
+                return _with_message(cause, message)
+            return PermissionDeniedError(message)
 
         try:
             access = backend.aws_access(account_id)
             instance = self._describe(instance_id, region, account_id, access)
         except BackendError as exc:
             raise refused(
-                f"failed to verify instance ID {go_quote(instance_id)}: {exc.message}"
+                f"failed to verify instance ID {go_quote(instance_id)}: {exc.message}", exc
             ) from None
         key = al.ACCESSLIST_STORAGE_PREFIX + instance_id
+        missing = (
+            f"failed to verify the access list identity entry for instance ID: "
+            f"{go_quote(instance_id)}"
+        )
         stored_doc = backend.storage.read(key)
-        stored = None if stored_doc is None else _entry(stored_doc)
-        if stored is None:
-            raise refused(
-                f"failed to verify the access list identity entry for instance ID: "
-                f"{go_quote(instance_id)}"
-            )
+        if stored_doc is None:
+            raise refused(missing)
+        stored = _entry(stored_doc)
         role = backend.load_role(stored.role.lower())
         if role is None:
             raise refused("role entry not found")
@@ -434,23 +517,22 @@ class Ec2Auth:
                 prefix=EC2_LOGIN_PREFIX,
             )
         except BackendError as exc:
-            raise refused(exc.message) from None
+            raise refused(exc.message, exc) from None
         tag_max_ttl = parse_duration_seconds(record.metadata.get("role_tag_max_ttl", "0s"))
         shortest, longest = al.max_ttl_bounds(
             backend.settings.max_ttl, role.token.token_max_ttl, tag_max_ttl
         )
-        renewed = al.renew_entry(stored, instance_id, now=backend.clock.now(), ttl=longest)
-        assert stored_doc is not None
-        backend.storage.commit(
-            [
-                Put(
-                    key,
-                    al.entry_to_storage(renewed),
-                    expect=stored_doc.version,
-                    expires_at=renewed.expiration_time.timestamp(),
-                )
-            ]
-        )
+
+        def renew(doc: Document | None) -> list[Put]:
+            # The entry as it is at write time: a login or another renewal of the
+            # instance may have written it since it was read above (conflicts retried).
+            if doc is None:
+                raise refused(missing)
+            renewed = al.renew_entry(_entry(doc), instance_id, now=backend.clock.now(), ttl=longest)
+            expires_at = renewed.expiration_time.timestamp()
+            return [Put(key, al.entry_to_storage(renewed), expires_at=expires_at)]
+
+        ops.update(backend.storage, key, renew, attempts=_WRITE_ATTEMPTS)
         return attrs.evolve(role.token, token_max_ttl=shortest)
 
     # -------------------------------------------------------------- endpoints
@@ -504,12 +586,12 @@ class Ec2Auth:
             if operation == "delete":
                 self._backend.storage.commit([Delete(key)])
                 return Response()
-        if name in _TIDIES and operation == "update":
+        if name in _TIDIES and write:
             buffer = al.tidy_safety_buffer(data)
             prefix = _TIDIES[name]
             self._tidy(prefix, buffer)
-            return Response()
-        if name == "role/tag" and operation == "update":
+            return Response(warnings=tuple(unrecognized_warning(data, al.TIDY_FIELDS)))
+        if name == "role/tag" and write:
             return self._create_role_tag(argument, data)
         raise UnsupportedOperationError()
 
@@ -522,25 +604,22 @@ class Ec2Auth:
             )
         fields = parse_fields(data, _CERTIFICATE_FIELDS)
         key = CERTIFICATE_PREFIX + name
-        stored = self._backend.storage.read(key)
-        existing_type = str(stored.value.get("type") or "pkcs7") if stored else "pkcs7"
         cert_type = fields.string("type")
         pem = fields.string("aws_public_cert")
-        if pem is None:
-            if (cert_type or existing_type).lower() not in ("pkcs7", "identity"):
-                parse_certificate_config(name, "", cert_type or existing_type)
-            raise InvalidRequestError("missing aws_public_cert")
-        certificate = parse_certificate_config(name, pem, cert_type or existing_type)
-        self._backend.storage.commit(
-            [
-                Put(
-                    key,
-                    {"aws_public_cert": certificate.pem, "type": certificate.type},
-                    expect=stored.version if stored else ABSENT,
-                )
-            ]
-        )
-        return Response(warnings=tuple(unrecognized_warning(data, _CERTIFICATE_FIELDS)))
+
+        def change(stored: Document | None) -> list[Put]:
+            existing = str(stored.value.get("type") or "pkcs7") if stored else "pkcs7"
+            chosen = existing if cert_type is None else cert_type  # Vault: "" is given, invalid
+            if pem is None:
+                if chosen.lower() not in ("pkcs7", "identity"):
+                    parse_certificate_config(name, "", chosen)  # Vault checks the type first
+                raise InvalidRequestError("missing aws_public_cert")
+            certificate = parse_certificate_config(name, pem, chosen)
+            return [Put(key, {"aws_public_cert": certificate.pem, "type": certificate.type})]
+
+        ops.update(self._backend.storage, key, change)  # concurrent writers: retried
+        known = {*_CERTIFICATE_FIELDS, "cert_name"}  # the path's field, as hvac also sends it
+        return Response(warnings=tuple(unrecognized_warning(data, known)))
 
     def _read_certificate(self, name: str) -> Response:
         doc = ops.get(self._backend.storage, CERTIFICATE_PREFIX + name)
@@ -567,25 +646,20 @@ class Ec2Auth:
             raise rt.tag_role_not_found(tag.role)
         rt.verify_role_tag(tag, tag_role.hmac_key)
         key = rt.denylist_storage_key(value)
-        stored = backend.storage.read(key)
-        entry = rt.denylist_entry(
-            None if stored is None else rt.denylist_from_storage(stored.value),
-            now=backend.clock.now(),
-            tag_max_ttl=tag.max_ttl,
-            role_max_ttl=tag_role.token.token_max_ttl,
-            system_max_ttl=backend.settings.max_ttl,
-        )
-        backend.storage.commit(
-            [
-                Put(
-                    key,
-                    rt.denylist_to_storage(entry),
-                    expect=stored.version if stored else ABSENT,
-                    expires_at=entry.expiration_time.timestamp(),
-                )
-            ]
-        )
-        return Response()
+
+        def change(stored: Document | None) -> list[Put]:
+            entry = rt.denylist_entry(
+                None if stored is None else rt.denylist_from_storage(stored.value),
+                now=backend.clock.now(),
+                tag_max_ttl=tag.max_ttl,
+                role_max_ttl=tag_role.token.token_max_ttl,
+                system_max_ttl=backend.settings.max_ttl,
+            )
+            expires_at = entry.expiration_time.timestamp()
+            return [Put(key, rt.denylist_to_storage(entry), expires_at=expires_at)]
+
+        ops.update(backend.storage, key, change)  # concurrent writers: retried
+        return Response(warnings=tuple(unrecognized_warning(data, _DENYLIST_FIELDS)))
 
     def _read_denylist(self, tag: str) -> Response:
         doc = self._backend.storage.read(rt.denylist_storage_key(tag))
@@ -594,23 +668,16 @@ class Ec2Auth:
         return Response(data=rt.denylist_read_data(rt.denylist_from_storage(doc.value)))
 
     def _write_tidy_config(self, key: str, default: int, data: Mapping[str, Any]) -> Response:
-        storage = self._backend.storage
-        stored = storage.read(key)
-        config = al.write_tidy_config(
-            None if stored is None else al.tidy_config_from_storage(stored.value),
-            data,
-            default_safety_buffer=default,
-        )
-        storage.commit(
-            [
-                Put(
-                    key,
-                    al.tidy_config_to_storage(config),
-                    expect=stored.version if stored else ABSENT,
-                )
-            ]
-        )
-        return Response()
+        def change(stored: Document | None) -> list[Put]:
+            config = al.write_tidy_config(
+                None if stored is None else al.tidy_config_from_storage(stored.value),
+                data,
+                default_safety_buffer=default,
+            )
+            return [Put(key, al.tidy_config_to_storage(config))]
+
+        ops.update(self._backend.storage, key, change)  # concurrent writers: retried
+        return Response(warnings=tuple(unrecognized_warning(data, al.TIDY_CONFIG_FIELDS)))
 
     def _create_role_tag(self, name: str, data: Mapping[str, Any]) -> Response:
         backend = self._backend
@@ -621,6 +688,7 @@ class Ec2Auth:
         tag, warnings = rt.create_role_tag(
             role, data, nonce=rt.new_role_tag_nonce(), system_max_ttl=backend.settings.max_ttl
         )
+        warnings += unrecognized_warning(data, rt.ROLE_TAG_FIELDS)
         return Response(data=dict(tag), warnings=tuple(warnings))
 
     # ------------------------------------------------------------------ tidy
@@ -659,10 +727,23 @@ def _entry(doc: Document) -> al.AccessListEntry:
     return al.entry_from_storage(doc.value)
 
 
+def _with_message(exc: BackendError, message: str) -> BackendError:
+    """A copy of ``exc`` (same class, status and extras such as ``retry_after``) saying
+    ``message``."""
+    changed = copy.copy(exc)
+    changed.message = message
+    changed.args = (message,)
+    return changed
+
+
 def _certificate_from_storage(name: str, doc: Mapping[str, object]) -> AwsCertificate:
+    """A stored certificate; a document that is not one is a 500 (Vault's "certificate
+    storage has a nil entry"), never a 404 that would hide the store's fault."""
     pem, cert_type = doc.get("aws_public_cert"), doc.get("type") or "pkcs7"
     if not isinstance(pem, str) or not isinstance(cert_type, str):
-        raise NotFoundError(f"certificate storage has a malformed entry under the name: {name!r}")
+        raise InternalError(
+            f"certificate storage has a malformed entry under the name: {go_quote(name)}"
+        )
     return _configured_certificate(name, pem, cert_type)
 
 

@@ -159,6 +159,9 @@ class StoreTokenIssuer:
             entity_id=spec.entity_id,
             mount=spec.mount,
             role_name=spec.role_name,
+            path=spec.path,
+            orphan=spec.orphan,
+            renewable=spec.renewable and not batch,
         )
         token_key = self._token_key(token)
         operations: list[Operation] = [put_record(token_key, record, ABSENT)]
@@ -238,8 +241,10 @@ class StoreTokenIssuer:
         now = utc(now)
 
         def renew(record: TokenRecord) -> TokenRecord:
-            if not record.renewable:
+            if record.token_type == "batch":
                 raise InvalidRequestError("batch tokens cannot be renewed")
+            if not record.renewable:
+                raise InvalidRequestError("lease is not renewable")
             new_max_ttl = record.max_ttl if max_ttl is None else max_ttl
             new_period = record.period if period is None else period
             expire = now + timedelta(seconds=new_period or ttl)

@@ -30,6 +30,7 @@ from aws_iam_backend.drivers.audit import (
     describe_request,
 )
 from aws_iam_backend.drivers.shapes import BackendSettings, Request
+from aws_iam_backend.drivers.shapes import status as response_status
 from aws_iam_backend.errors import (
     BackendError,
     InternalError,
@@ -277,15 +278,24 @@ class VaultAPI:
         return "sys/" if path.startswith("sys/") else ""
 
     def tidy(self) -> int:
-        """Remove expired tokens and signature/nonce claims (by expiry index, in batches).
+        """Remove expired tokens and signature/nonce claims (by expiry index, in batches),
+        then each mount's expired identity access list entries and deny-listed role tags
+        (Vault's periodic tidy, with each mount's ``config/tidy/*`` settings).
 
         Safe to run from every process at once; the reference server runs it every
-        minute off the request path. Returns how many entries went.
+        minute off the request path. Returns how many entries went. A mount whose tidy
+        fails is logged and skipped (the others still run); tokens and claims failing
+        raise.
         """
         removed = self.issuer.tidy()
         replay = self.mounts.replay_cache
         if isinstance(replay, StorageReplayCache):
             removed += replay.tidy()
+        for path, backend in (self.mounts.backends()).items():
+            try:
+                removed += backend.ec2_auth.tidy()
+            except BackendError as exc:
+                _log.warning("tidy of mount %s failed: %s", path, exc.message)
         return removed
 
     def audit_hash(self, value: str) -> str:
@@ -373,6 +383,15 @@ class VaultAPI:
         data: dict[str, Any],
         ip: str | None,
     ) -> HTTPResponse:
+        if mount.endswith("/tune") and mount != "/tune":  # sys/auth/<path>/tune, as Vault routes
+            if operation not in ("read", "update"):
+                raise UnsupportedOperationError()
+            self._auth.root(token, ip)
+            if operation == "read":
+                tuning = self.mounts.tuning(mount[: -len("/tune")])
+                return json_response(200, {**tuning, **envelope_document(data=tuning)})
+            warnings = self.mounts.tune(mount[: -len("/tune")], data)
+            return envelope(warnings=warnings)
         if operation not in ("update", "delete"):
             raise UnsupportedOperationError()
         self._auth.root(token, ip)
@@ -408,7 +427,7 @@ class VaultAPI:
                 request_id=REQUEST_ID.get(),
             )
         )
-        if operation == "list" and not (response.data or {}).get("keys"):
+        if response_status(operation, response) == 404:  # empty list, or read of nothing
             raise NotFoundError("")
         return envelope(data=response.data, auth=response.auth, warnings=response.warnings)
 

@@ -23,6 +23,7 @@ from aws_iam_backend.errors import (
     InternalError,
     InvalidRequestError,
     NotFoundError,
+    PermissionDeniedError,
 )
 from aws_iam_backend.io.clock import Clock
 from aws_iam_backend.io.concurrency import Lock
@@ -31,16 +32,22 @@ from aws_iam_backend.io.storage._sync import ops
 from aws_iam_backend.io.storage._sync.cached import uncached
 from aws_iam_backend.io.storage._sync.prefixed import PrefixedStorage
 from aws_iam_backend.server.mounts import (
+    DEFAULT_TOKEN_MOUNT,
     MOUNT_TYPE,
     MOUNTS_KEY,
     TOKEN_MOUNT,
     SharedCache,
     Mount,
-    describe_entry,
+    lease_ttls,
     mount_path,
     parse_table,
+    parse_token_mount,
+    parse_tune,
     table_document,
     ttl_field,
+    tune_not_found,
+    tuning_data,
+    tuning_not_found,
 )
 from aws_iam_backend.vault.tokens import TokenRecord, TokenSpec
 
@@ -51,15 +58,19 @@ _ISSUE_ATTEMPTS = 8
 
 
 class _MountIssuer:
-    """The shared issuer as one mount's backend sees it: no token outlives its mount.
+    """The shared issuer as one mount's backend sees it: no token outlives its mount, and
+    none outlives the mount's max lease TTL as it is when the token is committed.
 
     A token's commit requires the mount table to be at the version this process last
     adopted (a :class:`~aws_iam_backend.io.protocols.Check`, held until the commit ends).
     If the table moved, the mount is looked up past the cache: gone (or replaced), the
-    login is refused and nothing was issued; still there, the commit is tried again on
+    login is refused and nothing was issued; still there (perhaps tuned), the token's
+    lease is capped at the mount's current max lease TTL and the commit is tried again on
     the current version. A disable commits the table first and then revokes every token
     of the mount, so a token committed before it is revoked, and one after it cannot
-    commit."""
+    commit. A renewal reads the mount past the cache and is capped the same way, so a
+    tune that lowers the max holds at once in every process; other changes of a tune
+    hold once a process adopts the new table (within the cache's interval)."""
 
     def __init__(self, issuer: StoreTokenIssuer, table: MountTable, mount: Mount) -> None:
         self._issuer = issuer
@@ -70,20 +81,40 @@ class _MountIssuer:
         version = self._table.adopted_version
         for _ in range(_ISSUE_ATTEMPTS):
             if version < 1:  # no table adopted yet: read it
-                version = self._mounted_version()
+                version, spec = self._current(spec)
             try:
                 return self._issuer.issue(
                     spec, guard=Check(MOUNTS_KEY, version, absolute=True)
                 )
             except ConflictError:
-                version = self._mounted_version()
+                version, spec = self._current(spec)
         raise InternalError("storage error: the mount table keeps changing; retry")
 
-    def _mounted_version(self) -> int:
-        current = self._table.mounted_version(self._mount)
+    def _limit(self) -> tuple[int, int] | None:
+        """The stored table's version and this mount's max lease TTL in it, or None if
+        the mount is gone."""
+        current = self._table.mounted(self._mount)
         if current is None:
+            return None
+        version, mount = current
+        return version, self._table.lease_ttls(mount)[1]
+
+    def _current(self, spec: TokenSpec) -> tuple[int, TokenSpec]:
+        """The stored table's version and ``spec`` capped at the mount's max in it; 404
+        (nothing issued) if the mount is gone."""
+        found = self._limit()
+        if found is None:
             raise NotFoundError(f'no handler for route "auth/{self._mount.path}login"')
-        return current
+        version, limit = found
+        if max(spec.ttl, spec.max_ttl, spec.period) <= limit:
+            return version, spec
+        capped = attrs.evolve(
+            spec,
+            ttl=min(spec.ttl, limit),
+            max_ttl=min(spec.max_ttl, limit),
+            period=min(spec.period, limit),
+        )
+        return version, capped
 
     def lookup(self, token: str) -> TokenRecord | None:
         return self._issuer.lookup(token)
@@ -100,7 +131,17 @@ class _MountIssuer:
         max_ttl: int | None = None,
         period: int | None = None,
     ) -> TokenRecord:
-        return self._issuer.extend(token, ttl=ttl, now=now, max_ttl=max_ttl, period=period)
+        found = self._limit()
+        if found is None:  # the mount was disabled: its tokens are being revoked
+            raise PermissionDeniedError()
+        limit = found[1]
+        return self._issuer.extend(
+            token,
+            ttl=min(ttl, limit),
+            now=now,
+            max_ttl=None if max_ttl is None else min(max_ttl or limit, limit),
+            period=None if period is None else min(period, limit),
+        )
 
     def revoke(self, token: str) -> None:
         self._issuer.revoke(token)
@@ -119,8 +160,9 @@ class MountTable:
     token endpoints and records its mount in ``TokenRecord.mount``. ``storage`` is
     normally a :class:`~aws_iam_backend.io.storage._sync.cached.CachedStorage`: the table is
     re-read from its cache on each request and backends are rebuilt only when the
-    stored table's version moved, so an enable or disable on any process holds on
-    every process within the cache's interval. ``backend_options`` are further
+    stored table's version moved, so an enable, disable or tune on any process holds on
+    every process within the cache's interval (a tune's lowered max lease TTL at once,
+    see :class:`_MountIssuer`). ``backend_options`` are further
     keywords for ``backend_factory`` (the audit sink). Signature and nonce claims are
     server-wide, not per mount: in ``cache`` when given, else in ``storage``; so are
     rate limits (per mount) when ``cache`` is given, else they are per process.
@@ -149,28 +191,41 @@ class MountTable:
         self._settings = settings
         self._factory = backend_factory
         self._lock = Lock()  # serialises rebuilds only
-        self._version = -1
-        self._mounts: dict[str, Mount] = {}
-        self._backends: dict[str, Backend] = {}
+        # Replaced whole (one assignment) so a reader never sees parts of two tables.
+        self._adopted = _Adopted(-1, {}, {}, DEFAULT_TOKEN_MOUNT)
+
+    @property
+    def _version(self) -> int:
+        return self._adopted.version
+
+    @property
+    def _mounts(self) -> dict[str, Mount]:
+        return self._adopted.mounts
+
+    @property
+    def _backends(self) -> dict[str, Backend]:
+        return self._adopted.backends
 
     def _refresh(self) -> None:
-        """Adopt the stored mount table if its version moved (rebuilding changed mounts)."""
+        """Adopt the stored mount table if its version moved (rebuilding the backends of
+        mounts whose lease TTLs changed, and of new mounts)."""
         doc = self._storage.read(MOUNTS_KEY)
         if (0 if doc is None else doc.version) == self._version:
             return
         with self._lock:
             doc = self._storage.read(MOUNTS_KEY)
             version = 0 if doc is None else doc.version
-            if version == self._version:
+            adopted = self._adopted
+            if version == adopted.version:
                 return
             mounts = parse_table(doc)
             backends = {
-                p: self._backends[p]
-                if self._mounts.get(p) == m and p in self._backends
+                p: adopted.backends[p]
+                if _same_backend(adopted.mounts.get(p), m) and p in adopted.backends
                 else self._backend(m)
                 for p, m in mounts.items()
             }
-            self._mounts, self._backends, self._version = mounts, backends, version
+            self._adopted = _Adopted(version, mounts, backends, parse_token_mount(doc))
 
     def _backend(self, mount: Mount) -> Backend:
         settings = attrs.evolve(
@@ -200,18 +255,62 @@ class MountTable:
         """The version of the stored table this process's mounts were built from."""
         return self._version
 
-    def mounted_version(self, mount: Mount) -> int | None:
-        """The stored table's version if ``mount`` is enabled in it right now (read past
-        any cache), else None."""
+    def lease_ttls(self, mount: Mount) -> tuple[int, int]:
+        """``mount``'s effective default and max lease TTLs (the server's where it has none)."""
+        return lease_ttls(mount, self._settings.default_ttl, self._settings.max_ttl)
+
+    def mounted(self, mount: Mount) -> tuple[int, Mount] | None:
+        """The stored table's version and ``mount`` as it is in it right now (read past any
+        cache; tuned perhaps), or None if that mount (the same UUID) is not enabled."""
         document = uncached(self._storage).read(MOUNTS_KEY)
-        if document is None or parse_table(document).get(mount.path) != mount:
+        current = None if document is None else parse_table(document).get(mount.path)
+        if document is None or current is None or current.uuid != mount.uuid:
             return None
-        return document.version
+        return document.version, current
+
+    def issue_token(self, build: Callable[[int, int], TokenSpec]) -> TokenRecord:
+        """Issue a ``token/`` mount token: ``build(default_ttl, max_ttl)`` makes its spec
+        from the mount's effective TTLs, and the commit requires the table they came from
+        (if it moved, as a tune of ``token/`` moves it, the mount is read again and the
+        spec built again)."""
+        fresh = False
+        for _ in range(_ISSUE_ATTEMPTS):
+            version, mount = self.token_mount(fresh=fresh)
+            spec = build(*self.lease_ttls(mount))
+            try:
+                return self._issuer.issue(
+                    spec, guard=Check(MOUNTS_KEY, version, absolute=True)
+                )
+            except ConflictError:
+                fresh = True
+        raise InternalError("storage error: the mount table keeps changing; retry")
+
+    def token_mount(self, *, fresh: bool = False) -> tuple[int, Mount]:
+        """The built-in ``token/`` mount and the table version it comes from: this
+        process's adopted table, or (``fresh``) the stored one read past any cache. A
+        missing table is created empty first, so a token's commit can check its version."""
+        if not fresh:
+            self._refresh()
+            adopted = self._adopted
+            if adopted.version >= 1:
+                return adopted.version, adopted.token
+        document = uncached(self._storage).read(MOUNTS_KEY)
+        if document is None:
+            ops.create(self._storage, MOUNTS_KEY, table_document({}))
+            document = uncached(self._storage).read(MOUNTS_KEY)
+            if document is None:  # pragma: no cover - the table is never deleted
+                raise InternalError("storage error: the mount table is missing; retry")
+        return document.version, parse_token_mount(document)
 
     def backend(self, path: str) -> Backend | None:
         """The backend mounted exactly at ``path`` (``aws/``), or None."""
         self._refresh()
         return self._backends.get(path)
+
+    def backends(self) -> dict[str, Backend]:
+        """Every enabled mount's backend, by mount path (``aws/``)."""
+        self._refresh()
+        return dict(self._backends)
 
     def resolve(self, rest: str) -> tuple[Backend, str] | None:
         """For ``rest`` (what follows ``/v1/auth/``): the longest matching mount's backend
@@ -226,11 +325,50 @@ class MountTable:
     def describe(self) -> dict[str, Any]:
         """Every mount as ``GET /v1/sys/auth`` shows it, the built-in ``token/`` included."""
         self._refresh()
-        listing = {p: m.describe() for p, m in sorted(self._mounts.items())}
-        listing[TOKEN_MOUNT] = describe_entry(
-            "token", "token based credentials", "auth_token_root", "token", 0, 0
-        )
+        adopted = self._adopted
+        listing = {p: m.describe() for p, m in sorted(adopted.mounts.items())}
+        listing[TOKEN_MOUNT] = adopted.token.describe()
         return listing
+
+    def tuning(self, path: str) -> dict[str, Any]:
+        """``GET /v1/sys/auth/<path>/tune``: the mount's description and effective TTLs."""
+        path = mount_path(path)
+        self._refresh()
+        adopted = self._adopted
+        mount = adopted.token if path == TOKEN_MOUNT else adopted.mounts.get(path)
+        if mount is None:
+            raise tuning_not_found(path)
+        return tuning_data(mount, self._settings.default_ttl, self._settings.max_ttl)
+
+    def tune(self, path: str, data: Mapping[str, Any]) -> tuple[str, ...]:
+        """``POST /v1/sys/auth/<path>/tune``: change the mount's ``description``,
+        ``default_lease_ttl`` and ``max_lease_ttl``; returns warnings.
+
+        A conditional write of the table, checked against the table it is written over
+        (as enable and disable are): of two tunes at once neither change is lost, and
+        the TTL check sees the other's result; a tune after a disable finds no mount
+        (400) and cannot bring it back. New logins and renewals on the mount get the new
+        TTLs (see :class:`_MountIssuer`).
+        """
+        tune = parse_tune(data)
+        path = mount_path(path)
+
+        def change(doc: Document | None) -> list[Operation] | None:
+            mounts, token = parse_table(doc), parse_token_mount(doc)
+            if path == TOKEN_MOUNT:
+                tuned = tune.apply(token)
+                return None if tuned == token else [Put(MOUNTS_KEY, table_document(mounts, tuned))]
+            current = mounts.get(path)
+            if current is None:
+                raise tune_not_found(path)
+            tuned = tune.apply(current)
+            if tuned == current:
+                return None
+            return [Put(MOUNTS_KEY, table_document({**mounts, path: tuned}, token))]
+
+        ops.update(self._storage, MOUNTS_KEY, change)
+        self._refresh()
+        return tune.warnings
 
     def enable(self, path: str, data: Mapping[str, Any]) -> None:
         """Mount a new AWS auth method at ``path`` (``POST /v1/sys/auth/<path>``)."""
@@ -264,7 +402,8 @@ class MountTable:
             for taken in [*mounts, TOKEN_MOUNT]:
                 if path.startswith(taken) or taken.startswith(path):
                     raise InvalidRequestError(f"path is already in use at {taken}")
-            return [Put(MOUNTS_KEY, table_document({**mounts, path: mount}))]
+            token = parse_token_mount(doc)
+            return [Put(MOUNTS_KEY, table_document({**mounts, path: mount}, token))]
 
         ops.update(self._storage, MOUNTS_KEY, change)
         self._refresh()
@@ -288,13 +427,31 @@ class MountTable:
         def change(doc: Document | None) -> list[Operation] | None:
             mounts = parse_table(doc)
             removed[:] = [mounts.pop(path)] if path in mounts else []
-            return [Put(MOUNTS_KEY, table_document(mounts))] if removed else None
+            token = parse_token_mount(doc)
+            return [Put(MOUNTS_KEY, table_document(mounts, token))] if removed else None
 
         ops.update(self._storage, MOUNTS_KEY, change)
         self._refresh()
         if removed:
             PrefixedStorage(self._storage, f"auth/{removed[0].uuid}/").clear()
             self._issuer.revoke_mount(path)
+
+
+@attrs.frozen
+class _Adopted:
+    """The stored table a process adopted: its version, AWS mounts and their backends,
+    and the ``token/`` mount."""
+
+    version: int
+    mounts: dict[str, Mount]
+    backends: dict[str, Backend]
+    token: Mount
+
+
+def _same_backend(old: Mount | None, new: Mount) -> bool:
+    """True if ``new`` can keep ``old``'s backend: the same mount with the same TTLs (a
+    tuned description needs no new backend)."""
+    return old is not None and attrs.evolve(old, description=new.description) == new
 
 
 __all__ = ["BackendFactory", "MountTable"]

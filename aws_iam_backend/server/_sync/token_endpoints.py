@@ -1,7 +1,9 @@
 # Generated from ../_async/token_endpoints.py by scripts/unasync.py: do not edit.
-"""``/v1/auth/token/*``: lookup-self, renew-self, revoke-self, lookup, revoke-accessor.
+"""``/v1/auth/token/*``: lookup-self, renew-self, revoke-self, lookup, lookup-accessor,
+revoke-accessor, create and create-orphan.
 
-A login token sees and acts on itself only; the root token on any token.
+A login token sees and acts on itself only; the root token on any token, and only the
+root token creates tokens (``token/`` mount tokens, see :mod:`...vault.token_store`).
 """
 
 from __future__ import annotations
@@ -25,9 +27,17 @@ from aws_iam_backend.server._sync.authenticator import Authenticator
 from aws_iam_backend.server._sync.mount_table import MountTable
 from aws_iam_backend.server.auth import Caller, same_secret
 from aws_iam_backend.server.messages import HTTPResponse
+from aws_iam_backend.server.mounts import TOKEN_MOUNT
 from aws_iam_backend.server.responses import envelope, no_content
-from aws_iam_backend.vault.fields import to_duration
-from aws_iam_backend.vault.tokens import rfc3339
+from aws_iam_backend.vault.fields import (
+    FieldType,
+    parse_fields,
+    to_duration,
+    unrecognized_warning,
+)
+from aws_iam_backend.vault.token_store import CREATE_FIELDS, parse_create
+from aws_iam_backend.vault.tokens import TokenRecord, TokenSpec, rfc3339
+from aws_iam_backend.vault.tokenutil import Lease, TokenSettings, compute_lease
 
 Handler = Callable[[Caller, Mapping[str, Any], str | None], Result[HTTPResponse]]
 
@@ -47,8 +57,11 @@ class TokenEndpoints:
             "lookup-self": (frozenset({"read", "update"}), self._lookup_self),
             "renew-self": (frozenset({"update"}), self._renew_self),
             "revoke-self": (frozenset({"update"}), self._revoke_self),
-            "lookup": (frozenset({"update"}), self._lookup),
+            "lookup": (frozenset({"read", "update"}), self._lookup),
+            "lookup-accessor": (frozenset({"update"}), self._lookup_accessor),
             "revoke-accessor": (frozenset({"update"}), self._revoke_accessor),
+            "create": (frozenset({"update"}), self._create),
+            "create-orphan": (frozenset({"update"}), self._create_orphan),
         }
 
     def handle(
@@ -104,15 +117,45 @@ class TokenEndpoints:
     ) -> HTTPResponse:
         if caller.record is None:
             raise InvalidRequestError("root token is not renewable")
-        backend = self._mounts.backend(caller.record.mount)
-        if backend is None:
+        created = caller.record.mount == TOKEN_MOUNT
+        backend = None if created else self._mounts.backend(caller.record.mount)
+        if backend is None and not created:
             raise PermissionDeniedError()
         try:
             increment = to_duration(data.get("increment", 0))
         except ValueError:
             raise InvalidRequestError("invalid increment") from None
+        if backend is None:
+            record = self._renew_created(caller, caller.record, increment)
+            return envelope(auth=_created_auth(attrs.evolve(record, client_token=caller.token)))
         record = backend.renew_token(caller.token, remote_addr=ip, increment=increment)
         return envelope(auth=auth_data(attrs.evolve(record, client_token=caller.token)))
+
+    def _renew_created(
+        self, caller: Caller, record: TokenRecord, increment: int
+    ) -> TokenRecord:
+        """Renew a ``token/`` mount token as Vault's token store does: ``increment``, else
+        the TTL it was last granted, capped from its issue time by the ``token/`` mount's
+        current max lease TTL (read past any cache) and its explicit max."""
+        if record.token_type == "batch":
+            raise InvalidRequestError("batch tokens cannot be renewed")
+        if not record.renewable:
+            raise InvalidRequestError("lease is not renewable")
+        _, mount = self._mounts.token_mount(fresh=True)
+        default_ttl, max_ttl = self._mounts.lease_ttls(mount)
+        settings = TokenSettings(
+            token_ttl=record.ttl,
+            token_period=record.period,
+            token_explicit_max_ttl=record.explicit_max_ttl,
+        )
+        lease = compute_lease(settings, default_ttl=default_ttl, max_ttl=max_ttl)
+        return self._issuer.extend(
+            caller.token,
+            ttl=increment or lease.ttl,
+            now=self._clock.now(),
+            max_ttl=lease.max_ttl,
+            period=lease.period,
+        )
 
     def _revoke_self(
         self, caller: Caller, _data: Mapping[str, Any], _ip: str | None
@@ -125,7 +168,8 @@ class TokenEndpoints:
     def _lookup(
         self, caller: Caller, data: Mapping[str, Any], _ip: str | None
     ) -> HTTPResponse:
-        target = _string_field(data, "token")
+        """Vault's ``handleLookup``: ``token``, or the caller's own when none is given."""
+        target = parse_fields(data, _TOKEN_FIELD).string("token") or caller.token
         if same_secret(target, caller.token):
             return self._lookup_self(caller, data, _ip)
         if not caller.is_root:
@@ -135,6 +179,53 @@ class TokenEndpoints:
             raise PermissionDeniedError("bad token")
         other = Caller(target, record)
         return envelope(data=self._lookup_data(other, self._clock.now()))
+
+    def _lookup_accessor(
+        self, caller: Caller, data: Mapping[str, Any], _ip: str | None
+    ) -> HTTPResponse:
+        """Vault's ``handleUpdateLookupAccessor`` (root only): the token's lookup data with
+        ``id`` blank; 400 ``missing accessor`` or ``invalid accessor``."""
+        if not caller.is_root:
+            raise PermissionDeniedError()
+        accessor = parse_fields(data, _ACCESSOR_FIELD).string("accessor")
+        if not accessor:
+            raise InvalidRequestError("missing accessor")
+        record = self._issuer.lookup_accessor(accessor)
+        if record is None:
+            raise InvalidRequestError("invalid accessor")
+        found = record.lookup_data(self._clock.now())
+        found["id"] = ""
+        return envelope(data=found)
+
+    def _create(
+        self, caller: Caller, data: Mapping[str, Any], _ip: str | None
+    ) -> HTTPResponse:
+        return self._create_common(caller, data, orphan_endpoint=False)
+
+    def _create_orphan(
+        self, caller: Caller, data: Mapping[str, Any], _ip: str | None
+    ) -> HTTPResponse:
+        return self._create_common(caller, data, orphan_endpoint=True)
+
+    def _create_common(
+        self, caller: Caller, data: Mapping[str, Any], *, orphan_endpoint: bool
+    ) -> HTTPResponse:
+        """Vault's ``handleCreateCommon`` with the root token as parent (root only): the
+        token's lease comes from the ``token/`` mount's TTLs, and it is committed only on
+        the mount table they were read from."""
+        if not caller.is_root:
+            raise PermissionDeniedError()
+        request = parse_create(data, orphan_endpoint=orphan_endpoint)
+        leases: list[Lease] = []
+
+        def build(default_ttl: int, max_ttl: int) -> TokenSpec:
+            lease = request.lease(default_ttl=default_ttl, max_ttl=max_ttl)
+            leases.append(lease)
+            return request.spec(lease, self._clock.now())
+
+        record = self._mounts.issue_token(build)
+        warnings = [*leases[-1].warnings, *unrecognized_warning(data, CREATE_FIELDS)]
+        return envelope(auth=_created_auth(record), warnings=warnings)
 
     def _revoke_accessor(
         self, caller: Caller, data: Mapping[str, Any], _ip: str | None
@@ -146,6 +237,16 @@ class TokenEndpoints:
             raise InvalidRequestError("invalid accessor")
         self._issuer.revoke_accessor(accessor)
         return no_content()
+
+
+_TOKEN_FIELD = {"token": FieldType.STRING}
+_ACCESSOR_FIELD = {"accessor": FieldType.STRING}
+
+
+def _created_auth(record: TokenRecord) -> dict[str, Any]:
+    """Vault's ``auth`` object for a ``token/`` mount token: its own orphan flag, and
+    ``metadata`` null when it has none."""
+    return {**auth_data(record), "orphan": record.orphan, "metadata": dict(record.metadata) or None}
 
 
 def _string_field(data: Mapping[str, Any], name: str) -> str:
