@@ -1921,10 +1921,10 @@ def test_periodic_tidy_follows_the_tidy_config(
     write(backend, "config/tidy/identity-accesslist", {"safety_buffer": "5s"})
     write(backend, "config/tidy/roletag-denylist", {"disable_periodic_tidy": True})
     write(backend, "config/tidy/identity-accesslist", {"disable_periodic_tidy": True})
-    assert backend.ec2_auth.tidy() == 0
+    assert backend.ec2_admin.tidy() == 0
     assert keys(backend, "identity-accesslist") == [instance.instance_id]
     write(backend, "config/tidy/identity-accesslist", {"disable_periodic_tidy": False})
-    assert backend.ec2_auth.tidy() == 1
+    assert backend.ec2_admin.tidy() == 1
     assert read(backend, f"identity-accesslist/{instance.instance_id}") is None
 
 

@@ -22,6 +22,7 @@ import attrs
 
 from aws_iam_backend.drivers._async.claims import AsyncStorageReplayCache
 from aws_iam_backend.drivers._async.ec2 import AsyncEc2Auth
+from aws_iam_backend.drivers._async.ec2_admin import AsyncEc2Admin
 from aws_iam_backend.drivers._async.guards import AsyncLoginGuards
 from aws_iam_backend.drivers._async.keys import audit_hasher
 from aws_iam_backend.drivers._async.tokens import AsyncStoreTokenIssuer, AsyncTokenIssuer
@@ -130,6 +131,7 @@ class AsyncBackend:
             shared = self.iam.clients if isinstance(self.iam, BotocoreIamLookups) else None
             ec2 = BotocoreEc2Lookups(clients=shared)
         self.ec2_auth = AsyncEc2Auth(self, ec2)
+        self.ec2_admin = AsyncEc2Admin(self)
         self.issuer: AsyncTokenIssuer = issuer or AsyncStoreTokenIssuer(
             self.storage, clock=self.clock
         )
@@ -267,7 +269,7 @@ class AsyncBackend:
                 await self.delete_sts_config(argument)
                 return Response()
         elif name in EC2_ROUTES:
-            return await self.ec2_auth.handle(name, argument, operation, data)
+            return await self.ec2_admin.handle(name, argument, operation, data)
         raise UnsupportedOperationError()
 
     # ------------------------------------------------------------------- login

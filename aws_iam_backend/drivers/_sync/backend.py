@@ -23,6 +23,7 @@ import attrs
 
 from aws_iam_backend.drivers._sync.claims import StorageReplayCache
 from aws_iam_backend.drivers._sync.ec2 import Ec2Auth
+from aws_iam_backend.drivers._sync.ec2_admin import Ec2Admin
 from aws_iam_backend.drivers._sync.guards import LoginGuards
 from aws_iam_backend.drivers._sync.keys import audit_hasher
 from aws_iam_backend.drivers._sync.tokens import StoreTokenIssuer, TokenIssuer
@@ -131,6 +132,7 @@ class Backend:
             shared = self.iam.clients if isinstance(self.iam, BotocoreIamLookups) else None
             ec2 = BotocoreEc2Lookups(clients=shared)
         self.ec2_auth = Ec2Auth(self, ec2)
+        self.ec2_admin = Ec2Admin(self)
         self.issuer: TokenIssuer = issuer or StoreTokenIssuer(
             self.storage, clock=self.clock
         )
@@ -268,7 +270,7 @@ class Backend:
                 self.delete_sts_config(argument)
                 return Response()
         elif name in EC2_ROUTES:
-            return self.ec2_auth.handle(name, argument, operation, data)
+            return self.ec2_admin.handle(name, argument, operation, data)
         raise UnsupportedOperationError()
 
     # ------------------------------------------------------------------- login

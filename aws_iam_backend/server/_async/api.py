@@ -292,7 +292,7 @@ class AsyncVaultAPI:
             removed += await replay.tidy()
         for path, backend in (await self.mounts.backends()).items():
             try:
-                removed += await backend.ec2_auth.tidy()
+                removed += await backend.ec2_admin.tidy()
             except BackendError as exc:
                 _log.warning("tidy of mount %s failed: %s", path, exc.message)
         return removed

@@ -293,7 +293,7 @@ class VaultAPI:
             removed += replay.tidy()
         for path, backend in (self.mounts.backends()).items():
             try:
-                removed += backend.ec2_auth.tidy()
+                removed += backend.ec2_admin.tidy()
             except BackendError as exc:
                 _log.warning("tidy of mount %s failed: %s", path, exc.message)
         return removed
