@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from aws_iam_backend.errors import InternalError, InvalidRequestError, UpstreamError
-from aws_iam_backend.login.arn import ArnError, parse_iam_arn
+from aws_iam_backend.login.arn import ArnError, IamEntity, parse_iam_arn
 from aws_iam_backend.vault.gocompat import go_quote
 
 if TYPE_CHECKING:  # only attributes are read; keeps this module free of import cycles
@@ -210,7 +210,7 @@ def check_instance_binds(
         return None
     if not profile_arn:
         raise InternalError("IAM instance profile in the instance description is nil")
-    _check_profile_arn(profile_arn)
+    parse_profile_arn(profile_arn)
     if instance_profile_role_arn is None:
         return profile_arn
     if not instance_profile_role_arn:
@@ -231,8 +231,9 @@ def _arn_matches(bound: tuple[str, ...], arn: str) -> bool:
     )
 
 
-def _check_profile_arn(arn: str) -> None:
-    """Vault parses the instance profile ARN before looking its role up."""
+def parse_profile_arn(arn: str) -> IamEntity:
+    """An instance profile's ARN, parsed as Vault does before looking its role up
+    (``failed to parse IAM instance profile ARN ...``: a 500)."""
     try:
         entity = parse_iam_arn(arn)
     except ArnError as exc:
@@ -243,6 +244,7 @@ def _check_profile_arn(arn: str) -> None:
         raise InternalError(
             f"failed to parse IAM instance profile ARN {go_quote(arn)}: not an instance profile"
         )
+    return entity
 
 
 def _list(value: object) -> list[Mapping[str, Any]]:

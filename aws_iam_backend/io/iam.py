@@ -17,10 +17,11 @@ from typing import Any
 import botocore.session
 from cachetools import TTLCache
 
+from aws_iam_backend.ec2.instance import parse_profile_arn
 from aws_iam_backend.errors import BackendError, InternalError, InvalidRequestError, UpstreamError
 from aws_iam_backend.io.aws_clients import AwsClients, call
 from aws_iam_backend.io.protocols import AwsAccess
-from aws_iam_backend.login.arn import ArnError, IamEntity, parse_iam_arn
+from aws_iam_backend.login.arn import IamEntity
 from aws_iam_backend.login.partitions import partition_by_id
 from aws_iam_backend.vault.gocompat import go_quote
 
@@ -92,17 +93,7 @@ class BotocoreIamLookups:
         the account) or ``IAM role ARN could not be fetched: <err>`` (the call or its
         answer, including a role outside the profile's account).
         """
-        try:
-            entity = parse_iam_arn(profile_arn)
-        except ArnError as exc:
-            raise InternalError(
-                f"failed to parse IAM instance profile ARN {go_quote(profile_arn)}: {exc}"
-            ) from None
-        if entity.type != "instance-profile":
-            raise InternalError(
-                f"failed to parse IAM instance profile ARN {go_quote(profile_arn)}: "
-                f"not an instance profile"
-            )
+        entity = parse_profile_arn(profile_arn)
         try:
             client = self._iam_client(entity, access)
         except BackendError as exc:
