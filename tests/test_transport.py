@@ -1,4 +1,9 @@
-"""BotocoreTransport against real loopback HTTP servers (attacks 18, 60, 85-88)."""
+"""BotocoreTransport against real loopback HTTP servers (attacks 18, 60, 85-88).
+
+The body-read tests run twice (``body_read``): with urllib3's ``read1`` (2.2+) and with
+``read`` alone, as on every urllib3 before 2.2 that botocore allows. CI also runs this
+file against the lowest allowed urllib3 (``.ci/lowest``), where ``read1`` does not exist.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +13,15 @@ import socketserver
 import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from importlib.metadata import version
+from typing import Any
 
+import attrs
 import pytest
+import urllib3.response
 
 from aws_iam_backend import errors
-from aws_iam_backend.io.transport import BotocoreTransport
+from aws_iam_backend.io.transport import MAX_BODY, BotocoreTransport
 from aws_iam_backend.login.messages import OutboundRequest, SigV4Info, STSResponse
 from aws_iam_backend.login.parse import parse_sts_response
 from tests.support.moto_server import free_port
@@ -211,6 +220,101 @@ def stream_forever(chunked: bool, declared: int | None = None) -> Behaviour:
     return behaviour
 
 
+@attrs.define
+class Reads:
+    """What the transport asked of the patched read method, and got, call by call."""
+
+    asked: list[int] = attrs.field(factory=list)
+    got: list[int] = attrs.field(factory=list)
+
+
+@pytest.fixture(params=["read1", "read"])
+def body_read(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Reads:
+    """Make the transport read bodies with urllib3's ``read1`` (2.2+) or, as on urllib3
+    before 2.2, ``read`` alone (``read1`` taken off the real response classes for the
+    test). Checks each call asks for a bounded amount, undecoded, never more than the cap
+    plus one byte over the response."""
+    response_class = urllib3.response.HTTPResponse
+    owners = [cls for cls in response_class.__mro__ if "read1" in vars(cls)]
+    if request.param == "read1" and not owners:
+        pytest.skip(f"urllib3 {version('urllib3')} has no read1 (added in 2.2)")
+    if request.param == "read":
+        for cls in owners:
+            monkeypatch.delattr(cls, "read1")
+    reads = Reads()
+    original: Callable[..., Any] = getattr(response_class, request.param)
+
+    def spy(self: Any, amt: int | None = None, *args: Any, **kwargs: Any) -> Any:
+        so_far: int = getattr(self, "_test_bytes_read", 0)
+        assert amt is not None
+        assert so_far + amt <= MAX_BODY + 1
+        assert kwargs.get("decode_content") is False
+        reads.asked.append(amt)
+        data = original(self, amt, *args, **kwargs)
+        self._test_bytes_read = so_far + len(data or b"")
+        reads.got.append(len(data or b""))
+        return data
+
+    monkeypatch.setattr(response_class, request.param, spy)
+    return reads
+
+
+def raw_reply(head: str, body: bytes, *, chunked: bool = False) -> Behaviour:
+    """Send ``head`` (status line and headers, no blank line) and ``body`` (framed as one
+    chunk and the last chunk when ``chunked``), then close: with neither
+    ``Content-Length`` nor chunked framing the body runs until the close."""
+
+    def behaviour(conn: socket.socket, stop: threading.Event) -> None:
+        payload = body
+        if chunked:
+            payload = f"{len(body):x}\r\n".encode() + body + b"\r\n0\r\n\r\n" if body else b""
+        conn.sendall(head.encode() + b"\r\n" + payload)
+
+    return behaviour
+
+
+def test_body_read_returns_raw_body(
+    serve: Callable[[Behaviour], LoopbackServer],
+    transport: BotocoreTransport,
+    body_read: Reads,
+) -> None:
+    assert send(transport, serve(reply()).port).body == GOLDEN
+    compressed = gzip.compress(GOLDEN)
+    gzipped = serve(reply(200, compressed, (("Content-Encoding", "gzip"),)))
+    assert send(transport, gzipped.port).body == compressed  # never decompressed
+    head = "HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\nTransfer-Encoding: chunked\r\n"
+    assert send(transport, serve(raw_reply(head, GOLDEN, chunked=True)).port).body == GOLDEN
+    assert sum(body_read.got) == len(GOLDEN) + len(compressed) + len(GOLDEN)
+
+
+@pytest.mark.parametrize("framing", ["until-close", "content-length", "chunked"])
+def test_body_at_the_cap_accepted_one_byte_more_refused(
+    serve: Callable[[Behaviour], LoopbackServer],
+    transport: BotocoreTransport,
+    body_read: Reads,
+    framing: str,
+) -> None:
+    for size in (MAX_BODY, MAX_BODY + 1):
+        body_read.got.clear()
+        body = b"x" * size
+        head = "HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\n"
+        if framing == "content-length":
+            head += f"Content-Length: {size}\r\n"
+        if framing == "chunked":
+            head += "Transfer-Encoding: chunked\r\n"
+        server = serve(raw_reply(head, body, chunked=framing == "chunked"))
+        if size == MAX_BODY:
+            assert send(transport, server.port).body == body
+        else:
+            with pytest.raises(errors.UpstreamError) as info:
+                send(transport, server.port)
+            assert info.value.message == "error making upstream request: STS response too large"
+            assert len(server.requests) == 1
+        # Read the cap plus one byte at most (a declared oversize is refused unread).
+        refused_unread = framing == "content-length" and size > MAX_BODY
+        assert sum(body_read.got) == (0 if refused_unread else size)
+
+
 @pytest.mark.parametrize(
     ("chunked", "declared"),
     [(False, 100 * 1024 * 1024), (False, None), (True, None)],
@@ -219,6 +323,7 @@ def stream_forever(chunked: bool, declared: int | None = None) -> Behaviour:
 def test_large_body_capped(
     serve: Callable[[Behaviour], LoopbackServer],
     transport: BotocoreTransport,
+    body_read: Reads,
     chunked: bool,
     declared: int | None,
 ) -> None:
@@ -227,6 +332,36 @@ def test_large_body_capped(
         send(transport, server.port)
     assert info.value.message == "error making upstream request: STS response too large"
     assert len(server.requests) == 1
+    assert sum(body_read.got) <= MAX_BODY + 1
+    if declared is not None:
+        assert body_read.asked == []  # refused on its Content-Length, before reading
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+def test_body_cut_short_is_a_connection_failure(
+    serve: Callable[[Behaviour], LoopbackServer],
+    transport: BotocoreTransport,
+    sleeps: list[float],
+    body_read: Reads,
+    chunked: bool,
+) -> None:
+    # urllib3 1.x does not check Content-Length unless asked: a cut body must not pass.
+    head = "HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\n"
+    if chunked:
+        head += "Transfer-Encoding: chunked\r\n"
+        cut = f"{len(GOLDEN):x}\r\n".encode() + GOLDEN[:40]
+    else:
+        head += f"Content-Length: {len(GOLDEN)}\r\n"
+        cut = GOLDEN[:40]
+    server = serve(raw_reply(head, cut))  # sent as is, then the connection closes
+    with pytest.raises(errors.UpstreamError) as info:
+        send(transport, server.port, retries=1)
+    assert info.value.message == (
+        "error making upstream request: error making request: "
+        "connection closed before a complete response"
+    )
+    assert len(server.requests) == 2  # retried like any broken connection
+    assert body_read.asked
 
 
 def trickle(headers_first: bool) -> Behaviour:
@@ -247,6 +382,7 @@ def trickle(headers_first: bool) -> Behaviour:
 def test_trickling_peer_hits_deadline(
     serve: Callable[[Behaviour], LoopbackServer],
     transport: BotocoreTransport,
+    body_read: Reads,
     headers_first: bool,
 ) -> None:
     server = serve(trickle(headers_first))
@@ -403,3 +539,19 @@ def test_unsupported_scheme(transport: BotocoreTransport) -> None:
     )
     with pytest.raises(errors.UpstreamError):
         transport.send(bad, timeout=1, max_retries=0)
+
+
+def test_name_resolution_failure_named(
+    transport: BotocoreTransport, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # urllib3 2.x raises NameResolutionError, 1.x a NewConnectionError over the gaierror.
+    def no_such_name(*args: Any, **kwargs: Any) -> Any:
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr(socket, "getaddrinfo", no_such_name)
+    request = attrs.evolve(outbound(1), url="http://sts.example.invalid/?X-Amz-Signature=s3cret")
+    with pytest.raises(errors.UpstreamError) as info:
+        transport.send(request, timeout=5, max_retries=0)
+    assert info.value.message == (
+        "error making upstream request: error making request: name resolution failed"
+    )

@@ -7,7 +7,8 @@ classes). On top of that:
   the body. A watchdog thread shuts the socket down when the deadline passes, so a peer
   that trickles bytes cannot hold a worker past it;
 - redirects are never followed, bodies are never decompressed (``Accept-Encoding:
-  identity``) and are read capped at 64 KiB;
+  identity``) and are read capped at 64 KiB: never more than the cap plus one byte is
+  asked of the response, and a body shorter than its ``Content-Length`` is an error;
 - retries on connection errors, 429 and 5xx (not 501), with full-jitter exponential
   backoff that never sleeps past the deadline (these rules, shared with the asyncio
   transport, live in :mod:`~aws_iam_backend.io.transport_rules`);
@@ -16,6 +17,11 @@ classes). On top of that:
 
 Error texts name a short reason only, never the URL (a presigned query carries the
 signature), headers or body.
+
+Works with every urllib3 botocore allows (1.25.4 and later, 1.x and 2.x): only API
+present in all of them is used, or the difference is handled here (``read1`` arrived in
+2.2, ``NameResolutionError`` and the top-level ``HTTPHeaderDict`` in 2.0). CI runs the
+transport tests against the lowest allowed versions (``.ci/lowest``).
 """
 
 from __future__ import annotations
@@ -40,10 +46,10 @@ from botocore.awsrequest import (
     AWSHTTPSConnectionPool,
 )
 from botocore.httpsession import create_urllib3_context, get_cert_path
+from urllib3._collections import HTTPHeaderDict  # urllib3.HTTPHeaderDict: 2.0+ only
 from urllib3.exceptions import (
     ConnectTimeoutError,
     HTTPError,
-    NameResolutionError,
     NewConnectionError,
     ProtocolError,
     ProxyError,
@@ -56,6 +62,7 @@ from aws_iam_backend.io.transport_rules import (
     check_scheme,
     connect_reason,
     deadline_exceeded,
+    in_chain,
     retry_budget,
     settle,
     tls_reason,
@@ -114,7 +121,7 @@ class BotocoreTransport:
         retries = retry_budget(max_retries)
         scheme = check_scheme(request)
         manager = self._proxied.get(scheme, self._direct)
-        headers = urllib3.HTTPHeaderDict()
+        headers = HTTPHeaderDict()
         for name, value in request.headers:
             headers.add(name, value)
         headers["Host"] = request.host
@@ -149,7 +156,7 @@ class _ConnectionFailed(Exception):
 def _attempt(
     manager: urllib3.PoolManager,
     request: OutboundRequest,
-    headers: urllib3.HTTPHeaderDict,
+    headers: HTTPHeaderDict,
     deadline: float,
     connect_timeout: float,
 ) -> STSResponse:
@@ -172,6 +179,7 @@ def _attempt(
             retries=False,
             preload_content=False,
             decode_content=False,
+            enforce_content_length=True,  # urllib3 1.x defaults to False: a cut body passes
             timeout=urllib3.Timeout(connect=min(connect_timeout, remaining), read=remaining),
             pool_timeout=remaining,
         )
@@ -198,21 +206,37 @@ def _attempt(
 
 
 def _read_capped(raw: urllib3.BaseHTTPResponse) -> bytes:
-    """The raw (never decoded) body, refusing more than :data:`MAX_BODY` bytes."""
+    """The raw (never decoded) body, refusing more than :data:`MAX_BODY` bytes.
+
+    Never asks for more than ``MAX_BODY + 1`` bytes in all. ``read1`` (urllib3 2.2+)
+    returns what has arrived, up to ``amt``; older urllib3 has only ``read``, which waits
+    for ``amt`` bytes or the end of the body (the deadline watchdog bounds that wait).
+    Both return raw bytes with ``decode_content=False``, and b"" (or None, once the
+    response is closed) at the end.
+    """
     check_declared_length(raw.headers.get("content-length"))
+    read1: Callable[..., bytes] | None = getattr(raw, "read1", None)
     chunks: list[bytes] = []
     size = 0
-    while chunk := raw.read1(READ_CHUNK, decode_content=False):
+    while True:
+        amt = min(READ_CHUNK, MAX_BODY + 1 - size)
+        if read1 is not None:
+            chunk = read1(amt, decode_content=False) or b""
+        else:
+            chunk = raw.read(amt, decode_content=False) or b""
+        if not chunk:
+            return b"".join(chunks)
         size += len(chunk)
         if size > MAX_BODY:
             raise too_large()
         chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def _reason(exc: BaseException) -> str:
     """A short description of a connection failure, free of URLs, headers and bodies."""
-    if isinstance(exc, NameResolutionError):
+    # urllib3 2.x raises NameResolutionError (a NewConnectionError) from the gaierror;
+    # 1.x raises a plain NewConnectionError while handling it.
+    if isinstance(exc, NewConnectionError) and in_chain(exc, socket.gaierror) is not None:
         return "name resolution failed"
     if isinstance(exc, ProxyError):
         return "proxy connection failed"
