@@ -1,5 +1,6 @@
-"""The ``aws-iam-backend`` command: ``server`` (dev or production), ``login``,
-``storage migrate|reseal`` and ``seal generate``.
+"""The ``aws-iam-backend`` command: ``server`` (dev or production), ``login`` and
+``token lookup|renew|revoke|create`` (:mod:`aws_iam_backend.cli_client`),
+``storage migrate|reseal``, ``seal generate`` and ``demo`` (:mod:`aws_iam_backend.demo`).
 
 Exit codes: 0 success, 1 runtime failure (config, storage, port, login refused),
 2 bad flags. Errors are one line on stderr, never a traceback.
@@ -9,24 +10,32 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
+import importlib.metadata
 import logging
 import os
 import secrets
 import sys
-import urllib.error
 from collections.abc import Sequence
 
 import attrs
 
-from aws_iam_backend.client import login as client_login
+from aws_iam_backend import cli_client
+from aws_iam_backend.demo.command import add_demo_parser, run_demo
 from aws_iam_backend.drivers.audit import JsonLinesAuditSink
 from aws_iam_backend.drivers.shapes import BackendSettings
 from aws_iam_backend.errors import BackendError
 from aws_iam_backend.io.seal import generate_key
 from aws_iam_backend.server._async.api import AsyncVaultAPI
 from aws_iam_backend.server.asgi import ASGIApp, make_asgi_app
-from aws_iam_backend.server.config import ConfigError, ServerConfig, load_config, parse_listen
+from aws_iam_backend.server.config import (
+    LOG_LEVELS,
+    ConfigError,
+    ServerConfig,
+    load_config,
+    parse_listen,
+)
+from aws_iam_backend.server.logs import LOG_FORMATS, configure_logging
+from aws_iam_backend.server.metrics import server_metrics
 from aws_iam_backend.server.serve import ServeError, bind, check_tls, serve, serve_workers
 from aws_iam_backend.server.state import (
     StateError,
@@ -39,6 +48,23 @@ from aws_iam_backend.server.state import (
 from aws_iam_backend.server.tidy import tidy_forever
 
 DEV_LISTEN = "127.0.0.1:8200"
+EXAMPLES = """\
+examples:
+  aws-iam-backend server --dev --dev-root-token-id root
+  export VAULT_ADDR=http://127.0.0.1:8200
+  aws-iam-backend login -role=dev      # the token goes to ~/.vault-token
+  aws-iam-backend token lookup
+  VAULT_TOKEN=root aws-iam-backend token create -policy=dev -ttl=1h -field=token
+
+'aws-iam-backend COMMAND --help' shows a command's flags and examples.
+"""
+
+
+def _version() -> str:
+    try:
+        return f"aws-iam-backend {importlib.metadata.version('aws_iam_backend')}"
+    except importlib.metadata.PackageNotFoundError:  # running from a source tree
+        return "aws-iam-backend (version unknown: not installed)"
 
 
 class CommandError(Exception):
@@ -47,8 +73,12 @@ class CommandError(Exception):
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="aws-iam-backend", description="Vault's AWS auth method (IAM login) as a server."
+        prog="aws-iam-backend",
+        description="Vault's AWS auth method (IAM login) as a server.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("-version", "--version", action="version", version=_version())
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     server = commands.add_parser("server", help="run the server (--dev, or --config FILE)")
     server.add_argument("--dev", action="store_true", help="development mode, like vault -dev")
@@ -57,24 +87,9 @@ def _parser() -> argparse.ArgumentParser:
     server.add_argument("--listen", metavar="HOST:PORT", help=f"dev mode (default {DEV_LISTEN})")
     server.add_argument("--storage", metavar="URL", help="dev mode: memory:// or sqlite:///path")
     server.add_argument("--audit-file", metavar="PATH", help="dev mode: JSON-lines audit log")
-    login = commands.add_parser(
-        "login", help="log in with AWS credentials (vault login -method=aws)"
-    )
-    login.add_argument(
-        "--address",
-        default=os.environ.get("VAULT_ADDR", "http://127.0.0.1:8200"),
-        help="server URL (default $VAULT_ADDR or http://127.0.0.1:8200)",
-    )
-    login.add_argument("--mount", default="aws", help="auth mount path (default aws)")
-    login.add_argument("--role", help="role name (default: the principal's friendly name)")
-    login.add_argument("--header-value", help="X-Vault-AWS-IAM-Server-ID value to sign")
-    login.add_argument("--region", help="STS region to sign for (default: session, us-east-1)")
-    login.add_argument(
-        "--challenge",
-        action="store_true",
-        help="fetch a server challenge nonce first and sign it (aws-iam-backend servers only)",
-    )
-    login.add_argument("--format", choices=("token", "json"), default="token")
+    server.add_argument("--log-level", choices=LOG_LEVELS, help="dev mode (default info)")
+    server.add_argument("--log-format", choices=LOG_FORMATS, help="dev mode (default standard)")
+    cli_client.add_commands(commands)  # login, token
     storage = commands.add_parser("storage", help="copy or re-encrypt the server's storage")
     storage_commands = storage.add_subparsers(dest="storage_command", required=True)
     migrate = storage_commands.add_parser(
@@ -92,6 +107,7 @@ def _parser() -> argparse.ArgumentParser:
     seal = commands.add_parser("seal", help="seal keys")
     seal_commands = seal.add_subparsers(dest="seal_command", required=True)
     seal_commands.add_parser("generate", help="print a new random seal key (base64)")
+    add_demo_parser(commands)
     return parser
 
 
@@ -103,6 +119,8 @@ def _server_config(args: argparse.Namespace, parser: argparse.ArgumentParser) ->
             ("--listen", args.listen),
             ("--storage", args.storage),
             ("--audit-file", args.audit_file),
+            ("--log-level", args.log_level),
+            ("--log-format", args.log_format),
         )
         if value is not None
     ]
@@ -129,6 +147,8 @@ def _server_config(args: argparse.Namespace, parser: argparse.ArgumentParser) ->
         root_token=args.dev_root_token_id or "hvs." + secrets.token_urlsafe(18),
         storage_url=args.storage or "memory://",
         audit_file=args.audit_file,
+        log_level=args.log_level or "info",
+        log_format=args.log_format or "standard",
     )
 
 
@@ -203,6 +223,8 @@ def _build_app(config: ServerConfig, *, dev: bool) -> ASGIApp:
         trusted_proxies=config.trusted_proxies,
         audit=audit,
         cache=state.cache,
+        metrics=server_metrics(),
+        unauthenticated_metrics_access=config.unauthenticated_metrics_access,
     )
     tasks: list[asyncio.Task[None]] = []
 
@@ -225,7 +247,7 @@ def _build_app(config: ServerConfig, *, dev: bool) -> ASGIApp:
 
 def _run_server(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     config = _server_config(args, parser)
-    logging.basicConfig(level=config.log_level.upper(), format="%(levelname)s: %(message)s")
+    configure_logging(config.log_level, config.log_format)
     if config.tls_cert_file and config.tls_key_file:
         check_tls(config.tls_cert_file, config.tls_key_file)
     _check_state(config)
@@ -250,6 +272,7 @@ def _run_server(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
             sock,
             config.workers,
             log_level=config.log_level,
+            log_format=config.log_format,
             **tls,
             header_read_timeout=config.header_read_timeout,
             idle_timeout=config.idle_timeout,
@@ -259,48 +282,13 @@ def _run_server(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
         _build_app(config, dev=args.dev),
         sock,
         log_level=config.log_level,
+        log_format=config.log_format,
         **tls,
         header_read_timeout=config.header_read_timeout,
         idle_timeout=config.idle_timeout,
         max_connections=config.max_connections,
     )
     return 0
-
-
-def _run_login(args: argparse.Namespace) -> int:
-    import botocore.session
-
-    try:
-        auth = client_login(
-            args.address,
-            botocore.session.Session(),
-            mount=args.mount,
-            role=args.role,
-            server_id=args.header_value,
-            region=args.region,
-            challenge=args.challenge,
-        )
-    except urllib.error.HTTPError as exc:
-        raise CommandError(f"login failed ({exc.code}): {_errors_text(exc)}") from None
-    except urllib.error.URLError as exc:
-        raise CommandError(f"cannot reach {args.address}: {exc.reason}") from None
-    except (ValueError, OSError) as exc:
-        raise CommandError(f"login: {exc}") from None
-    if args.format == "json":
-        print(json.dumps(auth, indent=2, sort_keys=True))
-    else:
-        print(auth["client_token"])
-    return 0
-
-
-def _errors_text(exc: urllib.error.HTTPError) -> str:
-    try:
-        errors = json.loads(exc.read(65536)).get("errors")
-    except (ValueError, AttributeError, OSError):
-        errors = None
-    if isinstance(errors, list) and errors:
-        return "; ".join(str(e) for e in errors)
-    return str(exc.reason)
 
 
 def _run_storage(args: argparse.Namespace) -> int:
@@ -342,10 +330,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run_server(args, parser)
         if args.command == "storage":
             return _run_storage(args)
+        if args.command == "demo":
+            return run_demo(args)
         if args.command == "seal":
             print(generate_key())
             return 0
-        return _run_login(args)
+        return cli_client.run(args)  # login, token
     except (CommandError, ServeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

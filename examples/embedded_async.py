@@ -14,6 +14,8 @@ Run: ``python examples/embedded_async.py``
 from __future__ import annotations
 
 import asyncio
+import tempfile
+from pathlib import Path
 
 from _demo_aws import demo_aws
 
@@ -23,12 +25,14 @@ from aws_iam_backend.io.aio_transport import AsyncHttpTransport
 
 
 async def main() -> None:
-    with demo_aws() as aws:  # moto on loopback; with real AWS none of this is needed
-        # 1. The backend: SQLite on a thread of its own, the aiohttp STS transport and the
+    with demo_aws() as aws, tempfile.TemporaryDirectory() as workdir:
+        # (moto on loopback: with real AWS none of this is needed; the SQLite file lives in
+        # a temporary directory, removed at the end.)
+        # 1. The backend: SQLite on a thread of its own, the asyncio STS transport and the
         #    default IAM lookups. `async with` opens (and migrates) the file up front and
         #    closes the file and the connection pool at the end.
         async with (
-            AsyncSQLiteStorage("example_async.db") as storage,
+            AsyncSQLiteStorage(Path(workdir) / "example.db") as storage,
             AsyncHttpTransport() as transport,
         ):
             backend = AsyncBackend(storage=storage, transport=transport)

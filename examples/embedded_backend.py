@@ -9,6 +9,9 @@ Run: ``python examples/embedded_backend.py``
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
+
 from _demo_aws import demo_aws
 
 from aws_iam_backend import Backend, SQLiteStorage
@@ -16,9 +19,12 @@ from aws_iam_backend.client import build_login_payload
 
 
 def main() -> None:
-    with demo_aws() as aws:  # moto on loopback; with real AWS none of this is needed
+    with demo_aws() as aws, tempfile.TemporaryDirectory() as workdir:
+        # (moto on loopback: with real AWS none of this is needed; the SQLite file lives in
+        # a temporary directory, removed at the end.)
         # 1. The backend: SQLite storage, default botocore transport and IAM lookups.
-        backend = Backend(storage=SQLiteStorage("example.db"))
+        storage = SQLiteStorage(Path(workdir) / "example.db")
+        backend = Backend(storage=storage)
         backend.write_client_config(
             {**aws.client_config(), "iam_server_id_header_value": "my-service.example.com"}
         )
@@ -47,6 +53,7 @@ def main() -> None:
         backend.renew_token(auth["client_token"])
         backend.revoke_token(auth["client_token"])
         print("renewed and revoked")
+        storage.close()
 
 
 if __name__ == "__main__":

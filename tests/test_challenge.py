@@ -216,7 +216,8 @@ def test_client_and_cli_challenge_end_to_end(
     assert json.loads(info.value.read()) == {"errors": ["missing challenge nonce"]}
 
     use_keys(monkeypatch, keys)
-    argv = ["login", "--address", dev.address, "--role", name, "--region", "us-east-1"]
+    argv = ["login", "--address", dev.address, "--role", name, "--region", "us-east-1",
+            "-field=token", "-no-store"]
     assert main([*argv, "--challenge"]) == 0
     token = capsys.readouterr().out.strip()
     assert name in dev.client(token).auth.token.lookup_self()["data"]["display_name"]

@@ -10,6 +10,7 @@ import json
 import os
 import socket
 import ssl
+import stat
 import subprocess
 import sys
 import time
@@ -84,19 +85,61 @@ def new_user_role(dev: DevServer, moto: MotoServer, **role: Any) -> tuple[str, K
     return name, keys
 
 
-def test_login_prints_the_token(
+VAULT_VARIABLES = (
+    "VAULT_ADDR",
+    "VAULT_TOKEN",
+    "VAULT_CACERT",
+    "VAULT_SKIP_VERIFY",
+    "VAULT_CLIENT_TIMEOUT",
+    "VAULT_FORMAT",
+)
+
+
+def isolate_vault_env(monkeypatch: pytest.MonkeyPatch, home: Path) -> Path:
+    """No Vault variables, and ``home`` as HOME (so ``~/.vault-token`` is the test's)."""
+    for name in VAULT_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    home.mkdir(exist_ok=True)
+    monkeypatch.setenv("HOME", str(home))
+    return home
+
+
+@pytest.fixture(autouse=True)
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    return isolate_vault_env(monkeypatch, tmp_path / "home")
+
+
+def test_login_stores_the_token_and_prints_a_table(
     dev: DevServer,
     moto: MotoServer,
+    home: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     role, keys = new_user_role(dev, moto, policies=["dev"])
     use_keys(monkeypatch, keys)
     code = main(["login", "--address", dev.address, "--role", role, "--region", "us-east-1"])
-    token = capsys.readouterr().out.strip()
-    assert code == 0
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert err == ""
+    assert out.startswith("Success! You are now authenticated.")
+    rows = dict(line.split(None, 1) for line in out.split("\n\n", 1)[1].splitlines())
+    assert rows["Key"] == "Value"
+    assert rows["token_policies"] == '["default" "dev"]'
+    assert rows["identity_policies"] == "[]"
+    assert rows["token_renewable"] == "true"
+    assert rows["token_duration"] == "768h"
+    assert rows["token_meta_auth_type"] == "iam"
+    token = rows["token"]
+    stored = home / ".vault-token"
+    assert stored.read_text() == token
+    assert stat.S_IMODE(stored.stat().st_mode) == 0o600
+    assert sorted(p.name for p in home.iterdir()) == [".vault-token"]  # no temporary left
     me = dev.client(token).auth.token.lookup_self()["data"]
     assert me["policies"] == ["default", "dev"]
+    # the next command uses the stored token
+    assert main(["token", "lookup", "-address", dev.address, "-field=display_name"]) == 0
+    assert capsys.readouterr().out == me["display_name"]
 
 
 def test_login_json_format_and_vault_addr(
@@ -108,10 +151,72 @@ def test_login_json_format_and_vault_addr(
     role, keys = new_user_role(dev, moto)
     use_keys(monkeypatch, keys)
     monkeypatch.setenv("VAULT_ADDR", dev.address)
-    assert main(["login", "--role", role, "--region", "eu-west-1", "--format", "json"]) == 0
-    auth = json.loads(capsys.readouterr().out)
-    assert auth["client_token"].startswith("hvs.")
-    assert auth["metadata"]["auth_type"] == "iam"
+    assert main(["login", "--role", role, "--region", "eu-west-1", "-format=json"]) == 0
+    response = json.loads(capsys.readouterr().out)  # the whole response, as Vault prints it
+    assert {"request_id", "lease_id", "lease_duration", "auth"} <= set(response)
+    assert response["auth"]["client_token"].startswith("hvs.")
+    assert response["auth"]["metadata"]["auth_type"] == "iam"
+
+
+def test_login_field_and_no_store(
+    dev: DevServer,
+    moto: MotoServer,
+    home: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    role, keys = new_user_role(dev, moto)
+    use_keys(monkeypatch, keys)
+    argv = ["login", "-address", dev.address, "-role", role, "-region=us-east-1"]
+    assert main([*argv, "-field=token", "-no-store"]) == 0
+    out, err = capsys.readouterr()
+    assert out.startswith("hvs.")
+    assert out == out.strip()  # raw, like vault: no newline when not on a terminal
+    assert "not stored" in err
+    assert not (home / ".vault-token").exists()
+    assert dev.client(out).auth.token.lookup_self()["data"]["meta"]["auth_type"] == "iam"
+    assert main([*argv, "--field", "token_accessor", "--no-store=false"]) == 0
+    accessor = capsys.readouterr().out
+    assert accessor
+    assert accessor != out
+    assert (home / ".vault-token").read_text().startswith("hvs.")
+    assert main([*argv, "-field=nonsense", "-no-store"]) == 1
+    assert capsys.readouterr().err.endswith('Field "nonsense" not present in secret\n')
+
+
+def test_login_vault_spelling_and_existing_token_file(
+    dev: DevServer,
+    moto: MotoServer,
+    home: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    role, keys = new_user_role(dev, moto)
+    use_keys(monkeypatch, keys)
+    stored = home / ".vault-token"
+    stored.write_text("old-token")
+    stored.chmod(0o644)
+    monkeypatch.setenv("VAULT_TOKEN", "root")
+    old_umask = os.umask(0)
+    try:
+        argv = ["login", "-method=aws", "-path=aws", f"-address={dev.address}"]
+        code = main([*argv, f"role={role}", "region=us-east-1", "-format=json"])
+    finally:
+        os.umask(old_umask)
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert stored.read_text() == json.loads(out)["auth"]["client_token"]
+    assert stat.S_IMODE(stored.stat().st_mode) == 0o600
+    assert "VAULT_TOKEN environment variable is set" in err  # it wins over the file
+
+
+def test_login_bad_parameter_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["login", "role=x", "colour=red"])
+    assert exit_info.value.code == 2
+    assert "expected role=, header_value=, region= or mount=, got 'colour=red'" in (
+        capsys.readouterr().err
+    )
 
 
 def test_login_with_server_id_header(
@@ -129,7 +234,7 @@ def test_login_with_server_id_header(
         "sid", auth_type="iam", bound_iam_principal_arn=[user["Arn"]], mount_point=mount
     )
     use_keys(monkeypatch, keys)
-    base = ["login", "--address", dev.address, "--mount", mount, "--role", "sid"]
+    base = ["login", "--address", dev.address, "--mount", mount, "--role", "sid", "-field=token"]
     assert main([*base, "--header-value", "vault.example.com"]) == 0
     assert capsys.readouterr().out.startswith("hvs.")
     assert main(base) == 1
@@ -139,14 +244,19 @@ def test_login_with_server_id_header(
 @pytest.mark.parametrize(
     ("args", "keys", "message"),
     [
-        (["--role", "nobody"], True, "error: login failed (400): entry for role nobody not found"),
-        (["--region", "mars-1"], True, "error: login: unknown AWS region: 'mars-1'"),
-        ([], False, "error: login: no AWS credentials found"),
+        (
+            ["--role", "nobody"],
+            True,
+            "Error authenticating: Code: 400. Errors: entry for role nobody not found\n",
+        ),
+        (["--region", "mars-1"], True, "Error authenticating: unknown AWS region: 'mars-1'\n"),
+        ([], False, "Error authenticating: no AWS credentials found"),
     ],
 )
 def test_login_failures(
     dev: DevServer,
     moto: MotoServer,
+    home: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
     args: list[str],
@@ -158,7 +268,9 @@ def test_login_failures(
     assert main(["login", "--address", dev.address, *args]) == 1
     captured = capsys.readouterr()
     assert captured.err.startswith(message)
+    assert captured.err.count("\n") == 1
     assert captured.out == ""
+    assert not (home / ".vault-token").exists()
 
 
 def test_login_unreachable_server(
@@ -167,7 +279,9 @@ def test_login_unreachable_server(
     use_keys(monkeypatch, Keys("AKIAIOSFODNN7EXAMPLE", "s"))
     address = f"http://127.0.0.1:{free_port()}"
     assert main(["login", "--address", address]) == 1
-    assert capsys.readouterr().err.startswith(f"error: cannot reach {address}: ")
+    assert capsys.readouterr().err == (
+        f"Error authenticating: cannot reach {address}: Connection refused\n"
+    )
     assert main(["login", "--address", "ftp://host"]) == 1
     assert "address must be an http(s) URL" in capsys.readouterr().err
 
@@ -550,7 +664,54 @@ def test_bad_tls_files(
     )
     monkeypatch.setenv("TEST_STRONG_ROOT_TOKEN", "tls-Zq7vK2mXw9LpR4tN8bYc-root")
     assert main(["server", "--config", config]) == 1
-    assert capsys.readouterr().err.startswith("error: cannot load TLS certificate/key: ")
+    assert capsys.readouterr().err == (
+        "error: cannot load TLS certificate/key: /nonexistent.crt: No such file or directory\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("case", "blamed", "reason"),
+    [
+        ("missing key", "key", "No such file or directory"),
+        ("certificate is junk", "cert", "no PEM certificate in it"),
+        ("key is junk", "key", "not a usable PEM private key"),
+        ("key and certificate swapped", "cert", "no PEM certificate in it"),
+        ("key of another certificate", "key", "the key does not match the certificate in {cert}"),
+    ],
+)
+def test_tls_errors_name_the_file(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    case: str,
+    blamed: str,
+    reason: str,
+) -> None:
+    cert, key = self_signed(tmp_path)
+    junk = write(tmp_path / "junk.pem", "not PEM at all\n")
+    if case == "missing key":
+        key = str(tmp_path / "missing.key")
+    elif case == "certificate is junk":
+        cert = junk
+    elif case == "key is junk":
+        key = junk
+    elif case == "key and certificate swapped":
+        cert, key = key, cert
+    else:
+        other = tmp_path / "other"
+        other.mkdir()
+        key = self_signed(other)[1]
+    config = write(
+        tmp_path / "server.toml",
+        f'[listener]\ntls_cert_file = "{cert}"\ntls_key_file = "{key}"\n'
+        '[root_token]\nenv = "TEST_STRONG_ROOT_TOKEN"\n',
+    )
+    monkeypatch.setenv("TEST_STRONG_ROOT_TOKEN", "tls-Zq7vK2mXw9LpR4tN8bYc-root")
+    assert main(["server", "--config", config]) == 1
+    path = cert if blamed == "cert" else key
+    assert capsys.readouterr().err == (
+        f"error: cannot load TLS certificate/key: {path}: {reason.format(cert=cert)}\n"
+    )
 
 
 def test_console_script_entry_point() -> None:

@@ -8,8 +8,6 @@ hvac against the dev server over HTTP."""
 from __future__ import annotations
 
 import threading
-import urllib.request
-import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -33,13 +31,20 @@ from aws_iam_backend.io.ec2 import BotocoreEc2Lookups
 from aws_iam_backend.io.protocols import AwsAccess, Ec2Lookups
 from aws_iam_backend.vault.tokens import TOKEN_PREFIX
 from tests.support.drivers import ASYNC_ONLY, Backend, driver  # noqa: F401
-from tests.support.moto_server import ADMIN_POLICY, ASSUME_POLICY, Keys, MotoServer
+from tests.support.ec2 import (
+    ACCOUNT,
+    REGION,
+    Fleet,
+    build_fleet,
+    client_config,
+    instance_profile,
+    unique,
+)
+from tests.support.ec2 import OTHER_ACCOUNT as OTHER
+from tests.support.moto_server import Keys, MotoServer
 from tests.support.payloads import botocore_payload, hvac_payload
 from tests.support.server import DevServer
 
-ACCOUNT = "123456789012"
-OTHER = "222222222222"
-REGION = "us-west-2"
 ROLE = "fleet"
 OTHER_AMI = "ami-12345678"
 INFERENCE_METADATA = [
@@ -53,121 +58,36 @@ INFERENCE_METADATA = [
 ]
 
 
-def unique(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:8]}"
-
-
 # ------------------------------------------------------------------------- the world
 
 
 @attrs.frozen
-class World:
-    """moto's side, built once: in ACCOUNT a VPC subnet, a role ``role`` (path ``/svc/``)
-    in an instance profile ``profile`` (path ``/fleet/``), the ``running`` instance with
-    that profile, a ``stopped`` and a ``terminated`` one with it, a ``bare`` one without
-    a profile; ``keys`` are ``role`` assumed with the running instance's ID as session
-    name. In OTHER: ``foreign`` runs with a profile holding ``foreign_role``."""
+class World(Fleet):
+    """moto's side, built once: the :class:`Fleet` (in ACCOUNT its ``role``, path
+    ``/svc/``, in its instance ``profile``, path ``/fleet/``, which the ``running``,
+    ``stopped`` and ``terminated`` instances have and the ``bare`` one has not; in OTHER
+    the ``foreign`` instance with a profile holding ``other.role``); ``keys`` are
+    ``role`` assumed with the running instance's ID as session name, ``foreign_keys``
+    ``other.role`` with the foreign instance's."""
 
-    image_id: str
-    subnet_id: str
-    vpc_id: str
-    role: dict[str, Any]
-    profile: dict[str, Any]
-    running: dict[str, Any]
     keys: Keys
-    stopped: str
-    terminated: str
-    bare: str
     intruder: dict[str, Any]  # a role not in any instance profile
-    other_admin_role: str  # an admin role in OTHER, for config/sts/OTHER
-    foreign: str
-    foreign_role: dict[str, Any]
-    foreign_keys: Keys  # foreign_role assumed with the foreign instance's ID
+    foreign_keys: Keys
 
     @property
     def instance_id(self) -> str:
-        return str(self.running["InstanceId"])
-
-
-def _other_account_admin(moto: MotoServer) -> tuple[str, Keys]:
-    """An administrator role in OTHER and keys assumed into it (as test_ec2_lookups.py:
-    moto's ``reset-auth`` lets the two calls creating it through unauthenticated)."""
-    role = unique("admin")
-    arn = f"arn:aws:iam::{OTHER}:role/{role}"
-    keys = moto.assume_role(arn, "bootstrap")
-    request = urllib.request.Request(
-        moto.endpoint + "/moto-api/reset-auth",
-        data=b"2",
-        method="POST",
-        headers={"Content-Type": "text/plain"},
-    )
-    urllib.request.urlopen(request, timeout=10).close()
-    iam = moto.client("iam", keys)
-    iam.create_role(RoleName=role, AssumeRolePolicyDocument=ASSUME_POLICY)
-    iam.put_role_policy(RoleName=role, PolicyName="all", PolicyDocument=ADMIN_POLICY)
-    assert moto.client("sts", keys).get_caller_identity()["Account"] == OTHER
-    return arn, keys
-
-
-def _profile_with_role(iam: Any, role: dict[str, Any]) -> dict[str, Any]:
-    profile: dict[str, Any] = iam.create_instance_profile(
-        InstanceProfileName=unique("prof"), Path="/fleet/"
-    )["InstanceProfile"]
-    iam.add_role_to_instance_profile(
-        InstanceProfileName=profile["InstanceProfileName"], RoleName=role["RoleName"]
-    )
-    return profile
-
-
-def run_instance(moto: MotoServer, image_id: str, **extra: Any) -> dict[str, Any]:
-    ec2 = moto.client("ec2", moto.admin, REGION)
-    reservation = ec2.run_instances(ImageId=image_id, MinCount=1, MaxCount=1, **extra)
-    instance: dict[str, Any] = reservation["Instances"][0]
-    return instance
+        return self.running.instance_id
 
 
 @pytest.fixture(scope="module")
 def world(moto: MotoServer) -> World:
-    ec2 = moto.client("ec2", moto.admin, REGION)
-    image_id = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
-    assert image_id != OTHER_AMI
-    vpc = ec2.create_vpc(CidrBlock="10.1.0.0/16")["Vpc"]
-    subnet = ec2.create_subnet(VpcId=vpc["VpcId"], CidrBlock="10.1.1.0/24")["Subnet"]
-    role = moto.create_role(unique("web"), path="/svc/")
-    profile = _profile_with_role(moto.iam, role)
-    with_profile = {"SubnetId": subnet["SubnetId"], "IamInstanceProfile": {"Arn": profile["Arn"]}}
-    running = run_instance(moto, image_id, **with_profile)
-    stopped = run_instance(moto, image_id, **with_profile)["InstanceId"]
-    ec2.stop_instances(InstanceIds=[stopped])
-    terminated = run_instance(moto, image_id, **with_profile)["InstanceId"]
-    ec2.terminate_instances(InstanceIds=[terminated])
-    bare = run_instance(moto, image_id, SubnetId=subnet["SubnetId"])["InstanceId"]
-
-    other_admin, other_keys = _other_account_admin(moto)
-    other_iam = moto.client("iam", other_keys)
-    foreign_role: dict[str, Any] = other_iam.create_role(
-        RoleName=unique("fweb"), AssumeRolePolicyDocument=ASSUME_POLICY
-    )["Role"]
-    foreign_profile = _profile_with_role(other_iam, foreign_role)
-    foreign = moto.client("ec2", other_keys, REGION).run_instances(
-        ImageId=image_id, MinCount=1, MaxCount=1, IamInstanceProfile={"Arn": foreign_profile["Arn"]}
-    )["Instances"][0]["InstanceId"]
+    fleet = build_fleet(moto)
+    assert fleet.image_id != OTHER_AMI
     return World(
-        image_id=image_id,
-        subnet_id=subnet["SubnetId"],
-        vpc_id=vpc["VpcId"],
-        role=role,
-        profile=profile,
-        running=running,
-        keys=moto.assume_role(role["Arn"], running["InstanceId"]),
-        stopped=stopped,
-        terminated=terminated,
-        bare=bare,
-        intruder=moto.create_role(unique("ci")),
-        other_admin_role=other_admin,
-        foreign=foreign,
-        foreign_role=foreign_role,
-        foreign_keys=moto.assume_role(foreign_role["Arn"], foreign),
+        **attrs.asdict(fleet, recurse=False),
+        keys=moto.assume_role(fleet.role_arn, fleet.running.instance_id),
+        intruder=moto.create_role(unique("ci-")),
+        foreign_keys=moto.assume_role(fleet.other.role["Arn"], fleet.foreign),
     )
 
 
@@ -234,20 +154,21 @@ class Setup:
         assert info.value.status == status
         assert self.tokens() == before
 
+    def renewal_refused(self, token: str, instance_id: str, reason: str) -> None:
+        """The token's renewal is refused (403): the re-check of its instance failed."""
+        with pytest.raises(PermissionDeniedError) as info:
+            self.backend.renew_token(token)
+        assert info.value.message == (
+            f'failed to renew entry: failed to verify instance ID "{instance_id}": {reason}'
+        )
+        assert info.value.status == 403
+
 
 def make_setup(moto: MotoServer, settings: BackendSettings | None = None) -> Setup:
     storage = MemoryStorage()
     lookups = RecordingLookups(BotocoreEc2Lookups())
     backend = Backend(storage=storage, ec2=lookups, settings=settings)
-    backend.write_client_config(
-        {
-            "access_key": moto.admin.access_key,
-            "secret_key": moto.admin.secret_key,
-            "sts_endpoint": moto.endpoint,
-            "iam_endpoint": moto.endpoint,
-            "endpoint": moto.endpoint,
-        }
-    )
+    backend.write_client_config(client_config(moto))
     return Setup(backend, storage, lookups)
 
 
@@ -284,13 +205,13 @@ def test_login_bound_to_the_instance_role(setup: Setup, world: World) -> None:
         "inferred_aws_region": REGION,
         "inferred_entity_id": world.instance_id,
         "inferred_entity_type": "ec2_instance",
-        "inferred_hostname": world.running["PrivateDnsName"],
+        "inferred_hostname": world.running.private_dns_name,
     }
-    assert world.running["PrivateDnsName"]
+    assert world.running.private_dns_name
     record = setup.backend.lookup_token(auth["client_token"])
     assert record.internal_data["inferred_entity_id"] == world.instance_id
     assert record.internal_data["inferred_aws_region"] == REGION
-    assert record.internal_data["inferred_hostname"] == world.running["PrivateDnsName"]
+    assert record.internal_data["inferred_hostname"] == world.running.private_dns_name
     assert setup.lookups.described == [world.instance_id]
     assert setup.lookups.profiles == [world.profile["Arn"]]  # our caller-is-instance rule
 
@@ -311,7 +232,7 @@ def test_login_without_principal_arn_decided_by_the_instance(setup: Setup, world
     metadata = auth["metadata"]
     assert metadata["inferred_entity_id"] == world.instance_id
     assert metadata["inferred_entity_type"] == "ec2_instance"
-    assert metadata["inferred_hostname"] == world.running["PrivateDnsName"]
+    assert metadata["inferred_hostname"] == world.running.private_dns_name
     assert metadata["inferred_aws_region"] == REGION
     assert setup.backend.lookup_token(auth["client_token"]).role_name == name
 
@@ -476,7 +397,7 @@ def test_instance_in_another_region_not_found(setup: Setup, world: World) -> Non
 
 
 def test_iam_user_refused(moto: MotoServer, setup: Setup, world: World) -> None:
-    user, keys = moto.create_user(unique("user"))
+    user, keys = moto.create_user(unique("user-"))
     setup.backend.write_role(ROLE, inferring(bound_iam_principal_arn=user["Arn"]))
     setup.refused(
         keys,
@@ -544,14 +465,13 @@ def test_instance_without_profile_refused(moto: MotoServer, setup: Setup, world:
 def test_cross_account_needs_config_sts(setup: Setup, world: World) -> None:
     setup.backend.write_role(ROLE, inferring(bound_account_id=OTHER))
     setup.backend.write_identity_config({"iam_metadata": INFERENCE_METADATA})
-    setup.refused(
-        world.foreign_keys,
-        InvalidRequestError,
+    no_client = (
         f"failed to verify {world.foreign} as a valid EC2 instance in region {REGION}: "
         f'unable to fetch client for account ID "{OTHER}" -- '
-        f'default client is for account "{ACCOUNT}"',
+        f'default client is for account "{ACCOUNT}"'
     )
-    setup.backend.write_sts_config(OTHER, {"sts_role": world.other_admin_role})
+    setup.refused(world.foreign_keys, InvalidRequestError, no_client)
+    setup.backend.write_sts_config(OTHER, {"sts_role": world.other.admin_role})
     auth = setup.login(world.foreign_keys)
     assert auth["metadata"]["account_id"] == OTHER
     assert auth["metadata"]["inferred_entity_id"] == world.foreign
@@ -562,13 +482,7 @@ def test_cross_account_needs_config_sts(setup: Setup, world: World) -> None:
         f'error validating instance: account ID "{ACCOUNT}" does not belong to role "{ROLE}"',
     )
     setup.backend.delete_sts_config(OTHER)
-    setup.refused(
-        world.foreign_keys,
-        InvalidRequestError,
-        f"failed to verify {world.foreign} as a valid EC2 instance in region {REGION}: "
-        f'unable to fetch client for account ID "{OTHER}" -- '
-        f'default client is for account "{ACCOUNT}"',
-    )
+    setup.refused(world.foreign_keys, InvalidRequestError, no_client)
 
 
 def test_cross_account_caller_must_be_the_foreign_profile_role(
@@ -577,7 +491,7 @@ def test_cross_account_caller_must_be_the_foreign_profile_role(
     """A role of ACCOUNT assumed with the foreign instance's ID as session name: STS says
     ACCOUNT, so the instance is looked up in ACCOUNT, where it does not exist."""
     setup.backend.write_role(ROLE, inferring(bound_ami_id=world.image_id))
-    setup.backend.write_sts_config(OTHER, {"sts_role": world.other_admin_role})
+    setup.backend.write_sts_config(OTHER, {"sts_role": world.other.admin_role})
     keys = moto.assume_role(world.role["Arn"], world.foreign)
     setup.refused(
         keys,
@@ -592,26 +506,14 @@ def test_cross_account_caller_must_be_the_foreign_profile_role(
 
 
 def test_renewal_while_running_then_stopped(moto: MotoServer, setup: Setup, world: World) -> None:
-    instance = run_instance(
-        moto,
-        world.image_id,
-        SubnetId=world.subnet_id,
-        IamInstanceProfile={"Arn": world.profile["Arn"]},
-    )
-    instance_id = instance["InstanceId"]
+    instance_id = world.run_instance().instance_id
     keys = moto.assume_role(world.role["Arn"], instance_id)
     setup.backend.write_role(ROLE, inferring(bound_ami_id=world.image_id, token_ttl=600))
     token = setup.login(keys)["client_token"]
     assert setup.backend.renew_token(token).ttl == 600
     assert setup.lookups.described == [instance_id, instance_id]
-    moto.client("ec2", moto.admin, REGION).stop_instances(InstanceIds=[instance_id])
-    with pytest.raises(PermissionDeniedError) as info:
-        setup.backend.renew_token(token)
-    assert info.value.message == (
-        f'failed to renew entry: failed to verify instance ID "{instance_id}": '
-        "instance is not in 'running' state"
-    )
-    assert info.value.status == 403
+    world.stop(instance_id)
+    setup.renewal_refused(token, instance_id, "instance is not in 'running' state")
 
 
 @pytest.mark.parametrize(
@@ -637,12 +539,7 @@ def test_renewal_rechecks_binds_of_the_rewritten_role(
     token = setup.login(world.keys)["client_token"]
     setup.backend.renew_token(token)
     setup.backend.write_role(ROLE, {"bound_ami_id": [], **binds})
-    with pytest.raises(PermissionDeniedError) as info:
-        setup.backend.renew_token(token)
-    assert info.value.message == (
-        f'failed to renew entry: failed to verify instance ID "{world.instance_id}": '
-        f"error validating instance: {reason(world)}"
-    )
+    setup.renewal_refused(token, world.instance_id, f"error validating instance: {reason(world)}")
 
 
 def test_renewal_refused_once_the_profile_holds_another_role(
@@ -650,10 +547,8 @@ def test_renewal_refused_once_the_profile_holds_another_role(
 ) -> None:
     """Our rule is re-applied at renewal: the caller's role must still be the role of the
     instance's profile."""
-    profile = _profile_with_role(moto.iam, world.role)
-    instance_id = run_instance(moto, world.image_id, IamInstanceProfile={"Arn": profile["Arn"]})[
-        "InstanceId"
-    ]
+    profile = instance_profile(moto.iam, world.role)
+    instance_id = world.run_instance(subnet=False, profile_arn=profile["Arn"]).instance_id
     keys = moto.assume_role(world.role["Arn"], instance_id)
     setup.backend.write_role(ROLE, inferring(bound_ami_id=world.image_id))
     token = setup.login(keys)["client_token"]
@@ -663,15 +558,13 @@ def test_renewal_refused_once_the_profile_holds_another_role(
         InstanceProfileName=name, RoleName=world.role["RoleName"]
     )
     moto.iam.add_role_to_instance_profile(
-        InstanceProfileName=name, RoleName=moto.create_role(unique("next"))["RoleName"]
+        InstanceProfileName=name, RoleName=moto.create_role(unique("next-"))["RoleName"]
     )
-    with pytest.raises(PermissionDeniedError) as info:
-        setup.backend.renew_token(token)
-    assert info.value.message == (
-        f'failed to renew entry: failed to verify instance ID "{instance_id}": '
+    reason = (
         f'error validating instance: the caller\'s role "{world.role["RoleName"]}" is not '
         f'the role of instance "{instance_id}"\'s instance profile'
     )
+    setup.renewal_refused(token, instance_id, reason)
 
 
 def test_renewal_of_a_token_issued_before_inference(
@@ -692,11 +585,7 @@ def test_renewal_of_a_token_issued_before_inference(
             "bound_ec2_instance_id": world.instance_id,
         },
     )
-    with pytest.raises(PermissionDeniedError) as info:
-        setup.backend.renew_token(token)
-    assert info.value.message == (
-        'failed to renew entry: failed to verify instance ID "": invalid instance ID ""'
-    )
+    setup.renewal_refused(token, "", 'invalid instance ID ""')
     assert setup.lookups.described == []
 
 
@@ -795,7 +684,7 @@ def test_hvac_over_http(server: DevServer, moto: MotoServer, world: World) -> No
     assert me["policies"] == ["default", "web"]
     assert me["meta"]["inferred_entity_id"] == world.instance_id
     assert me["meta"]["inferred_entity_type"] == "ec2_instance"
-    assert me["meta"]["inferred_hostname"] == world.running["PrivateDnsName"]
+    assert me["meta"]["inferred_hostname"] == world.running.private_dns_name
     assert me["meta"]["inferred_aws_region"] == REGION
     assert client.auth.token.renew_self()["auth"]["client_token"] == client.token
 

@@ -21,6 +21,7 @@ from multiprocessing.synchronize import Barrier as ProcessBarrier
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 
 from aws_iam_backend import AsyncBackend, AsyncSQLiteStorage, MemoryStorage, SQLiteStorage
@@ -43,7 +44,7 @@ from aws_iam_backend.io.protocols import Document, Operation, Put
 from aws_iam_backend.login.issue import entity_id
 from aws_iam_backend.vault.tokens import TokenRecord, TokenSpec, rfc3339
 from tests.support.drivers import Backend, driver  # noqa: F401
-from tests.support.ec2 import (
+from tests.support.ec2 import (  # noqa: F401 (the fixtures)
     ACCOUNT,
     OTHER_ACCOUNT,
     REGION,
@@ -52,16 +53,18 @@ from tests.support.ec2 import (
     ManualClock,
     SigningCert,
     access_list_entry,
-    build_world,
     configure_backend,
+    id_signer_fixture,
     identity_login,
     make_signing_cert,
     other_account_admin,
     pkcs7_login,
     register_certificate,
+    signer_fixture,
     tamper,
     token_keys,
     unique,
+    world_fixture,
 )
 from tests.support.moto_server import MotoServer
 from tests.support.payloads import botocore_payload
@@ -72,24 +75,195 @@ TAG_KEY = "VaultRole"
 MISSING_ID = "i-0000000000000000a"
 
 
-# ------------------------------------------------------------------------- fixtures
+def not_described(instance_id: str) -> str:
+    """Vault's refusal of a document naming an instance EC2 does not describe."""
+    return (
+        'failed to verify instance ID: error fetching description for instance ID "'
+        f"{instance_id}\": InvalidInstanceID.NotFound: The instance ID '{instance_id}' does "
+        "not exist"
+    )
 
 
-@pytest.fixture(scope="module")
-def world(moto: MotoServer) -> Ec2World:
-    return build_world(moto)
+NO_CERTIFICATE = "failed to verify the signature: no certificate for signer"
+IDENTITY_UNVERIFIED = "instance identity verification using SHA256 RSA signature is unsuccessful"
 
 
-@pytest.fixture(scope="module")
-def signer() -> SigningCert:
-    """Registered as ``config/certificate/test`` (pkcs7) by :func:`backend`."""
-    return make_signing_cert(common_name="ec2-login-pkcs7")
+def refused(
+    kind: type[BackendError], status: int, message: str, call: Callable[[], object]
+) -> BackendError:
+    """Run ``call``, which must raise exactly ``kind`` with ``status`` and ``message``."""
+    with pytest.raises(BackendError) as info:
+        call()
+    assert type(info.value) is kind, info.value
+    assert info.value.message == message
+    assert info.value.status == status
+    return info.value
 
 
-@pytest.fixture(scope="module")
-def id_signer() -> SigningCert:
-    """Registered as ``config/certificate/test-identity`` (identity) by :func:`backend`."""
-    return make_signing_cert(common_name="ec2-login-identity")
+# ------------------------------------------------------------------------- the harness
+
+
+@attrs.frozen
+class Ec2Test:
+    """One test's backend (on its own storage and clock, its AWS calls sent to moto) with
+    the module's world, signers and instances; the methods act for ``instance`` unless
+    given another."""
+
+    moto: MotoServer
+    backend: Any
+    storage: MemoryStorage
+    clock: ManualClock
+    world: Ec2World
+    signer: SigningCert
+    id_signer: SigningCert
+    instance: Instance
+    second: Instance
+
+    def rebuilt(self, storage: MemoryStorage | None = None, **parts: Any) -> Ec2Test:
+        """This test with another backend: on ``storage`` (default this one), this clock
+        and ``parts``; only the pkcs7 signer registered (as ``test``)."""
+        storage = self.storage if storage is None else storage
+        backend = Backend(storage=storage, clock=self.clock, **parts)
+        configure_backend(backend, self.moto, {"test": (self.signer, "pkcs7")})
+        return attrs.evolve(self, backend=backend, storage=storage)
+
+    def role(self, name: str = ROLE, **fields: Any) -> None:
+        """Write an ``auth_type=ec2`` role, bound to the world's AMI unless ``fields`` give
+        other binds (a bind given as None is left out)."""
+        data: dict[str, Any] = {"auth_type": "ec2", "bound_ami_id": self.instance.image_id}
+        data.update(fields)
+        self.backend.write_role(name, {k: v for k, v in data.items() if v is not None})
+
+    def payload(
+        self,
+        instance: Instance | None = None,
+        *,
+        signer: SigningCert | None = None,
+        role: str | None = ROLE,
+        nonce: str | None = None,
+        **document: Any,
+    ) -> dict[str, str]:
+        """A pkcs7 login body of the instance (``document`` overrides its identity
+        document), signed by the pkcs7 signer unless told another."""
+        document_bytes = (instance or self.instance).document(**document)
+        return pkcs7_login(signer or self.signer, document_bytes, role=role, nonce=nonce)
+
+    def login(self, instance: Instance | None = None, **payload: Any) -> dict[str, Any]:
+        """A pkcs7 login (:meth:`payload` keywords); the ``auth`` of the response."""
+        response = self.backend.login(self.payload(instance, **payload))
+        assert isinstance(response, Response)
+        auth: dict[str, Any] = response.auth or {}
+        assert auth["client_token"]
+        return auth
+
+    def identity_login(self, signer: SigningCert | None = None) -> Any:
+        """An identity-and-signature login of the instance, signed by the identity signer
+        unless told another; the response."""
+        document = self.instance.document()
+        return self.backend.login(identity_login(signer or self.id_signer, document, role=ROLE))
+
+    def login_refused(
+        self,
+        kind: type[BackendError],
+        status: int,
+        message: str,
+        instance: Instance | None = None,
+        **payload: Any,
+    ) -> None:
+        """A pkcs7 login (:meth:`payload` keywords) refused with exactly this error."""
+        refused(kind, status, message, functools.partial(self.login, instance, **payload))
+
+    def identity_refused(self, signer: SigningCert | None = None) -> None:
+        """An identity login refused as Vault refuses a signature it cannot verify."""
+        call = functools.partial(self.identity_login, signer)
+        refused(InvalidRequestError, 400, IDENTITY_UNVERIFIED, call)
+
+    def renewal_refused(self, token: str, message: str) -> None:
+        """The token's renewal refused (403) with ``message``."""
+        call = functools.partial(self.backend.renew_token, token)
+        refused(PermissionDeniedError, 403, message, call)
+
+    def logged_in(self, **role: Any) -> str:
+        """The client token of a login with a role written with ``role`` fields."""
+        self.role(**role)
+        token: str = self.login()["client_token"]
+        return token
+
+    def access_list(self, instance_id: str | None = None) -> dict[str, Any] | None:
+        """The instance's access list entry, read through the backend."""
+        return access_list_entry(self.backend, instance_id or self.instance.instance_id)
+
+    def entry_field(self, field: str, instance: Instance | None = None) -> Any:
+        """One field of the instance's access list entry, read through the backend."""
+        entry = self.access_list((instance or self.instance).instance_id)
+        assert entry is not None, "no access list entry"
+        return entry[field]
+
+    def expected_entry(
+        self, nonce: str, created: datetime, updated: datetime | None = None
+    ) -> dict[str, Any]:
+        """The access list entry of the instance for ``nonce``: created at ``created``,
+        last updated (and living for the mount's TTL from) ``updated`` (default the same)."""
+        updated = updated or created
+        return {
+            "role": ROLE,
+            "client_nonce": nonce,
+            "creation_time": rfc3339(created),
+            "disallow_reauthentication": False,
+            "pending_time": self.instance.pending_time,
+            "expiration_time": rfc3339(updated + timedelta(seconds=DEFAULT_TTL)),
+            "last_updated_time": rfc3339(updated),
+        }
+
+    def stored(self, instance_id: str | None = None) -> Document | None:
+        """The instance's access list entry as stored."""
+        key = ACCESSLIST_STORAGE_PREFIX + (instance_id or self.instance.instance_id)
+        return self.storage.read(key)
+
+    def tokens(self) -> int:
+        """How many tokens are stored."""
+        return len(token_keys(self.storage))
+
+    def nothing_stored(self, instance_id: str | None = None) -> None:
+        """No access list entry for the instance, and no token at all."""
+        assert self.stored(instance_id) is None
+        assert token_keys(self.storage) == []
+
+    def later(self, seconds: int) -> str:
+        """The instance's pendingTime moved by ``seconds`` (a stop/start, or an older one)."""
+        pending = datetime.strptime(self.instance.pending_time, "%Y-%m-%dT%H:%M:%S%z")
+        return (pending + timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    def tagged_role(self, name: str = ROLE, **fields: Any) -> None:
+        """A role taking role tags (key :data:`TAG_KEY`), with policies a, b and c."""
+        self.role(name, role_tag=TAG_KEY, token_policies="a,b,c", **fields)
+
+    def create_tag(self, role: str = ROLE, **fields: Any) -> str:
+        """A new role tag of ``role``; its value."""
+        data = self.write(f"role/{role}/tag", fields).data
+        assert data is not None
+        assert data["tag_key"] == TAG_KEY
+        value: str = data["tag_value"]
+        return value
+
+    def tag(self, value: str) -> None:
+        """Set the role tag on the instance in EC2."""
+        self.world.tag(self.instance.instance_id, TAG_KEY, value)
+
+    def read(self, path: str) -> dict[str, Any] | None:
+        data = self.backend.handle_request(Request("read", path)).data
+        return None if data is None else dict(data)
+
+    def keys(self, path: str) -> list[str]:
+        return list((self.backend.handle_request(Request("list", path)).data or {})["keys"])
+
+    def write(self, path: str, data: dict[str, Any] | None = None) -> Response:
+        response = self.backend.handle_request(Request("update", path, data or {}))
+        assert isinstance(response, Response)
+        return response
+
+    def delete(self, path: str) -> None:
+        self.backend.handle_request(Request("delete", path))
 
 
 @pytest.fixture(scope="module")
@@ -105,132 +279,39 @@ def second_instance(world: Ec2World) -> Instance:
 
 
 @pytest.fixture
-def fresh_instance(world: Ec2World) -> Instance:
-    """An instance of this test's own (to tag, stop or terminate)."""
-    return world.run_instance()
-
-
-@pytest.fixture
-def storage() -> MemoryStorage:
-    return MemoryStorage()
-
-
-@pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock()
-
-
-@pytest.fixture
-def backend(
+def ec2(
     moto: MotoServer,
-    storage: MemoryStorage,
-    clock: ManualClock,
+    world: Ec2World,
     signer: SigningCert,
     id_signer: SigningCert,
-) -> Any:
-    """A backend on ``storage`` and ``clock``, its AWS calls sent to moto, with the test
-    signer registered as ``config/certificate/test`` (pkcs7) and the identity signer as
-    ``config/certificate/test-identity``."""
-    return configure_backend(
+    instance: Instance,
+    second_instance: Instance,
+) -> Ec2Test:
+    """A backend on a fresh storage and clock, with the pkcs7 signer registered as
+    ``config/certificate/test`` and the identity signer as ``test-identity``."""
+    storage, clock = MemoryStorage(), ManualClock()
+    backend = configure_backend(
         Backend(storage=storage, clock=clock),
         moto,
         {"test": (signer, "pkcs7"), "test-identity": (id_signer, "identity")},
     )
-
-
-def ec2_role(backend: Any, instance: Instance, name: str = ROLE, **fields: Any) -> None:
-    """Write an ``auth_type=ec2`` role, bound to the instance's AMI unless ``fields`` give
-    other binds (a bind given as None is left out)."""
-    data: dict[str, Any] = {"auth_type": "ec2", "bound_ami_id": instance.image_id}
-    data.update(fields)
-    backend.write_role(name, {k: v for k, v in data.items() if v is not None})
-
-
-def login(
-    backend: Any,
-    signer: SigningCert,
-    instance: Instance,
-    *,
-    role: str | None = ROLE,
-    nonce: str | None = None,
-    **document: Any,
-) -> dict[str, Any]:
-    """A pkcs7 login of ``instance`` (``document`` overrides its identity document);
-    the ``auth`` of the response."""
-    response = backend.login(
-        pkcs7_login(signer, instance.document(**document), role=role, nonce=nonce)
+    return Ec2Test(
+        moto, backend, storage, clock, world, signer, id_signer, instance, second_instance
     )
-    assert isinstance(response, Response)
-    auth: dict[str, Any] = response.auth or {}
-    assert auth["client_token"]
-    return auth
 
 
-def refused(
-    kind: type[BackendError], call: Callable[[], object], message: str, status: int
-) -> BackendError:
-    """Run ``call``, which must raise exactly ``kind`` with ``message`` and ``status``."""
-    with pytest.raises(BackendError) as info:
-        call()
-    assert type(info.value) is kind, info.value
-    assert info.value.message == message
-    assert info.value.status == status
-    return info.value
-
-
-def entry_field(backend: Any, instance_id: str, field: str) -> Any:
-    """One field of the instance's access list entry, read through the backend."""
-    entry = access_list_entry(backend, instance_id)
-    assert entry is not None, f"no access list entry for {instance_id}"
-    return entry[field]
-
-
-def stored_entry(storage: MemoryStorage, instance_id: str) -> Document | None:
-    return storage.read(ACCESSLIST_STORAGE_PREFIX + instance_id)
-
-
-def assert_nothing_stored(storage: MemoryStorage, instance_id: str) -> None:
-    assert stored_entry(storage, instance_id) is None
-    assert token_keys(storage) == []
-
-
-def later(instance: Instance, seconds: int) -> str:
-    """The instance's pendingTime moved by ``seconds`` (a stop/start, or an older one)."""
-    pending = datetime.strptime(instance.pending_time, "%Y-%m-%dT%H:%M:%S%z")
-    return (pending + timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def read(backend: Any, path: str) -> dict[str, Any] | None:
-    data = backend.handle_request(Request("read", path)).data
-    return None if data is None else dict(data)
-
-
-def keys(backend: Any, path: str) -> list[str]:
-    return list((backend.handle_request(Request("list", path)).data or {})["keys"])
-
-
-def write(backend: Any, path: str, data: dict[str, Any] | None = None) -> Response:
-    response = backend.handle_request(Request("update", path, data or {}))
-    assert isinstance(response, Response)
-    return response
-
-
-def delete(backend: Any, path: str) -> None:
-    backend.handle_request(Request("delete", path))
+@pytest.fixture
+def fresh(ec2: Ec2Test) -> Ec2Test:
+    """:func:`ec2` for an instance of this test's own (to tag, stop or terminate)."""
+    return attrs.evolve(ec2, instance=ec2.world.run_instance())
 
 
 # ---------------------------------------------------------------- successful logins
 
 
-def test_pkcs7_login_with_named_role(
-    backend: Any,
-    storage: MemoryStorage,
-    clock: ManualClock,
-    signer: SigningCert,
-    instance: Instance,
-) -> None:
-    ec2_role(backend, instance, policies="web,Ops")
-    response = backend.login(pkcs7_login(signer, instance.document(), role=ROLE))
+def test_pkcs7_login_with_named_role(ec2: Ec2Test) -> None:
+    ec2.role(policies="web,Ops")
+    response = ec2.backend.login(ec2.payload())
     auth = response.auth
     assert response.role == ROLE
     nonce = auth["metadata"]["nonce"]
@@ -247,121 +328,69 @@ def test_pkcs7_login_with_named_role(
     assert auth["lease_duration"] == DEFAULT_TTL
     assert auth["renewable"] is True
     assert auth["token_type"] == "service"
-    role_id = backend.read_role(ROLE)["role_id"]
+    role_id = ec2.backend.read_role(ROLE)["role_id"]
     assert auth["entity_id"] == entity_id("aws/", role_id)  # ec2_alias defaults to role_id
-    record = backend.lookup_token(auth["client_token"])
+    record = ec2.backend.lookup_token(auth["client_token"])
     assert record.display_name == "aws"
     assert record.internal_data == {
         "auth_type": "ec2",
         "role_name": ROLE,
         "role_id": role_id,
-        "instance_id": instance.instance_id,
+        "instance_id": ec2.instance.instance_id,
         "region": REGION,
         "account_id": ACCOUNT,
     }
-    now = clock.now()
-    assert access_list_entry(backend, instance.instance_id) == {
-        "role": ROLE,
-        "client_nonce": nonce,
-        "creation_time": rfc3339(now),
-        "disallow_reauthentication": False,
-        "pending_time": instance.pending_time,
-        "expiration_time": rfc3339(now + timedelta(seconds=DEFAULT_TTL)),
-        "last_updated_time": rfc3339(now),
-    }
-    assert len(token_keys(storage)) == 1
+    assert ec2.access_list() == ec2.expected_entry(nonce, ec2.clock.now())
+    assert ec2.tokens() == 1
     # The nonce handed out is the one to log in again with.
-    again = login(backend, signer, instance, nonce=nonce)
+    again = ec2.login(nonce=nonce)
     assert "nonce" not in again["metadata"]
 
 
-def test_role_defaults_to_the_ami_id(
-    backend: Any,
-    signer: SigningCert,
-    instance: Instance,
-) -> None:
-    ec2_role(backend, instance, name=instance.image_id, policies="by-ami")
-    response = backend.login(pkcs7_login(signer, instance.document()))
-    assert response.role == instance.image_id
-    assert response.auth["metadata"]["role"] == instance.image_id
+def test_role_defaults_to_the_ami_id(ec2: Ec2Test) -> None:
+    ami = ec2.instance.image_id
+    ec2.role(ami, policies="by-ami")
+    response = ec2.backend.login(ec2.payload(role=None))
+    assert response.role == ami
+    assert response.auth["metadata"]["role"] == ami
     assert response.auth["policies"] == ["by-ami", "default"]
-    assert entry_field(backend, instance.instance_id, "role") == instance.image_id
+    assert ec2.entry_field("role") == ami
 
 
-def test_no_role_and_no_role_for_the_ami(
-    backend: Any,
-    storage: MemoryStorage,
-    signer: SigningCert,
-    instance: Instance,
-) -> None:
-    ec2_role(backend, instance)
-    refused(
-        InvalidRequestError,
-        lambda: backend.login(pkcs7_login(signer, instance.document())),
-        f'entry for role "{instance.image_id}" not found',
-        400,
-    )
-    refused(
-        InvalidRequestError,
-        lambda: backend.login(pkcs7_login(signer, instance.document(), role="nope")),
-        'entry for role "nope" not found',
-        400,
-    )
-    assert_nothing_stored(storage, instance.instance_id)
+def test_no_role_and_no_role_for_the_ami(ec2: Ec2Test) -> None:
+    ec2.role()
+    ami = ec2.instance.image_id
+    ec2.login_refused(InvalidRequestError, 400, f'entry for role "{ami}" not found', role=None)
+    ec2.login_refused(InvalidRequestError, 400, 'entry for role "nope" not found', role="nope")
+    ec2.nothing_stored()
 
 
-def test_identity_and_signature_login(
-    backend: Any,
-    storage: MemoryStorage,
-    id_signer: SigningCert,
-    instance: Instance,
-) -> None:
-    ec2_role(backend, instance)
-    response = backend.login(identity_login(id_signer, instance.document(), role=ROLE))
+def test_identity_and_signature_login(ec2: Ec2Test) -> None:
+    ec2.role()
+    response = ec2.identity_login()
     assert response.auth["metadata"]["role"] == ROLE
-    assert entry_field(backend, instance.instance_id, "pending_time") == instance.pending_time
-    assert len(token_keys(storage)) == 1
+    assert ec2.entry_field("pending_time") == ec2.instance.pending_time
+    assert ec2.tokens() == 1
 
 
-def test_signer_registered_for_the_other_type_is_not_used(
-    backend: Any,
-    storage: MemoryStorage,
-    signer: SigningCert,
-    id_signer: SigningCert,
-    instance: Instance,
-) -> None:
+def test_signer_registered_for_the_other_type_is_not_used(ec2: Ec2Test) -> None:
     """A pkcs7 certificate never verifies an identity signature, and the reverse."""
-    ec2_role(backend, instance)
-    refused(
-        InvalidRequestError,
-        lambda: backend.login(identity_login(signer, instance.document(), role=ROLE)),
-        "instance identity verification using SHA256 RSA signature is unsuccessful",
-        400,
-    )
-    refused(
-        InvalidRequestError,
-        lambda: backend.login(pkcs7_login(id_signer, instance.document(), role=ROLE)),
-        "failed to verify the signature: no certificate for signer",
-        400,
-    )
-    assert_nothing_stored(storage, instance.instance_id)
+    ec2.role()
+    ec2.identity_refused(ec2.signer)
+    ec2.login_refused(InvalidRequestError, 400, NO_CERTIFICATE, signer=ec2.id_signer)
+    ec2.nothing_stored()
 
 
 @pytest.mark.parametrize("alias", ["role_id", "instance_id", "image_id"])
-def test_alias_per_ec2_alias(
-    backend: Any,
-    signer: SigningCert,
-    instance: Instance,
-    alias: str,
-) -> None:
-    backend.write_identity_config({"ec2_alias": alias})
-    ec2_role(backend, instance)
+def test_alias_per_ec2_alias(ec2: Ec2Test, alias: str) -> None:
+    ec2.backend.write_identity_config({"ec2_alias": alias})
+    ec2.role()
     expected = {
-        "role_id": backend.read_role(ROLE)["role_id"],
-        "instance_id": instance.instance_id,
-        "image_id": instance.image_id,
+        "role_id": ec2.backend.read_role(ROLE)["role_id"],
+        "instance_id": ec2.instance.instance_id,
+        "image_id": ec2.instance.image_id,
     }[alias]
-    assert login(backend, signer, instance)["entity_id"] == entity_id("aws/", expected)
+    assert ec2.login()["entity_id"] == entity_id("aws/", expected)
 
 
 @pytest.mark.parametrize(
@@ -375,20 +404,16 @@ def test_alias_per_ec2_alias(
     ],
 )
 def test_metadata_selected_by_config_identity(
-    backend: Any,
-    signer: SigningCert,
-    instance: Instance,
-    ec2_metadata: list[str],
-    expected: set[str],
+    ec2: Ec2Test, ec2_metadata: list[str], expected: set[str]
 ) -> None:
-    backend.write_identity_config({"ec2_metadata": ec2_metadata})
-    ec2_role(backend, instance)
-    metadata = login(backend, signer, instance, nonce="n-1")["metadata"]
+    ec2.backend.write_identity_config({"ec2_metadata": ec2_metadata})
+    ec2.role()
+    metadata = ec2.login(nonce="n-1")["metadata"]
     values = {
         "account_id": ACCOUNT,
         "auth_type": "ec2",
-        "ami_id": instance.image_id,
-        "instance_id": instance.instance_id,
+        "ami_id": ec2.instance.image_id,
+        "instance_id": ec2.instance.instance_id,
         "region": REGION,
     }
     assert metadata == {
@@ -398,88 +423,52 @@ def test_metadata_selected_by_config_identity(
     }
 
 
-def test_policies_and_ttls(
-    backend: Any,
-    clock: ManualClock,
-    signer: SigningCert,
-    instance: Instance,
-) -> None:
-    ec2_role(
-        backend,
-        instance,
-        token_policies="a,b",
-        token_ttl="1h",
-        token_max_ttl="2h",
-        token_no_default_policy=True,
-    )
-    auth = login(backend, signer, instance)
+def test_policies_and_ttls(ec2: Ec2Test) -> None:
+    ec2.role(token_policies="a,b", token_ttl="1h", token_max_ttl="2h", token_no_default_policy=True)
+    auth = ec2.login()
     assert auth["policies"] == ["a", "b"]
     assert auth["lease_duration"] == 3600
-    record = backend.lookup_token(auth["client_token"])
+    record = ec2.backend.lookup_token(auth["client_token"])
     assert record.max_ttl == 7200
     # The entry lives as long as the longest max TTL (the mount's here).
-    entry = access_list_entry(backend, instance.instance_id)
-    assert entry is not None
-    assert entry["expiration_time"] == rfc3339(clock.now() + timedelta(seconds=DEFAULT_TTL))
+    expires = rfc3339(ec2.clock.now() + timedelta(seconds=DEFAULT_TTL))
+    assert ec2.entry_field("expiration_time") == expires
 
 
-def test_access_list_entry_lives_as_long_as_the_longest_max_ttl(
-    backend: Any,
-    clock: ManualClock,
-    signer: SigningCert,
-    instance: Instance,
-) -> None:
+def test_access_list_entry_lives_as_long_as_the_longest_max_ttl(ec2: Ec2Test) -> None:
     """A role max TTL above the mount's: the token is capped by the mount's, the entry
     (which guards against replays of the document) lasts the role's."""
-    ec2_role(backend, instance, token_max_ttl="1000h")
-    auth = login(backend, signer, instance)
+    ec2.role(token_max_ttl="1000h")
+    auth = ec2.login()
     assert auth["lease_duration"] == DEFAULT_TTL
-    assert backend.lookup_token(auth["client_token"]).max_ttl == DEFAULT_TTL
-    entry = access_list_entry(backend, instance.instance_id)
-    assert entry is not None
-    assert entry["expiration_time"] == rfc3339(clock.now() + timedelta(hours=1000))
+    assert ec2.backend.lookup_token(auth["client_token"]).max_ttl == DEFAULT_TTL
+    expires = rfc3339(ec2.clock.now() + timedelta(hours=1000))
+    assert ec2.entry_field("expiration_time") == expires
 
 
-def test_a_given_nonce_is_kept_not_returned(
-    backend: Any,
-    signer: SigningCert,
-    instance: Instance,
-) -> None:
-    ec2_role(backend, instance)
-    auth = login(backend, signer, instance, nonce="client-chosen")
+def test_a_given_nonce_is_kept_not_returned(ec2: Ec2Test) -> None:
+    ec2.role()
+    auth = ec2.login(nonce="client-chosen")
     assert "nonce" not in auth["metadata"]
-    assert entry_field(backend, instance.instance_id, "client_nonce") == "client-chosen"
+    assert ec2.entry_field("client_nonce") == "client-chosen"
 
 
-def test_unrecognized_fields_are_warned_about(
-    backend: Any,
-    signer: SigningCert,
-    instance: Instance,
-) -> None:
-    ec2_role(backend, instance)
-    payload = {**pkcs7_login(signer, instance.document(), role=ROLE), "extra": "x"}
-    response = backend.login(payload)
+def test_unrecognized_fields_are_warned_about(ec2: Ec2Test) -> None:
+    ec2.role()
+    response = ec2.backend.login({**ec2.payload(), "extra": "x"})
     assert response.warnings == ("Endpoint ignored these unrecognized parameters: [extra]",)
 
 
-def test_token_bound_cidrs_checked_at_login(
-    backend: Any,
-    storage: MemoryStorage,
-    signer: SigningCert,
-    instance: Instance,
-) -> None:
-    ec2_role(backend, instance, token_bound_cidrs="10.0.0.0/8")
-    payload = pkcs7_login(signer, instance.document(), role=ROLE)
-    refused(
-        PermissionDeniedError,
-        lambda: backend.login(payload, remote_addr="192.0.2.7"),
-        "permission denied",
-        403,
-    )
-    refused(PermissionDeniedError, lambda: backend.login(payload), "permission denied", 403)
-    assert_nothing_stored(storage, instance.instance_id)
-    token = backend.login(payload, remote_addr="10.1.2.3").auth["client_token"]
-    assert backend.lookup_token(token, remote_addr="10.1.2.3").bound_cidrs == ("10.0.0.0/8",)
+def test_token_bound_cidrs_checked_at_login(ec2: Ec2Test) -> None:
+    ec2.role(token_bound_cidrs="10.0.0.0/8")
+    payload = ec2.payload()
+    outside = functools.partial(ec2.backend.login, payload, remote_addr="192.0.2.7")
+    refused(PermissionDeniedError, 403, "permission denied", outside)
+    unknown = functools.partial(ec2.backend.login, payload)
+    refused(PermissionDeniedError, 403, "permission denied", unknown)
+    ec2.nothing_stored()
+    token = ec2.backend.login(payload, remote_addr="10.1.2.3").auth["client_token"]
+    assert ec2.backend.lookup_token(token, remote_addr="10.1.2.3").bound_cidrs == ("10.0.0.0/8",)
 
 
 class SwitchableSink:
@@ -495,60 +484,34 @@ class SwitchableSink:
         self.records.append(record)
 
 
-def test_failing_audit_revokes_the_ec2_login_token(
-    moto: MotoServer,
-    storage: MemoryStorage,
-    clock: ManualClock,
-    signer: SigningCert,
-    instance: Instance,
-) -> None:
+def test_failing_audit_revokes_the_ec2_login_token(ec2: Ec2Test) -> None:
     """A login whose audit record cannot be written fails, and its token is revoked: no
     token that was not audited stays usable."""
     sink = SwitchableSink()
-    backend = configure_backend(
-        Backend(storage=storage, clock=clock, audit=sink), moto, {"test": (signer, "pkcs7")}
-    )
-    ec2_role(backend, instance)
+    audited = ec2.rebuilt(audit=sink)
+    audited.role()
     sink.fail = True
-    payload = pkcs7_login(signer, instance.document(), role=ROLE, nonce="n-1")
-    refused(
-        AuditFailedError,
-        lambda: backend.handle_request(Request("update", "login", payload)),
-        "audit logging failed",
-        500,
-    )
-    assert token_keys(storage) == []
+    request = Request("update", "login", audited.payload(nonce="n-1"))
+    call = functools.partial(audited.backend.handle_request, request)
+    refused(AuditFailedError, 500, "audit logging failed", call)
+    assert audited.tokens() == 0
     sink.fail = False
-    response = backend.handle_request(Request("update", "login", payload))
-    assert backend.lookup_token(response.auth["client_token"]).metadata["role"] == ROLE
+    response = audited.backend.handle_request(request)
+    assert audited.backend.lookup_token(response.auth["client_token"]).metadata["role"] == ROLE
     assert sink.records[-1]["path"] == "auth/aws/login"
 
 
 # ------------------------------------------------------------------ reauthentication
 
 
-def test_reauthentication_with_the_same_nonce(
-    backend: Any,
-    storage: MemoryStorage,
-    clock: ManualClock,
-    signer: SigningCert,
-    instance: Instance,
-) -> None:
-    ec2_role(backend, instance)
-    login(backend, signer, instance, nonce="n-1")
-    created = clock.now()
-    now = clock.advance(120)
-    login(backend, signer, instance, nonce="n-1")
-    assert access_list_entry(backend, instance.instance_id) == {
-        "role": ROLE,
-        "client_nonce": "n-1",
-        "creation_time": rfc3339(created),
-        "disallow_reauthentication": False,
-        "pending_time": instance.pending_time,
-        "expiration_time": rfc3339(now + timedelta(seconds=DEFAULT_TTL)),
-        "last_updated_time": rfc3339(now),
-    }
-    assert len(token_keys(storage)) == 2
+def test_reauthentication_with_the_same_nonce(ec2: Ec2Test) -> None:
+    ec2.role()
+    ec2.login(nonce="n-1")
+    created = ec2.clock.now()
+    now = ec2.clock.advance(120)
+    ec2.login(nonce="n-1")
+    assert ec2.access_list() == ec2.expected_entry("n-1", created, now)
+    assert ec2.tokens() == 2
 
 
 @pytest.mark.parametrize(
@@ -560,363 +523,193 @@ def test_reauthentication_with_the_same_nonce(
     ],
 )
 def test_reauthentication_with_another_nonce_refused(
-    backend: Any,
-    storage: MemoryStorage,
-    clock: ManualClock,
-    signer: SigningCert,
-    instance: Instance,
-    nonce: str | None,
-    message: str,
+    ec2: Ec2Test, nonce: str | None, message: str
 ) -> None:
-    ec2_role(backend, instance)
-    login(backend, signer, instance, nonce="n-1")
-    before = stored_entry(storage, instance.instance_id)
-    clock.advance(60)
-    refused(
-        InvalidRequestError,
-        lambda: login(backend, signer, instance, nonce=nonce),
-        message,
-        400,
-    )
-    assert stored_entry(storage, instance.instance_id) == before
-    assert len(token_keys(storage)) == 1
+    ec2.role()
+    ec2.login(nonce="n-1")
+    before = ec2.stored()
+    ec2.clock.advance(60)
+    ec2.login_refused(InvalidRequestError, 400, message, nonce=nonce)
+    assert ec2.stored() == before
+    assert ec2.tokens() == 1
 
 
-def test_empty_nonce_disables_reauthentication(
-    backend: Any,
-    storage: MemoryStorage,
-    signer: SigningCert,
-    instance: Instance,
-) -> None:
-    ec2_role(backend, instance)
-    auth = login(backend, signer, instance, nonce="")
+def test_empty_nonce_disables_reauthentication(ec2: Ec2Test) -> None:
+    ec2.role()
+    auth = ec2.login(nonce="")
     assert "nonce" not in auth["metadata"]
-    entry = access_list_entry(backend, instance.instance_id)
-    assert entry is not None
-    assert (entry["client_nonce"], entry["disallow_reauthentication"]) == ("", True)
+    assert ec2.entry_field("client_nonce") == ""
+    assert ec2.entry_field("disallow_reauthentication") is True
     for nonce in ("", "anything", None):
-        refused(
-            InvalidRequestError,
-            functools.partial(login, backend, signer, instance, nonce=nonce),
-            "reauthentication is disabled",
-            400,
-        )
-    assert len(token_keys(storage)) == 1
+        ec2.login_refused(InvalidRequestError, 400, "reauthentication is disabled", nonce=nonce)
+    assert ec2.tokens() == 1
 
 
-def test_role_disallowing_reauthentication(
-    backend: Any,
-    storage: MemoryStorage,
-    signer: SigningCert,
-    instance: Instance,
-) -> None:
-    ec2_role(backend, instance, disallow_reauthentication=True)
-    auth = login(backend, signer, instance)
+def test_role_disallowing_reauthentication(ec2: Ec2Test) -> None:
+    ec2.role(disallow_reauthentication=True)
+    auth = ec2.login()
     assert "nonce" not in auth["metadata"]  # nothing to reauthenticate with
-    entry = access_list_entry(backend, instance.instance_id)
-    assert entry is not None
-    assert (entry["client_nonce"], entry["disallow_reauthentication"]) == ("", True)
+    assert ec2.entry_field("client_nonce") == ""
+    assert ec2.entry_field("disallow_reauthentication") is True
     # Allowing it on the role later does not reopen the instance's entry.
-    backend.write_role(ROLE, {"disallow_reauthentication": False})
-    refused(
-        InvalidRequestError,
-        lambda: login(backend, signer, instance, nonce="n-1"),
-        "reauthentication is disabled",
-        400,
-    )
-    assert len(token_keys(storage)) == 1
+    ec2.backend.write_role(ROLE, {"disallow_reauthentication": False})
+    ec2.login_refused(InvalidRequestError, 400, "reauthentication is disabled", nonce="n-1")
+    assert ec2.tokens() == 1
 
 
-def test_nonce_over_128_bytes(
-    backend: Any,
-    storage: MemoryStorage,
-    signer: SigningCert,
-    instance: Instance,
-) -> None:
-    ec2_role(backend, instance)
-    refused(
-        InvalidRequestError,
-        lambda: login(backend, signer, instance, nonce="n" * 129),
-        "client nonce exceeding the limit of 128 characters",
-        400,
-    )
-    assert_nothing_stored(storage, instance.instance_id)
-    login(backend, signer, instance, nonce="n" * 128)
+def test_nonce_over_128_bytes(ec2: Ec2Test) -> None:
+    ec2.role()
+    message = "client nonce exceeding the limit of 128 characters"
+    ec2.login_refused(InvalidRequestError, 400, message, nonce="n" * 129)
+    ec2.nothing_stored()
+    ec2.login(nonce="n" * 128)
 
 
-def test_instance_migration_with_a_newer_pending_time(
-    backend: Any,
-    storage: MemoryStorage,
-    signer: SigningCert,
-    instance: Instance,
-) -> None:
-    ec2_role(backend, instance, allow_instance_migration=True)
-    login(backend, signer, instance, nonce="n-1")
+MIGRATION_REFUSED = "client nonce mismatch and instance meta-data incorrect"
+
+
+def test_instance_migration_with_a_newer_pending_time(ec2: Ec2Test) -> None:
+    ec2.role(allow_instance_migration=True)
+    ec2.login(nonce="n-1")
     # Same pendingTime, another nonce: not a migration.
-    refused(
-        InvalidRequestError,
-        lambda: login(backend, signer, instance, nonce="n-2"),
-        "client nonce mismatch and instance meta-data incorrect",
-        400,
-    )
-    migrated = later(instance, 3600)
-    login(backend, signer, instance, nonce="n-2", pending_time=migrated)
-    entry = access_list_entry(backend, instance.instance_id)
-    assert entry is not None
+    ec2.login_refused(InvalidRequestError, 400, MIGRATION_REFUSED, nonce="n-2")
+    migrated = ec2.later(3600)
+    ec2.login(nonce="n-2", pending_time=migrated)
     # The nonce of the first login stays; the pendingTime moves on.
-    assert (entry["client_nonce"], entry["pending_time"]) == ("n-1", migrated)
-    refused(
-        InvalidRequestError,
-        lambda: login(backend, signer, instance, nonce="n-2", pending_time=migrated),
-        "client nonce mismatch and instance meta-data incorrect",
-        400,
-    )
-    login(backend, signer, instance, nonce="n-1", pending_time=migrated)
-    assert len(token_keys(storage)) == 3
+    assert ec2.entry_field("client_nonce") == "n-1"
+    assert ec2.entry_field("pending_time") == migrated
+    again: dict[str, Any] = {"nonce": "n-2", "pending_time": migrated}
+    ec2.login_refused(InvalidRequestError, 400, MIGRATION_REFUSED, **again)
+    ec2.login(nonce="n-1", pending_time=migrated)
+    assert ec2.tokens() == 3
 
 
-def test_migration_without_a_nonce_keeps_the_first_nonce(
-    backend: Any,
-    storage: MemoryStorage,
-    signer: SigningCert,
-    instance: Instance,
-) -> None:
+def test_migration_without_a_nonce_keeps_the_first_nonce(ec2: Ec2Test) -> None:
     """Vault's rule: a migrated instance logging in without a nonce gets a token, but the
     access list keeps the first login's nonce; the nonce generated for the migrated
     login (returned, as Vault does) is not the one to reauthenticate with."""
-    ec2_role(backend, instance, allow_instance_migration=True)
-    first = login(backend, signer, instance)["metadata"]["nonce"]
-    migrated = later(instance, 3600)
-    returned = login(backend, signer, instance, pending_time=migrated)["metadata"]["nonce"]
+    ec2.role(allow_instance_migration=True)
+    first = ec2.login()["metadata"]["nonce"]
+    migrated = ec2.later(3600)
+    returned = ec2.login(pending_time=migrated)["metadata"]["nonce"]
     assert returned != first
-    assert entry_field(backend, instance.instance_id, "client_nonce") == first
-    refused(
-        InvalidRequestError,
-        lambda: login(backend, signer, instance, nonce=returned, pending_time=migrated),
-        "client nonce mismatch and instance meta-data incorrect",
-        400,
-    )
-    login(backend, signer, instance, nonce=first, pending_time=migrated)
-    assert len(token_keys(storage)) == 3
+    assert ec2.entry_field("client_nonce") == first
+    again: dict[str, Any] = {"nonce": returned, "pending_time": migrated}
+    ec2.login_refused(InvalidRequestError, 400, MIGRATION_REFUSED, **again)
+    ec2.login(nonce=first, pending_time=migrated)
+    assert ec2.tokens() == 3
 
 
-def test_older_pending_time_refused(
-    backend: Any,
-    storage: MemoryStorage,
-    signer: SigningCert,
-    instance: Instance,
-) -> None:
-    ec2_role(backend, instance, allow_instance_migration=True)
-    login(backend, signer, instance, nonce="n-1")
-    before = stored_entry(storage, instance.instance_id)
-    older = later(instance, -60)
-    refused(
-        InvalidRequestError,
-        lambda: login(backend, signer, instance, nonce="n-1", pending_time=older),
-        "instance meta-data is older than the one used for previous login",
-        400,
-    )
-    refused(
-        InvalidRequestError,
-        lambda: login(backend, signer, instance, nonce="n-2", pending_time=older),
-        "client nonce mismatch and instance meta-data incorrect",
-        400,
-    )
-    assert stored_entry(storage, instance.instance_id) == before
-    assert len(token_keys(storage)) == 1
+def test_older_pending_time_refused(ec2: Ec2Test) -> None:
+    ec2.role(allow_instance_migration=True)
+    ec2.login(nonce="n-1")
+    before = ec2.stored()
+    older = ec2.later(-60)
+    message = "instance meta-data is older than the one used for previous login"
+    ec2.login_refused(InvalidRequestError, 400, message, nonce="n-1", pending_time=older)
+    ec2.login_refused(InvalidRequestError, 400, MIGRATION_REFUSED, nonce="n-2", pending_time=older)
+    assert ec2.stored() == before
+    assert ec2.tokens() == 1
 
 
 # --------------------------------------------------------- documents and signatures
 
 
-def test_tampered_document_refused(
-    backend: Any,
-    storage: MemoryStorage,
-    signer: SigningCert,
-    instance: Instance,
-    second_instance: Instance,
-) -> None:
+def test_tampered_document_refused(ec2: Ec2Test) -> None:
     """The signed document of one instance, edited to name another."""
-    ec2_role(backend, instance)
-    blob = signer.pkcs7(instance.document())
-    forged = tamper(blob, instance.instance_id.encode(), second_instance.instance_id.encode())
-    refused(
-        InvalidRequestError,
-        lambda: backend.login({"pkcs7": forged, "role": ROLE}),
-        "failed to verify the signature: message digest mismatch",
-        400,
-    )
-    assert_nothing_stored(storage, instance.instance_id)
-    assert_nothing_stored(storage, second_instance.instance_id)
+    ec2.role()
+    blob = ec2.signer.pkcs7(ec2.instance.document())
+    original, other = ec2.instance.instance_id, ec2.second.instance_id
+    forged = tamper(blob, original.encode(), other.encode())
+    call = functools.partial(ec2.backend.login, {"pkcs7": forged, "role": ROLE})
+    message = "failed to verify the signature: message digest mismatch"
+    refused(InvalidRequestError, 400, message, call)
+    ec2.nothing_stored()
+    ec2.nothing_stored(other)
 
 
-def test_tampered_identity_document_refused(
-    backend: Any,
-    storage: MemoryStorage,
-    id_signer: SigningCert,
-    instance: Instance,
-    second_instance: Instance,
-) -> None:
-    ec2_role(backend, instance)
-    payload = identity_login(id_signer, instance.document(), role=ROLE)
-    payload["identity"] = base64.b64encode(second_instance.document()).decode()
-    refused(
-        InvalidRequestError,
-        lambda: backend.login(payload),
-        "instance identity verification using SHA256 RSA signature is unsuccessful",
-        400,
-    )
-    assert_nothing_stored(storage, second_instance.instance_id)
+def test_tampered_identity_document_refused(ec2: Ec2Test) -> None:
+    ec2.role()
+    payload = identity_login(ec2.id_signer, ec2.instance.document(), role=ROLE)
+    payload["identity"] = base64.b64encode(ec2.second.document()).decode()
+    call = functools.partial(ec2.backend.login, payload)
+    refused(InvalidRequestError, 400, IDENTITY_UNVERIFIED, call)
+    ec2.nothing_stored(ec2.second.instance_id)
 
 
-def test_unregistered_certificate_refused(
-    backend: Any,
-    storage: MemoryStorage,
-    instance: Instance,
-) -> None:
-    ec2_role(backend, instance)
+def test_unregistered_certificate_refused(ec2: Ec2Test) -> None:
+    ec2.role()
     stranger = make_signing_cert()
-    refused(
-        InvalidRequestError,
-        lambda: login(backend, stranger, instance),
-        "failed to verify the signature: no certificate for signer",
-        400,
-    )
-    refused(
-        InvalidRequestError,
-        lambda: backend.login(identity_login(stranger, instance.document(), role=ROLE)),
-        "instance identity verification using SHA256 RSA signature is unsuccessful",
-        400,
-    )
-    assert_nothing_stored(storage, instance.instance_id)
+    ec2.login_refused(InvalidRequestError, 400, NO_CERTIFICATE, signer=stranger)
+    ec2.identity_refused(stranger)
+    ec2.nothing_stored()
 
 
 @pytest.mark.parametrize("validity", ["expired", "not yet valid"])
-def test_signer_outside_its_validity_refused(
-    backend: Any,
-    storage: MemoryStorage,
-    clock: ManualClock,
-    signer: SigningCert,
-    instance: Instance,
-    validity: str,
-) -> None:
-    now = clock.now()
+def test_signer_outside_its_validity_refused(ec2: Ec2Test, validity: str) -> None:
+    now = ec2.clock.now()
     days = (-30, -1) if validity == "expired" else (1, 30)
     bounded = make_signing_cert(
-        key=signer.key,
+        key=ec2.signer.key,
         not_before=now + timedelta(days=days[0]),
         not_after=now + timedelta(days=days[1]),
     )
-    register_certificate(backend, "bounded", bounded, "pkcs7")
-    register_certificate(backend, "bounded-identity", bounded, "identity")
-    ec2_role(backend, instance)
-    refused(
-        InvalidRequestError,
-        lambda: login(backend, bounded, instance),
-        "failed to verify the signature: signer certificate is not valid at the current time",
-        400,
-    )
-    refused(
-        InvalidRequestError,
-        lambda: backend.login(identity_login(bounded, instance.document(), role=ROLE)),
-        "instance identity verification using SHA256 RSA signature is unsuccessful",
-        400,
-    )
-    assert_nothing_stored(storage, instance.instance_id)
+    register_certificate(ec2.backend, "bounded", bounded, "pkcs7")
+    register_certificate(ec2.backend, "bounded-identity", bounded, "identity")
+    ec2.role()
+    message = "failed to verify the signature: signer certificate is not valid at the current time"
+    ec2.login_refused(InvalidRequestError, 400, message, signer=bounded)
+    ec2.identity_refused(bounded)
+    ec2.nothing_stored()
 
 
-def test_document_for_another_account_refused(
-    moto: MotoServer,
-    backend: Any,
-    storage: MemoryStorage,
-    signer: SigningCert,
-    instance: Instance,
-) -> None:
+def test_document_for_another_account_refused(ec2: Ec2Test) -> None:
     """A document naming an instance of ACCOUNT as if it ran in another account: without
     config/sts that account cannot be asked; with it, the instance is not there."""
-    ec2_role(backend, instance)
-    refused(
-        InvalidRequestError,
-        lambda: login(backend, signer, instance, account_id=OTHER_ACCOUNT),
+    ec2.role()
+    message = (
         f'failed to verify instance ID: unable to fetch client for account ID "{OTHER_ACCOUNT}"'
-        f' -- default client is for account "{ACCOUNT}"',
-        400,
+        f' -- default client is for account "{ACCOUNT}"'
     )
-    other_admin, _keys = other_account_admin(moto)
-    backend.write_sts_config(OTHER_ACCOUNT, {"sts_role": other_admin})
-    refused(
-        InvalidRequestError,
-        lambda: login(backend, signer, instance, account_id=OTHER_ACCOUNT),
-        f'failed to verify instance ID: error fetching description for instance ID "'
-        f'{instance.instance_id}": InvalidInstanceID.NotFound: The instance ID '
-        f"'{instance.instance_id}' does not exist",
-        400,
-    )
-    assert_nothing_stored(storage, instance.instance_id)
+    ec2.login_refused(InvalidRequestError, 400, message, account_id=OTHER_ACCOUNT)
+    other_admin, _keys = other_account_admin(ec2.moto)
+    ec2.backend.write_sts_config(OTHER_ACCOUNT, {"sts_role": other_admin})
+    message = not_described(ec2.instance.instance_id)
+    ec2.login_refused(InvalidRequestError, 400, message, account_id=OTHER_ACCOUNT)
+    ec2.nothing_stored()
 
 
 @pytest.mark.parametrize("state", ["stopped", "terminated"])
-def test_instance_not_running_refused(
-    world: Ec2World,
-    backend: Any,
-    storage: MemoryStorage,
-    signer: SigningCert,
-    fresh_instance: Instance,
-    state: str,
-) -> None:
-    (world.stop if state == "stopped" else world.terminate)(fresh_instance.instance_id)
-    ec2_role(backend, fresh_instance)
-    refused(
-        InvalidRequestError,
-        lambda: login(backend, signer, fresh_instance),
-        "failed to verify instance ID: instance is not in 'running' state",
-        400,
-    )
-    assert_nothing_stored(storage, fresh_instance.instance_id)
+def test_instance_not_running_refused(fresh: Ec2Test, state: str) -> None:
+    instance_id = fresh.instance.instance_id
+    (fresh.world.stop if state == "stopped" else fresh.world.terminate)(instance_id)
+    fresh.role()
+    message = "failed to verify instance ID: instance is not in 'running' state"
+    fresh.login_refused(InvalidRequestError, 400, message)
+    fresh.nothing_stored()
 
 
-def test_wrong_region_refused(
-    backend: Any,
-    storage: MemoryStorage,
-    signer: SigningCert,
-    instance: Instance,
-) -> None:
-    ec2_role(backend, instance)
-    refused(
-        InvalidRequestError,
-        lambda: login(backend, signer, instance, region="eu-west-1"),
-        f'failed to verify instance ID: error fetching description for instance ID "'
-        f'{instance.instance_id}": InvalidInstanceID.NotFound: The instance ID '
-        f"'{instance.instance_id}' does not exist",
-        400,
-    )
-    assert_nothing_stored(storage, instance.instance_id)
+def test_wrong_region_refused(ec2: Ec2Test) -> None:
+    ec2.role()
+    message = not_described(ec2.instance.instance_id)
+    ec2.login_refused(InvalidRequestError, 400, message, region="eu-west-1")
+    ec2.nothing_stored()
 
 
-def test_unknown_instance_refused(
-    backend: Any,
-    storage: MemoryStorage,
-    signer: SigningCert,
-    instance: Instance,
-) -> None:
-    ec2_role(backend, instance)
-    refused(
-        InvalidRequestError,
-        lambda: login(backend, signer, instance, instance_id=MISSING_ID),
-        f'failed to verify instance ID: error fetching description for instance ID "'
-        f"{MISSING_ID}\": InvalidInstanceID.NotFound: The instance ID '{MISSING_ID}' does not "
-        "exist",
-        400,
-    )
-    assert_nothing_stored(storage, MISSING_ID)
+def test_unknown_instance_refused(ec2: Ec2Test) -> None:
+    ec2.role()
+    message = not_described(MISSING_ID)
+    ec2.login_refused(InvalidRequestError, 400, message, instance_id=MISSING_ID)
+    ec2.nothing_stored(MISSING_ID)
 
 
 # ------------------------------------------------------------------------------ binds
 
 
-def _bind_cases(world: Ec2World, instance: Instance) -> dict[str, tuple[list[list[str]], str, str]]:
+def _bind_cases(ec2: Ec2Test) -> dict[str, tuple[list[list[str]], str, str]]:
     """Per bind: values that match (each list one role write), a value that does not,
     and Vault's refusal."""
+    world, instance = ec2.world, ec2.instance
     profile_base = f"arn:aws:iam::{ACCOUNT}:instance-profile"
     role_base = f"arn:aws:iam::{ACCOUNT}:role"
     prefix = "Error validating instance: "
@@ -985,466 +778,266 @@ BIND_FIELDS = [
 
 
 @pytest.mark.parametrize("field", BIND_FIELDS)
-def test_bind_matching(
-    world: Ec2World,
-    backend: Any,
-    storage: MemoryStorage,
-    signer: SigningCert,
-    instance: Instance,
-    field: str,
-) -> None:
-    matching, _other, _message = _bind_cases(world, instance)[field]
+def test_bind_matching(ec2: Ec2Test, field: str) -> None:
+    matching, _other, _message = _bind_cases(ec2)[field]
     for count, values in enumerate(matching, start=1):
-        ec2_role(backend, instance, **binds(field, values))
-        login(backend, signer, instance, nonce="n-1")
-        assert len(token_keys(storage)) == count
+        ec2.role(**binds(field, values))
+        ec2.login(nonce="n-1")
+        assert ec2.tokens() == count
 
 
 @pytest.mark.parametrize("field", BIND_FIELDS)
-def test_bind_not_matching(
-    world: Ec2World,
-    backend: Any,
-    storage: MemoryStorage,
-    signer: SigningCert,
-    instance: Instance,
-    field: str,
-) -> None:
-    _matching, other, message = _bind_cases(world, instance)[field]
-    ec2_role(backend, instance, **binds(field, other))
-    refused(InvalidRequestError, lambda: login(backend, signer, instance), message, 400)
-    assert_nothing_stored(storage, instance.instance_id)
+def test_bind_not_matching(ec2: Ec2Test, field: str) -> None:
+    _matching, other, message = _bind_cases(ec2)[field]
+    ec2.role(**binds(field, other))
+    ec2.login_refused(InvalidRequestError, 400, message)
+    ec2.nothing_stored()
 
 
-def test_binds_checked_in_vault_order(
-    backend: Any,
-    storage: MemoryStorage,
-    signer: SigningCert,
-    instance: Instance,
-) -> None:
+def test_binds_checked_in_vault_order(ec2: Ec2Test) -> None:
     """The region first (before the instance binds), then instance ID before AMI ID."""
-    ec2_role(
-        backend,
-        instance,
-        bound_ami_id="ami-00000000",
-        bound_ec2_instance_id=MISSING_ID,
-        bound_region="eu-west-1",
+    ec2.role(
+        bound_ami_id="ami-00000000", bound_ec2_instance_id=MISSING_ID, bound_region="eu-west-1"
     )
-    refused(
-        InvalidRequestError,
-        lambda: login(backend, signer, instance),
-        f'Region "{REGION}" does not satisfy the constraint on role "{ROLE}"',
-        400,
+    message = f'Region "{REGION}" does not satisfy the constraint on role "{ROLE}"'
+    ec2.login_refused(InvalidRequestError, 400, message)
+    ec2.backend.write_role(ROLE, {"bound_region": []})
+    message = (
+        f'Error validating instance: instance ID "{ec2.instance.instance_id}" does not belong '
+        f'to the role "{ROLE}"'
     )
-    backend.write_role(ROLE, {"bound_region": []})
-    refused(
-        InvalidRequestError,
-        lambda: login(backend, signer, instance),
-        f'Error validating instance: instance ID "{instance.instance_id}" does not belong to '
-        f'the role "{ROLE}"',
-        400,
-    )
-    assert_nothing_stored(storage, instance.instance_id)
+    ec2.login_refused(InvalidRequestError, 400, message)
+    ec2.nothing_stored()
 
 
 @pytest.mark.parametrize("field", ["bound_iam_instance_profile_arn", "bound_iam_role_arn"])
-def test_profile_binds_on_an_instance_without_profile(
-    world: Ec2World,
-    backend: Any,
-    storage: MemoryStorage,
-    signer: SigningCert,
-    field: str,
-) -> None:
-    bare = world.run_instance(profile=False)
+def test_profile_binds_on_an_instance_without_profile(ec2: Ec2Test, field: str) -> None:
+    bare = ec2.world.run_instance(profile=False)
+    world = ec2.world
     arn = world.profile_arn if field == "bound_iam_instance_profile_arn" else world.role_arn
-    ec2_role(backend, bare, **binds(field, arn))
-    refused(
-        InternalError,
-        lambda: login(backend, signer, bare),
-        "IAM instance profile in the instance description is nil",
-        500,
-    )
-    assert_nothing_stored(storage, bare.instance_id)
+    ec2.role(**binds(field, arn))
+    message = "IAM instance profile in the instance description is nil"
+    ec2.login_refused(InternalError, 500, message, bare)
+    ec2.nothing_stored(bare.instance_id)
 
 
 # ------------------------------------------------------------------------- auth types
 
 
-def test_iam_role_refuses_ec2_logins(
-    backend: Any,
-    storage: MemoryStorage,
-    signer: SigningCert,
-    instance: Instance,
-) -> None:
-    backend.write_role("iamrole", {"bound_iam_principal_arn": f"arn:aws:iam::{ACCOUNT}:role/*"})
-    refused(
-        InvalidRequestError,
-        lambda: login(backend, signer, instance, role="iamrole"),
-        "auth method ec2 not allowed for role iamrole",
-        400,
-    )
-    assert_nothing_stored(storage, instance.instance_id)
+def test_iam_role_refuses_ec2_logins(ec2: Ec2Test) -> None:
+    arn = f"arn:aws:iam::{ACCOUNT}:role/*"
+    ec2.backend.write_role("iamrole", {"bound_iam_principal_arn": arn})
+    message = "auth method ec2 not allowed for role iamrole"
+    ec2.login_refused(InvalidRequestError, 400, message, role="iamrole")
+    ec2.nothing_stored()
 
 
-def test_ec2_role_refuses_iam_logins(
-    moto: MotoServer, backend: Any, storage: MemoryStorage, instance: Instance
-) -> None:
-    ec2_role(backend, instance, name="ec2role")
-    _user, user_keys = moto.create_user(unique("ec2-login-user-"))
-    refused(
-        InvalidRequestError,
-        lambda: backend.login(botocore_payload(user_keys, role="ec2role")),
-        "auth method iam not allowed for role ec2role",
-        400,
-    )
-    assert token_keys(storage) == []
+def test_ec2_role_refuses_iam_logins(ec2: Ec2Test) -> None:
+    ec2.role("ec2role")
+    _user, user_keys = ec2.moto.create_user(unique("ec2-login-user-"))
+    call = functools.partial(ec2.backend.login, botocore_payload(user_keys, role="ec2role"))
+    refused(InvalidRequestError, 400, "auth method iam not allowed for role ec2role", call)
+    assert ec2.tokens() == 0
 
 
 # -------------------------------------------------------------------------- role tags
 
 
-def tagged_role(backend: Any, instance: Instance, **fields: Any) -> None:
-    ec2_role(backend, instance, role_tag=TAG_KEY, token_policies="a,b,c", **fields)
-
-
-def create_tag(backend: Any, role: str = ROLE, **fields: Any) -> str:
-    data = write(backend, f"role/{role}/tag", fields).data
-    assert data is not None
-    assert data["tag_key"] == TAG_KEY
-    value: str = data["tag_value"]
-    return value
-
-
-def test_role_tag_login(
-    world: Ec2World,
-    backend: Any,
-    storage: MemoryStorage,
-    clock: ManualClock,
-    signer: SigningCert,
-    fresh_instance: Instance,
-) -> None:
-    tagged_role(backend, fresh_instance)
-    value = create_tag(backend, policies="a", max_ttl="1h")
+def test_role_tag_login(fresh: Ec2Test) -> None:
+    fresh.tagged_role()
+    value = fresh.create_tag(policies="a", max_ttl="1h")
     assert value.startswith("v1:")
     assert ":r=web:d=false:m=false:p=a:t=3600:" in value
-    world.tag(fresh_instance.instance_id, TAG_KEY, value)
-    auth = login(backend, signer, fresh_instance)
+    fresh.tag(value)
+    auth = fresh.login()
     assert auth["policies"] == ["a", "default"]
     assert auth["lease_duration"] == 3600
     assert auth["metadata"]["role_tag_max_ttl"] == "1h0m0s"
     assert auth["metadata"]["nonce"]
-    record = backend.lookup_token(auth["client_token"])
+    record = fresh.backend.lookup_token(auth["client_token"])
     assert record.max_ttl == 3600
     # The entry lives as long as the longest max TTL (the mount's); renewal keeps the
     # tag's cap on the token.
-    entry = access_list_entry(backend, fresh_instance.instance_id)
-    assert entry is not None
-    assert entry["expiration_time"] == rfc3339(clock.now() + timedelta(seconds=DEFAULT_TTL))
-    clock.advance(600)
-    assert backend.renew_token(auth["client_token"]).ttl == 3000
-    assert len(token_keys(storage)) == 1
+    expires = rfc3339(fresh.clock.now() + timedelta(seconds=DEFAULT_TTL))
+    assert fresh.entry_field("expiration_time") == expires
+    fresh.clock.advance(600)
+    assert fresh.backend.renew_token(auth["client_token"]).ttl == 3000
+    assert fresh.tokens() == 1
 
 
-def test_role_tag_without_policies_inherits_the_role_policies(
-    world: Ec2World,
-    backend: Any,
-    signer: SigningCert,
-    fresh_instance: Instance,
-) -> None:
-    tagged_role(backend, fresh_instance)
-    world.tag(fresh_instance.instance_id, TAG_KEY, create_tag(backend))
-    auth = login(backend, signer, fresh_instance)
+def test_role_tag_without_policies_inherits_the_role_policies(fresh: Ec2Test) -> None:
+    fresh.tagged_role()
+    fresh.tag(fresh.create_tag())
+    auth = fresh.login()
     assert auth["policies"] == ["a", "b", "c", "default"]
     assert auth["metadata"]["role_tag_max_ttl"] == "0s"
 
 
-def test_role_tag_disallowing_reauthentication(
-    world: Ec2World,
-    backend: Any,
-    storage: MemoryStorage,
-    signer: SigningCert,
-    fresh_instance: Instance,
-) -> None:
-    tagged_role(backend, fresh_instance)
-    value = create_tag(backend, disallow_reauthentication=True)
-    world.tag(fresh_instance.instance_id, TAG_KEY, value)
-    auth = login(backend, signer, fresh_instance)
+def test_role_tag_disallowing_reauthentication(fresh: Ec2Test) -> None:
+    fresh.tagged_role()
+    fresh.tag(fresh.create_tag(disallow_reauthentication=True))
+    auth = fresh.login()
     assert "nonce" not in auth["metadata"]
-    assert entry_field(backend, fresh_instance.instance_id, "disallow_reauthentication")
-    refused(
-        InvalidRequestError,
-        lambda: login(backend, signer, fresh_instance),
-        "reauthentication is disabled",
-        400,
-    )
-    assert len(token_keys(storage)) == 1
+    assert fresh.entry_field("disallow_reauthentication")
+    fresh.login_refused(InvalidRequestError, 400, "reauthentication is disabled")
+    assert fresh.tokens() == 1
 
 
-def test_role_tag_missing_on_the_instance(
-    backend: Any,
-    storage: MemoryStorage,
-    signer: SigningCert,
-    instance: Instance,
-) -> None:
-    tagged_role(backend, instance)
-    refused(
-        InternalError,
-        lambda: login(backend, signer, instance),
-        f'missing tag with key "{TAG_KEY}" on the instance',
-        500,
-    )
-    assert_nothing_stored(storage, instance.instance_id)
+def test_deny_listed_role_tag_refused(fresh: Ec2Test) -> None:
+    fresh.tagged_role()
+    value = fresh.create_tag(policies="a")
+    fresh.tag(value)
+    fresh.write(f"roletag-denylist/{value}")
+    fresh.login_refused(InternalError, 500, "role tag is deny listed")
+    fresh.nothing_stored()
+    fresh.delete(f"roletag-denylist/{value}")
+    fresh.login()
 
 
-def test_deny_listed_role_tag_refused(
-    world: Ec2World,
-    backend: Any,
-    storage: MemoryStorage,
-    signer: SigningCert,
-    fresh_instance: Instance,
-) -> None:
-    tagged_role(backend, fresh_instance)
-    value = create_tag(backend, policies="a")
-    world.tag(fresh_instance.instance_id, TAG_KEY, value)
-    write(backend, f"roletag-denylist/{value}")
-    refused(
-        InternalError,
-        lambda: login(backend, signer, fresh_instance),
-        "role tag is deny listed",
-        500,
-    )
-    assert_nothing_stored(storage, fresh_instance.instance_id)
-    delete(backend, f"roletag-denylist/{value}")
-    login(backend, signer, fresh_instance)
+def _untagged(ec2: Ec2Test) -> None:
+    """The instance carries no role tag."""
 
 
-def test_role_tag_for_another_instance_refused(
-    world: Ec2World,
-    backend: Any,
-    storage: MemoryStorage,
-    signer: SigningCert,
-    fresh_instance: Instance,
-) -> None:
-    tagged_role(backend, fresh_instance)
-    world.tag(fresh_instance.instance_id, TAG_KEY, create_tag(backend, instance_id=MISSING_ID))
-    refused(
-        InternalError,
-        lambda: login(backend, signer, fresh_instance),
-        "role tag is being used by an unauthorized instance",
-        500,
-    )
-    assert_nothing_stored(storage, fresh_instance.instance_id)
+def _tag_for_another_instance(ec2: Ec2Test) -> None:
+    ec2.tag(ec2.create_tag(instance_id=MISSING_ID))
 
 
-def test_role_tag_of_another_role_refused(
-    world: Ec2World,
-    backend: Any,
-    storage: MemoryStorage,
-    signer: SigningCert,
-    fresh_instance: Instance,
-) -> None:
-    tagged_role(backend, fresh_instance)
-    tagged_role(backend, fresh_instance, name="other")
-    world.tag(fresh_instance.instance_id, TAG_KEY, create_tag(backend, role="other"))
-    refused(
-        InternalError,
-        lambda: login(backend, signer, fresh_instance),
-        "role on the tag is not matching the role supplied",
-        500,
-    )
-    assert_nothing_stored(storage, fresh_instance.instance_id)
+def _tag_of_another_role(ec2: Ec2Test) -> None:
+    ec2.tagged_role("other")
+    ec2.tag(ec2.create_tag(role="other"))
 
 
-def test_role_tag_forged_refused(
-    world: Ec2World,
-    backend: Any,
-    storage: MemoryStorage,
-    signer: SigningCert,
-    fresh_instance: Instance,
-) -> None:
+def _forged_tag(ec2: Ec2Test) -> None:
     """A tag widened by hand (its policies edited) fails its HMAC."""
-    tagged_role(backend, fresh_instance)
-    value = create_tag(backend, policies="a")
-    world.tag(fresh_instance.instance_id, TAG_KEY, value.replace(":p=a:", ":p=b:"))
-    refused(
-        InternalError,
-        lambda: login(backend, signer, fresh_instance),
-        "role tag signature verification failed",
-        500,
-    )
-    assert_nothing_stored(storage, fresh_instance.instance_id)
+    ec2.tag(ec2.create_tag(policies="a").replace(":p=a:", ":p=b:"))
 
 
-def test_role_tag_policies_no_longer_on_the_role(
-    world: Ec2World,
-    backend: Any,
-    storage: MemoryStorage,
-    signer: SigningCert,
-    fresh_instance: Instance,
-) -> None:
-    tagged_role(backend, fresh_instance)
-    world.tag(fresh_instance.instance_id, TAG_KEY, create_tag(backend, policies="c"))
-    backend.write_role(ROLE, {"token_policies": "a,b"})
-    refused(
-        InternalError,
-        lambda: login(backend, signer, fresh_instance),
-        "policies on the role tag must be subset of policies on the role",
-        500,
-    )
-    assert_nothing_stored(storage, fresh_instance.instance_id)
+def _tag_policies_no_longer_on_the_role(ec2: Ec2Test) -> None:
+    ec2.tag(ec2.create_tag(policies="c"))
+    ec2.backend.write_role(ROLE, {"token_policies": "a,b"})
 
 
-def test_role_tag_creation_needs_role_tag_enabled(backend: Any, instance: Instance) -> None:
-    ec2_role(backend, instance)
-    refused(
-        InvalidRequestError,
-        lambda: write(backend, f"role/{ROLE}/tag", {"policies": "a"}),
-        "tag creation is not enabled for this role",
-        400,
-    )
-    refused(
-        InvalidRequestError,
-        lambda: write(backend, "role/ghost/tag"),
-        "entry not found for role ghost",
-        400,
-    )
+@pytest.mark.parametrize(
+    ("setup", "message"),
+    [
+        pytest.param(
+            _untagged,
+            f'missing tag with key "{TAG_KEY}" on the instance',
+            id="missing-on-the-instance",
+        ),
+        pytest.param(
+            _tag_for_another_instance,
+            "role tag is being used by an unauthorized instance",
+            id="for-another-instance",
+        ),
+        pytest.param(
+            _tag_of_another_role,
+            "role on the tag is not matching the role supplied",
+            id="of-another-role",
+        ),
+        pytest.param(_forged_tag, "role tag signature verification failed", id="forged"),
+        pytest.param(
+            _tag_policies_no_longer_on_the_role,
+            "policies on the role tag must be subset of policies on the role",
+            id="policies-no-longer-on-the-role",
+        ),
+    ],
+)
+def test_role_tag_refused(fresh: Ec2Test, setup: Callable[[Ec2Test], None], message: str) -> None:
+    fresh.tagged_role()
+    setup(fresh)
+    fresh.login_refused(InternalError, 500, message)
+    fresh.nothing_stored()
+
+
+def test_role_tag_creation_needs_role_tag_enabled(ec2: Ec2Test) -> None:
+    ec2.role()
+    call = functools.partial(ec2.write, f"role/{ROLE}/tag", {"policies": "a"})
+    refused(InvalidRequestError, 400, "tag creation is not enabled for this role", call)
+    call = functools.partial(ec2.write, "role/ghost/tag")
+    refused(InvalidRequestError, 400, "entry not found for role ghost", call)
 
 
 # ---------------------------------------------------------------------------- renewal
 
 
-def test_renewal_moves_the_entry_expiry(
-    backend: Any,
-    clock: ManualClock,
-    signer: SigningCert,
-    instance: Instance,
-) -> None:
-    ec2_role(backend, instance, token_ttl="2h")
-    created = clock.now()
-    auth = login(backend, signer, instance, nonce="n-1")
-    now = clock.advance(3600)
-    record = backend.renew_token(auth["client_token"])
+def test_renewal_moves_the_entry_expiry(ec2: Ec2Test) -> None:
+    ec2.role(token_ttl="2h")
+    created = ec2.clock.now()
+    auth = ec2.login(nonce="n-1")
+    now = ec2.clock.advance(3600)
+    record = ec2.backend.renew_token(auth["client_token"])
     assert record.ttl == 7200
     assert record.expire_time == now + timedelta(seconds=7200)
-    assert access_list_entry(backend, instance.instance_id) == {
-        "role": ROLE,
-        "client_nonce": "n-1",
-        "creation_time": rfc3339(created),
-        "disallow_reauthentication": False,
-        "pending_time": instance.pending_time,
-        "expiration_time": rfc3339(now + timedelta(seconds=DEFAULT_TTL)),
-        "last_updated_time": rfc3339(now),
-    }
+    assert ec2.access_list() == ec2.expected_entry("n-1", created, now)
     # Over HTTP-shaped requests too.
-    response = backend.handle_request(Request("renew", "login", client_token=auth["client_token"]))
-    assert response.auth["lease_duration"] == 7200
+    renew = Request("renew", "login", client_token=auth["client_token"])
+    assert ec2.backend.handle_request(renew).auth["lease_duration"] == 7200
 
 
-def test_renewal_refused_after_the_instance_stopped(
-    world: Ec2World,
-    backend: Any,
-    storage: MemoryStorage,
-    clock: ManualClock,
-    signer: SigningCert,
-    fresh_instance: Instance,
-) -> None:
-    ec2_role(backend, fresh_instance)
-    token = login(backend, signer, fresh_instance)["client_token"]
-    backend.renew_token(token)
-    before = stored_entry(storage, fresh_instance.instance_id)
-    world.stop(fresh_instance.instance_id)
-    clock.advance(60)
-    refused(
-        PermissionDeniedError,
-        lambda: backend.renew_token(token),
-        f'failed to renew entry: failed to verify instance ID "{fresh_instance.instance_id}": '
-        "instance is not in 'running' state",
-        403,
+def test_renewal_refused_after_the_instance_stopped(fresh: Ec2Test) -> None:
+    token = fresh.logged_in()
+    fresh.backend.renew_token(token)
+    before = fresh.stored()
+    fresh.world.stop(fresh.instance.instance_id)
+    fresh.clock.advance(60)
+    message = (
+        f'failed to renew entry: failed to verify instance ID "{fresh.instance.instance_id}": '
+        "instance is not in 'running' state"
     )
-    assert stored_entry(storage, fresh_instance.instance_id) == before
+    fresh.renewal_refused(token, message)
+    assert fresh.stored() == before
 
 
-def test_renewal_refused_after_the_entry_is_deleted(
-    backend: Any,
-    signer: SigningCert,
-    instance: Instance,
-) -> None:
-    ec2_role(backend, instance)
-    token = login(backend, signer, instance)["client_token"]
-    delete(backend, f"identity-accesslist/{instance.instance_id}")
-    refused(
-        PermissionDeniedError,
-        lambda: backend.renew_token(token),
+def test_renewal_refused_after_the_entry_is_deleted(ec2: Ec2Test) -> None:
+    token = ec2.logged_in()
+    ec2.delete(f"identity-accesslist/{ec2.instance.instance_id}")
+    message = (
         "failed to renew entry: failed to verify the access list identity entry for instance "
-        f'ID: "{instance.instance_id}"',
-        403,
+        f'ID: "{ec2.instance.instance_id}"'
     )
-    assert access_list_entry(backend, instance.instance_id) is None
+    ec2.renewal_refused(token, message)
+    assert ec2.access_list() is None
 
 
-def test_renewal_refused_after_the_role_is_deleted(
-    backend: Any,
-    storage: MemoryStorage,
-    signer: SigningCert,
-    instance: Instance,
-) -> None:
-    ec2_role(backend, instance)
-    token = login(backend, signer, instance)["client_token"]
-    before = stored_entry(storage, instance.instance_id)
-    backend.delete_role(ROLE)
-    refused(
-        PermissionDeniedError,
-        lambda: backend.renew_token(token),
-        "failed to renew entry: role entry not found",
-        403,
+def test_renewal_refused_after_the_role_is_deleted(ec2: Ec2Test) -> None:
+    token = ec2.logged_in()
+    before = ec2.stored()
+    ec2.backend.delete_role(ROLE)
+    ec2.renewal_refused(token, "failed to renew entry: role entry not found")
+    assert ec2.stored() == before
+
+
+def test_renewal_rechecks_the_binds_of_the_rewritten_role(ec2: Ec2Test) -> None:
+    token = ec2.logged_in()
+    ec2.backend.write_role(ROLE, {"bound_region": "eu-west-1"})
+    message = (
+        f'failed to renew entry: Region "{REGION}" does not satisfy the constraint on role "{ROLE}"'
     )
-    assert stored_entry(storage, instance.instance_id) == before
-
-
-def test_renewal_rechecks_the_binds_of_the_rewritten_role(
-    backend: Any,
-    signer: SigningCert,
-    instance: Instance,
-) -> None:
-    ec2_role(backend, instance)
-    token = login(backend, signer, instance)["client_token"]
-    backend.write_role(ROLE, {"bound_region": "eu-west-1"})
-    refused(
-        PermissionDeniedError,
-        lambda: backend.renew_token(token),
-        f'failed to renew entry: Region "{REGION}" does not satisfy the constraint on role '
-        f'"{ROLE}"',
-        403,
+    ec2.renewal_refused(token, message)
+    ec2.backend.write_role(ROLE, {"bound_region": [], "bound_ami_id": "ami-00000000"})
+    message = (
+        "failed to renew entry: Error validating instance: "
+        f'AMI ID "{ec2.instance.image_id}" does not belong to role "{ROLE}"'
     )
-    backend.write_role(ROLE, {"bound_region": [], "bound_ami_id": "ami-00000000"})
-    refused(
-        PermissionDeniedError,
-        lambda: backend.renew_token(token),
-        f'failed to renew entry: Error validating instance: AMI ID "{instance.image_id}" does '
-        f'not belong to role "{ROLE}"',
-        403,
-    )
+    ec2.renewal_refused(token, message)
 
 
-def test_renewal_when_ec2_fails_is_not_a_denial(
-    backend: Any,
-    storage: MemoryStorage,
-    signer: SigningCert,
-    instance: Instance,
-) -> None:
+def test_renewal_when_ec2_fails_is_not_a_denial(ec2: Ec2Test) -> None:
     """AWS failing during a renewal's re-check is reported as such (502), not as 403."""
-    ec2_role(backend, instance)
-    token = login(backend, signer, instance)["client_token"]
-    before = stored_entry(storage, instance.instance_id)
-    backend.write_client_config({"endpoint": "http://127.0.0.1:1", "max_retries": 0})
+    token = ec2.logged_in()
+    before = ec2.stored()
+    ec2.backend.write_client_config({"endpoint": "http://127.0.0.1:1", "max_retries": 0})
     with pytest.raises(BackendError) as info:
-        backend.renew_token(token)
+        ec2.backend.renew_token(token)
     assert type(info.value) is UpstreamError
     assert info.value.status == 502
+    instance_id = ec2.instance.instance_id
     assert info.value.message.startswith(
-        f'failed to renew entry: failed to verify instance ID "{instance.instance_id}": '
-        f'error fetching description for instance ID "{instance.instance_id}": '
+        f'failed to renew entry: failed to verify instance ID "{instance_id}": '
+        f'error fetching description for instance ID "{instance_id}": '
     )
-    assert stored_entry(storage, instance.instance_id) == before
+    assert ec2.stored() == before
 
 
 # ------------------------------------------------------------------------------ races
@@ -1489,12 +1082,9 @@ def meeting(instance: Instance) -> MeetingStorage:
 
 
 @pytest.fixture
-def racing_backend(
-    moto: MotoServer, meeting: MeetingStorage, clock: ManualClock, signer: SigningCert
-) -> Any:
-    return configure_backend(
-        Backend(storage=meeting, clock=clock), moto, {"test": (signer, "pkcs7")}
-    )
+def racing(ec2: Ec2Test, meeting: MeetingStorage) -> Ec2Test:
+    """:func:`ec2` with a backend on the ``meeting`` storage."""
+    return ec2.rebuilt(meeting)
 
 
 def together(*calls: Callable[[], object]) -> list[object]:
@@ -1510,69 +1100,59 @@ def together(*calls: Callable[[], object]) -> list[object]:
         return list(pool.map(outcome, calls))
 
 
-def test_two_first_logins_at_once_one_wins(
-    racing_backend: Any, meeting: MeetingStorage, signer: SigningCert, instance: Instance
-) -> None:
+def test_two_first_logins_at_once_one_wins(racing: Ec2Test, meeting: MeetingStorage) -> None:
     """Both logins read no entry; the one whose write loses re-reads the winner's entry
     and gets the answer it would have got after it: Vault's nonce mismatch, no token."""
-    ec2_role(racing_backend, instance)
-    payloads = [
-        pkcs7_login(signer, instance.document(), role=ROLE, nonce=f"nonce-{n}") for n in range(2)
-    ]
+    racing.role()
+    payloads = [racing.payload(nonce=f"nonce-{n}") for n in range(2)]
     meeting.arm(2)
-    outcomes = together(*(functools.partial(racing_backend.login, p) for p in payloads))
+    outcomes = together(*(functools.partial(racing.backend.login, p) for p in payloads))
     won = [n for n, outcome in enumerate(outcomes) if isinstance(outcome, Response)]
     assert len(won) == 1, outcomes
     loser = outcomes[1 - won[0]]
     assert isinstance(loser, InvalidRequestError)
     assert (loser.status, loser.message) == (400, "client nonce mismatch")
     assert meeting.conflicts == 1  # the loser's first write; its second read refused it
-    assert len(token_keys(meeting)) == 1
-    assert entry_field(racing_backend, instance.instance_id, "client_nonce") == (f"nonce-{won[0]}")
+    assert racing.tokens() == 1
+    assert racing.entry_field("client_nonce") == f"nonce-{won[0]}"
 
 
 def test_two_logins_with_one_nonce_at_once_both_succeed(
-    racing_backend: Any, meeting: MeetingStorage, signer: SigningCert, instance: Instance
+    racing: Ec2Test, meeting: MeetingStorage
 ) -> None:
     """The same instance reauthenticating twice at once (a retried request): as one after
     the other, both get a token."""
-    ec2_role(racing_backend, instance)
-    payload = pkcs7_login(signer, instance.document(), role=ROLE, nonce="n-1")
-    racing_backend.login(payload)
+    racing.role()
+    payload = racing.payload(nonce="n-1")
+    racing.backend.login(payload)
     meeting.arm(2)
-    outcomes = together(*(functools.partial(racing_backend.login, payload) for _ in range(2)))
+    outcomes = together(*(functools.partial(racing.backend.login, payload) for _ in range(2)))
     assert all(isinstance(outcome, Response) for outcome in outcomes), outcomes
     assert meeting.conflicts == 1
-    assert len(token_keys(meeting)) == 3
+    assert racing.tokens() == 3
 
 
 def test_renewals_and_a_login_of_one_instance_at_once_all_succeed(
-    racing_backend: Any,
-    meeting: MeetingStorage,
-    clock: ManualClock,
-    signer: SigningCert,
-    instance: Instance,
+    racing: Ec2Test, meeting: MeetingStorage
 ) -> None:
     """Renewals of two tokens of one instance and a login of it, all at once: each moves
     the one access list entry; none is refused for the others' writes."""
-    ec2_role(racing_backend, instance)
-    payload = pkcs7_login(signer, instance.document(), role=ROLE, nonce="n-1")
-    tokens = [racing_backend.login(payload).auth["client_token"] for _ in range(2)]
-    now = clock.advance(600)
+    racing.role()
+    payload = racing.payload(nonce="n-1")
+    tokens = [racing.backend.login(payload).auth["client_token"] for _ in range(2)]
+    now = racing.clock.advance(600)
     meeting.arm(3)
     outcomes = together(
-        functools.partial(racing_backend.renew_token, tokens[0]),
-        functools.partial(racing_backend.renew_token, tokens[1]),
-        functools.partial(racing_backend.login, payload),
+        functools.partial(racing.backend.renew_token, tokens[0]),
+        functools.partial(racing.backend.renew_token, tokens[1]),
+        functools.partial(racing.backend.login, payload),
     )
     assert isinstance(outcomes[0], TokenRecord), outcomes
     assert isinstance(outcomes[1], TokenRecord), outcomes
     assert isinstance(outcomes[2], Response), outcomes
     assert meeting.conflicts >= 2  # all three wrote over one version: two (at least) retried
-    entry = access_list_entry(racing_backend, instance.instance_id)
-    assert entry is not None
-    assert entry["last_updated_time"] == rfc3339(now)
-    assert entry["client_nonce"] == "n-1"
+    assert racing.entry_field("last_updated_time") == rfc3339(now)
+    assert racing.entry_field("client_nonce") == "n-1"
 
 
 def _login_in_process(
@@ -1608,21 +1188,18 @@ def _login_in_process(
 
 
 def test_two_first_logins_in_two_processes_one_wins(
-    moto: MotoServer,
+    ec2: Ec2Test,
     tmp_path: Path,
-    signer: SigningCert,
-    instance: Instance,
     driver: str,  # noqa: F811
 ) -> None:
     path = str(tmp_path / "state.db")
     storage = SQLiteStorage(path)
     try:
-        backend = configure_backend(Backend(storage=storage), moto, {"test": (signer, "pkcs7")})
-        ec2_role(backend, instance)
-        payloads = [
-            pkcs7_login(signer, instance.document(), role=ROLE, nonce=f"nonce-{n}")
-            for n in range(2)
-        ]
+        backend = Backend(storage=storage)
+        configure_backend(backend, ec2.moto, {"test": (ec2.signer, "pkcs7")})
+        shared = attrs.evolve(ec2, backend=backend)
+        shared.role()
+        payloads = [shared.payload(nonce=f"nonce-{n}") for n in range(2)]
         outcomes = run_together(
             _login_in_process, [(driver, path, payload) for payload in payloads]
         )
@@ -1631,9 +1208,7 @@ def test_two_first_logins_in_two_processes_one_wins(
         (loser,) = [o for o in outcomes if o[0] == "refused"]
         assert loser[2:] == ("InvalidRequestError", 400, "client nonce mismatch"), outcomes
         assert len(token_keys(storage)) == 1
-        entry = access_list_entry(backend, instance.instance_id)
-        assert entry is not None
-        assert entry["client_nonce"] == issued[0][1]
+        assert shared.entry_field("client_nonce") == issued[0][1]
     finally:
         storage.close()
 
@@ -1658,105 +1233,73 @@ class FailingIssuer:
 
 
 @pytest.fixture
-def failing(storage: MemoryStorage, clock: ManualClock) -> FailingIssuer:
-    return FailingIssuer(storage, clock)
+def failing(ec2: Ec2Test) -> FailingIssuer:
+    return FailingIssuer(ec2.storage, ec2.clock)
 
 
 @pytest.fixture
-def faulty_backend(
-    moto: MotoServer,
-    storage: MemoryStorage,
-    clock: ManualClock,
-    failing: FailingIssuer,
-    signer: SigningCert,
-) -> Any:
-    return configure_backend(
-        Backend(storage=storage, clock=clock, issuer=failing),
-        moto,
-        {"test": (signer, "pkcs7")},
-    )
+def faulty(ec2: Ec2Test, failing: FailingIssuer) -> Ec2Test:
+    """:func:`ec2` with a backend issuing through ``failing``."""
+    return ec2.rebuilt(issuer=failing)
 
 
 def test_issuer_failing_on_a_first_login_leaves_no_entry(
-    faulty_backend: Any,
-    storage: MemoryStorage,
-    failing: FailingIssuer,
-    signer: SigningCert,
-    instance: Instance,
+    faulty: Ec2Test, failing: FailingIssuer
 ) -> None:
-    ec2_role(faulty_backend, instance)
+    faulty.role()
     failing.fail = True
     with pytest.raises(RuntimeError, match="the token store is down"):
-        login(faulty_backend, signer, instance, nonce="n-1")
-    assert_nothing_stored(storage, instance.instance_id)
+        faulty.login(nonce="n-1")
+    faulty.nothing_stored()
     # The instance can still log in once the store is back (its first login never was).
     failing.fail = False
-    login(faulty_backend, signer, instance, nonce="n-2")
-    assert entry_field(faulty_backend, instance.instance_id, "client_nonce") == "n-2"
+    faulty.login(nonce="n-2")
+    assert faulty.entry_field("client_nonce") == "n-2"
 
 
 def test_issuer_failing_on_a_relogin_restores_the_entry(
-    faulty_backend: Any,
-    storage: MemoryStorage,
-    clock: ManualClock,
-    failing: FailingIssuer,
-    signer: SigningCert,
-    instance: Instance,
+    faulty: Ec2Test, failing: FailingIssuer
 ) -> None:
-    ec2_role(faulty_backend, instance, allow_instance_migration=True)
-    login(faulty_backend, signer, instance, nonce="n-1")
-    before = stored_entry(storage, instance.instance_id)
+    faulty.role(allow_instance_migration=True)
+    faulty.login(nonce="n-1")
+    before = faulty.stored()
     assert before is not None
-    clock.advance(600)
+    faulty.clock.advance(600)
     failing.fail = True
     with pytest.raises(RuntimeError, match="the token store is down"):
-        login(faulty_backend, signer, instance, nonce="n-1", pending_time=later(instance, 60))
-    after = stored_entry(storage, instance.instance_id)
+        faulty.login(nonce="n-1", pending_time=faulty.later(60))
+    after = faulty.stored()
     assert after is not None
     assert (after.value, after.expires_at) == (before.value, before.expires_at)
-    assert len(token_keys(storage)) == 1
+    assert faulty.tokens() == 1
     # The restored entry still accepts the old document.
     failing.fail = False
-    login(faulty_backend, signer, instance, nonce="n-1")
+    faulty.login(nonce="n-1")
 
 
 # -------------------------------------------------------------------------- endpoints
 
 
-def test_certificate_endpoints(
-    backend: Any,
-    signer: SigningCert,
-    id_signer: SigningCert,
-) -> None:
-    assert keys(backend, "config/certificates") == ["test", "test-identity"]
-    assert read(backend, "config/certificate/test") == {
-        "aws_public_cert": signer.pem,
-        "type": "pkcs7",
-    }
-    assert read(backend, "config/certificate/test-identity") == {
-        "aws_public_cert": id_signer.pem,
-        "type": "identity",
-    }
+def test_certificate_endpoints(ec2: Ec2Test) -> None:
+    pkcs7 = {"aws_public_cert": ec2.signer.pem, "type": "pkcs7"}
+    identity = {"aws_public_cert": ec2.id_signer.pem, "type": "identity"}
+    assert ec2.keys("config/certificates") == ["test", "test-identity"]
+    assert ec2.read("config/certificate/test") == pkcs7
+    assert ec2.read("config/certificate/test-identity") == identity
     # Base64 of the PEM is accepted (and stored decoded); the type is case-insensitive.
-    encoded = base64.b64encode(signer.pem.encode()).decode()
-    response = write(
-        backend, "config/certificate/extra", {"aws_public_cert": encoded, "type": "IDENTITY"}
+    encoded = base64.b64encode(ec2.signer.pem.encode()).decode()
+    response = ec2.write(
+        "config/certificate/extra", {"aws_public_cert": encoded, "type": "IDENTITY"}
     )
     assert response.warnings == ()
-    assert read(backend, "config/certificate/extra") == {
-        "aws_public_cert": signer.pem,
-        "type": "identity",
-    }
+    assert ec2.read("config/certificate/extra") == {**pkcs7, "type": "identity"}
     # An update without a type keeps the stored one.
-    write(backend, "config/certificate/extra", {"aws_public_cert": id_signer.pem})
-    assert read(backend, "config/certificate/extra") == {
-        "aws_public_cert": id_signer.pem,
-        "type": "identity",
-    }
-    assert keys(backend, "config/certificates") == ["extra", "test", "test-identity"]
-    delete(backend, "config/certificate/extra")
-    assert read(backend, "config/certificate/extra") is None
-    assert keys(backend, "config/certificates") == ["test", "test-identity"]
+    ec2.write("config/certificate/extra", {"aws_public_cert": ec2.id_signer.pem})
+    assert ec2.read("config/certificate/extra") == identity
+    assert ec2.keys("config/certificates") == ["extra", "test", "test-identity"]
+    ec2.delete("config/certificate/extra")
+    assert ec2.read("config/certificate/extra") is None
+    assert ec2.keys("config/certificates") == ["test", "test-identity"]
 
 
 @pytest.mark.parametrize(
@@ -1770,117 +1313,77 @@ def test_certificate_endpoints(
         ("two blocks", "invalid certificate; should be one PEM block only"),
     ],
 )
-def test_certificate_write_refusals(
-    backend: Any,
-    signer: SigningCert,
-    id_signer: SigningCert,
-    data: dict[str, str] | str,
-    message: str,
-) -> None:
+def test_certificate_write_refusals(ec2: Ec2Test, data: dict[str, str] | str, message: str) -> None:
     if data == "two blocks":
-        data = {"aws_public_cert": signer.pem + id_signer.pem}
+        data = {"aws_public_cert": ec2.signer.pem + ec2.id_signer.pem}
     assert isinstance(data, dict)
-    refused(
-        InvalidRequestError,
-        lambda: write(backend, "config/certificate/bad", data),
-        message,
-        400,
-    )
-    assert read(backend, "config/certificate/bad") is None
-    assert keys(backend, "config/certificates") == ["test", "test-identity"]
+    call = functools.partial(ec2.write, "config/certificate/bad", data)
+    refused(InvalidRequestError, 400, message, call)
+    assert ec2.read("config/certificate/bad") is None
+    assert ec2.keys("config/certificates") == ["test", "test-identity"]
 
 
-def test_certificate_paths_need_a_name(backend: Any, signer: SigningCert) -> None:
+def test_certificate_paths_need_a_name(ec2: Ec2Test) -> None:
     """As in Vault, ``config/certificate/`` without a name is no path at all."""
     for operation in ("update", "read", "delete"):
-        request = Request(operation, "config/certificate/", {"aws_public_cert": signer.pem})
-        refused(
-            NotFoundError,
-            functools.partial(backend.handle_request, request),
-            "unsupported path",
-            404,
-        )
-    assert keys(backend, "config/certificates") == ["test", "test-identity"]
+        request = Request(operation, "config/certificate/", {"aws_public_cert": ec2.signer.pem})
+        call = functools.partial(ec2.backend.handle_request, request)
+        refused(NotFoundError, 404, "unsupported path", call)
+    assert ec2.keys("config/certificates") == ["test", "test-identity"]
 
 
-def test_malformed_stored_certificate_is_a_server_error(
-    backend: Any,
-    storage: MemoryStorage,
-    signer: SigningCert,
-    instance: Instance,
-) -> None:
+def test_malformed_stored_certificate_is_a_server_error(ec2: Ec2Test) -> None:
     """A certificate document the store mangled fails every ec2 login as a 500 naming it,
     never as if the path or the login's entry were missing."""
-    ec2_role(backend, instance)
-    storage.commit([Put("config/certificate/broken", {"aws_public_cert": 7, "type": "pkcs7"})])
+    ec2.role()
+    ec2.storage.commit([Put("config/certificate/broken", {"aws_public_cert": 7, "type": "pkcs7"})])
     message = 'certificate storage has a malformed entry under the name: "broken"'
-    refused(InternalError, lambda: login(backend, signer, instance), message, 500)
-    refused(InternalError, lambda: read(backend, "config/certificate/broken"), message, 500)
-    assert_nothing_stored(storage, instance.instance_id)
-    delete(backend, "config/certificate/broken")
-    login(backend, signer, instance)
+    ec2.login_refused(InternalError, 500, message)
+    refused(InternalError, 500, message, functools.partial(ec2.read, "config/certificate/broken"))
+    ec2.nothing_stored()
+    ec2.delete("config/certificate/broken")
+    ec2.login()
 
 
-def test_deleted_certificate_no_longer_verifies(
-    backend: Any,
-    storage: MemoryStorage,
-    signer: SigningCert,
-    instance: Instance,
-) -> None:
-    ec2_role(backend, instance)
-    delete(backend, "config/certificate/test")
-    refused(
-        InvalidRequestError,
-        lambda: login(backend, signer, instance),
-        "failed to verify the signature: no certificate for signer",
-        400,
-    )
-    assert_nothing_stored(storage, instance.instance_id)
+def test_deleted_certificate_no_longer_verifies(ec2: Ec2Test) -> None:
+    ec2.role()
+    ec2.delete("config/certificate/test")
+    ec2.login_refused(InvalidRequestError, 400, NO_CERTIFICATE)
+    ec2.nothing_stored()
 
 
 @pytest.mark.parametrize("name", ["identity-accesslist", "identity-whitelist"])
-def test_identity_access_list_endpoints(
-    backend: Any,
-    signer: SigningCert,
-    instance: Instance,
-    second_instance: Instance,
-    name: str,
-) -> None:
-    ec2_role(backend, instance)
-    assert keys(backend, name) == []
-    login(backend, signer, instance, nonce="n-1")
-    login(backend, signer, second_instance, nonce="n-2")
-    assert keys(backend, name) == sorted([instance.instance_id, second_instance.instance_id])
-    entry = read(backend, f"{name}/{second_instance.instance_id}")
+def test_identity_access_list_endpoints(ec2: Ec2Test, name: str) -> None:
+    ec2.role()
+    first, second = ec2.instance.instance_id, ec2.second.instance_id
+    assert ec2.keys(name) == []
+    ec2.login(nonce="n-1")
+    ec2.login(ec2.second, nonce="n-2")
+    assert ec2.keys(name) == sorted([first, second])
+    entry = ec2.read(f"{name}/{second}")
     assert entry is not None
     assert (entry["role"], entry["client_nonce"]) == (ROLE, "n-2")
-    delete(backend, f"{name}/{second_instance.instance_id}")
-    assert read(backend, f"{name}/{second_instance.instance_id}") is None
-    assert keys(backend, name) == [instance.instance_id]
+    ec2.delete(f"{name}/{second}")
+    assert ec2.read(f"{name}/{second}") is None
+    assert ec2.keys(name) == [first]
     # A deleted entry lets the instance log in afresh (with any nonce).
-    login(backend, signer, second_instance, nonce="n-3")
-    assert read(backend, f"{name}/{MISSING_ID}") is None
+    ec2.login(ec2.second, nonce="n-3")
+    assert ec2.read(f"{name}/{MISSING_ID}") is None
 
 
-def test_access_list_tidy(
-    backend: Any,
-    clock: ManualClock,
-    signer: SigningCert,
-    instance: Instance,
-    second_instance: Instance,
-) -> None:
-    ec2_role(backend, instance)
-    login(backend, signer, instance)
-    clock.advance(DEFAULT_TTL + 10)  # the first entry expired 10 seconds ago
-    login(backend, signer, second_instance)
-    both = sorted([instance.instance_id, second_instance.instance_id])
+def test_access_list_tidy(ec2: Ec2Test) -> None:
+    ec2.role()
+    ec2.login()
+    ec2.clock.advance(DEFAULT_TTL + 10)  # the first entry expired 10 seconds ago
+    ec2.login(ec2.second)
+    both = sorted([ec2.instance.instance_id, ec2.second.instance_id])
     # Within the default safety buffer (72h): kept.
-    write(backend, "tidy/identity-accesslist")
-    assert keys(backend, "identity-accesslist") == both
-    write(backend, "tidy/identity-whitelist", {"safety_buffer": "11s"})
-    assert keys(backend, "identity-accesslist") == both
-    write(backend, "tidy/identity-accesslist", {"safety_buffer": "9s"})
-    assert keys(backend, "identity-accesslist") == [second_instance.instance_id]
+    ec2.write("tidy/identity-accesslist")
+    assert ec2.keys("identity-accesslist") == both
+    ec2.write("tidy/identity-whitelist", {"safety_buffer": "11s"})
+    assert ec2.keys("identity-accesslist") == both
+    ec2.write("tidy/identity-accesslist", {"safety_buffer": "9s"})
+    assert ec2.keys("identity-accesslist") == [ec2.second.instance_id]
 
 
 @pytest.mark.parametrize(
@@ -1890,90 +1393,78 @@ def test_access_list_tidy(
         ("roletag-denylist", "roletag-blacklist", 15552000),
     ],
 )
-def test_tidy_config_endpoints(backend: Any, name: str, legacy: str, default: int) -> None:
+def test_tidy_config_endpoints(ec2: Ec2Test, name: str, legacy: str, default: int) -> None:
     path, legacy_path = f"config/tidy/{name}", f"config/tidy/{legacy}"
-    assert read(backend, path) is None
-    write(backend, path, {"disable_periodic_tidy": True})
-    assert read(backend, path) == {"safety_buffer": default, "disable_periodic_tidy": True}
-    write(backend, legacy_path, {"safety_buffer": "1h"})
-    assert read(backend, path) == {"safety_buffer": 3600, "disable_periodic_tidy": True}
-    assert read(backend, legacy_path) == read(backend, path)
-    refused(
-        InvalidRequestError,
-        lambda: write(backend, path, {"safety_buffer": "soon"}),
+    assert ec2.read(path) is None
+    ec2.write(path, {"disable_periodic_tidy": True})
+    assert ec2.read(path) == {"safety_buffer": default, "disable_periodic_tidy": True}
+    ec2.write(legacy_path, {"safety_buffer": "1h"})
+    assert ec2.read(path) == {"safety_buffer": 3600, "disable_periodic_tidy": True}
+    assert ec2.read(legacy_path) == ec2.read(path)
+    message = (
         'Field validation failed: error converting input for field "safety_buffer": '
-        'time: invalid duration "soon"',
-        400,
+        'time: invalid duration "soon"'
     )
-    delete(backend, legacy_path)
-    assert read(backend, path) is None
+    call = functools.partial(ec2.write, path, {"safety_buffer": "soon"})
+    refused(InvalidRequestError, 400, message, call)
+    ec2.delete(legacy_path)
+    assert ec2.read(path) is None
 
 
-def test_periodic_tidy_follows_the_tidy_config(
-    backend: Any,
-    clock: ManualClock,
-    signer: SigningCert,
-    instance: Instance,
-) -> None:
-    ec2_role(backend, instance)
-    login(backend, signer, instance)
-    clock.advance(DEFAULT_TTL + 10)
-    write(backend, "config/tidy/identity-accesslist", {"safety_buffer": "5s"})
-    write(backend, "config/tidy/roletag-denylist", {"disable_periodic_tidy": True})
-    write(backend, "config/tidy/identity-accesslist", {"disable_periodic_tidy": True})
-    assert backend.ec2_admin.tidy() == 0
-    assert keys(backend, "identity-accesslist") == [instance.instance_id]
-    write(backend, "config/tidy/identity-accesslist", {"disable_periodic_tidy": False})
-    assert backend.ec2_admin.tidy() == 1
-    assert read(backend, f"identity-accesslist/{instance.instance_id}") is None
+def test_periodic_tidy_follows_the_tidy_config(ec2: Ec2Test) -> None:
+    ec2.role()
+    ec2.login()
+    ec2.clock.advance(DEFAULT_TTL + 10)
+    ec2.write("config/tidy/identity-accesslist", {"safety_buffer": "5s"})
+    ec2.write("config/tidy/roletag-denylist", {"disable_periodic_tidy": True})
+    ec2.write("config/tidy/identity-accesslist", {"disable_periodic_tidy": True})
+    assert ec2.backend.ec2_admin.tidy() == 0
+    assert ec2.keys("identity-accesslist") == [ec2.instance.instance_id]
+    ec2.write("config/tidy/identity-accesslist", {"disable_periodic_tidy": False})
+    assert ec2.backend.ec2_admin.tidy() == 1
+    assert ec2.read(f"identity-accesslist/{ec2.instance.instance_id}") is None
 
 
 @pytest.mark.parametrize("name", ["roletag-denylist", "roletag-blacklist"])
-def test_role_tag_deny_list_endpoints(
-    backend: Any, clock: ManualClock, instance: Instance, name: str
-) -> None:
-    tagged_role(backend, instance)
-    first, second = create_tag(backend, policies="a"), create_tag(backend, max_ttl="1000h")
+def test_role_tag_deny_list_endpoints(ec2: Ec2Test, name: str) -> None:
+    ec2.tagged_role()
+    first, second = ec2.create_tag(policies="a"), ec2.create_tag(max_ttl="1000h")
     assert first != second
-    write(backend, f"{name}/{first}")
+    ec2.write(f"{name}/{first}")
     # The tag may be given base64-encoded too.
-    write(backend, f"{name}/{base64.b64encode(second.encode()).decode()}")
-    assert sorted(keys(backend, name)) == sorted([first, second])
-    now = clock.now()
-    assert read(backend, f"{name}/{first}") == {
+    ec2.write(f"{name}/{base64.b64encode(second.encode()).decode()}")
+    assert sorted(ec2.keys(name)) == sorted([first, second])
+    now = ec2.clock.now()
+    assert ec2.read(f"{name}/{first}") == {
         "creation_time": rfc3339(now),
         "expiration_time": rfc3339(now + timedelta(seconds=DEFAULT_TTL)),
     }
     # The tag's longer max TTL sets its entry's expiry.
-    assert read(backend, f"{name}/{second}") == {
+    assert ec2.read(f"{name}/{second}") == {
         "creation_time": rfc3339(now),
         "expiration_time": rfc3339(now + timedelta(hours=1000)),
     }
-    delete(backend, f"{name}/{second}")
-    assert read(backend, f"{name}/{second}") is None
-    assert keys(backend, name) == [first]
-    refused(
-        InternalError,
-        lambda: write(backend, f"{name}/{first.replace(':p=a:', ':p=b:')}"),
-        "role tag signature verification failed",
-        500,
-    )
-    assert keys(backend, name) == [first]
+    ec2.delete(f"{name}/{second}")
+    assert ec2.read(f"{name}/{second}") is None
+    assert ec2.keys(name) == [first]
+    call = functools.partial(ec2.write, f"{name}/{first.replace(':p=a:', ':p=b:')}")
+    refused(InternalError, 500, "role tag signature verification failed", call)
+    assert ec2.keys(name) == [first]
 
 
-def test_role_tag_deny_list_tidy(backend: Any, clock: ManualClock, instance: Instance) -> None:
-    tagged_role(backend, instance)
-    old, fresh = create_tag(backend), create_tag(backend)
-    write(backend, f"roletag-denylist/{old}")
-    clock.advance(DEFAULT_TTL + 10)
-    write(backend, f"roletag-denylist/{fresh}")
-    write(backend, "tidy/roletag-denylist")  # default buffer (72h): both kept
-    assert sorted(keys(backend, "roletag-denylist")) == sorted([old, fresh])
-    write(backend, "tidy/roletag-blacklist", {"safety_buffer": "9s"})
-    assert keys(backend, "roletag-denylist") == [fresh]
+def test_role_tag_deny_list_tidy(ec2: Ec2Test) -> None:
+    ec2.tagged_role()
+    old, fresh = ec2.create_tag(), ec2.create_tag()
+    ec2.write(f"roletag-denylist/{old}")
+    ec2.clock.advance(DEFAULT_TTL + 10)
+    ec2.write(f"roletag-denylist/{fresh}")
+    ec2.write("tidy/roletag-denylist")  # default buffer (72h): both kept
+    assert sorted(ec2.keys("roletag-denylist")) == sorted([old, fresh])
+    ec2.write("tidy/roletag-blacklist", {"safety_buffer": "9s"})
+    assert ec2.keys("roletag-denylist") == [fresh]
 
 
-def test_unsupported_operations(backend: Any) -> None:
+def test_unsupported_operations(ec2: Ec2Test) -> None:
     for request in (
         Request("read", "config/certificates"),
         Request("list", "config/certificate/test"),
@@ -1982,4 +1473,4 @@ def test_unsupported_operations(backend: Any) -> None:
         Request("read", "role/web/tag"),
     ):
         with pytest.raises(UnsupportedOperationError):
-            backend.handle_request(request)
+            ec2.backend.handle_request(request)

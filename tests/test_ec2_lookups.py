@@ -4,8 +4,6 @@ instance's own account only, and an instance profile's role."""
 from __future__ import annotations
 
 import json
-import urllib.request
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -18,128 +16,31 @@ from aws_iam_backend.io.aws_clients import AwsClients
 from aws_iam_backend.io.ec2 import BotocoreEc2Lookups
 from aws_iam_backend.io.iam import BotocoreIamLookups
 from aws_iam_backend.io.protocols import AwsAccess, Ec2Lookups
-from tests.support.moto_server import ADMIN_POLICY, ASSUME_POLICY, Keys, MotoServer
-
-ACCOUNT = "123456789012"
-OTHER = "222222222222"
-REGION = "us-west-2"
-
-
-def name(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+from tests.support.ec2 import ACCOUNT, REGION, Fleet, build_fleet, instance_profile, unique
+from tests.support.ec2 import OTHER_ACCOUNT as OTHER
+from tests.support.moto_server import ADMIN_POLICY, MotoServer
 
 
 @attrs.frozen
-class World:
-    """Instances in moto: ``running`` (in a VPC subnet with an instance profile holding one
-    role), ``stopped``, ``terminated``, ``bare`` (no profile), ``foreign`` (in OTHER)."""
+class World(Fleet):
+    """The :class:`Fleet` in moto (its ``running`` instance in the VPC subnet, with the
+    instance ``profile`` holding ``role``; ``stopped``, ``terminated``, ``bare`` with no
+    profile; ``foreign`` in OTHER, with ``other.profile`` holding ``other.role``)."""
 
-    image_id: str
-    subnet_id: str
-    vpc_id: str
-    profile: dict[str, Any]
-    role: dict[str, Any]
     empty_profile: dict[str, Any]
-    running: dict[str, Any]
-    stopped: str
-    terminated: str
-    bare: str
-    foreign: str
-    foreign_profile: dict[str, Any]
-    foreign_role: dict[str, Any]
     lookup_role: dict[str, Any]  # an admin role in ACCOUNT, for config/sts
-    other_admin_role: str  # an admin role in OTHER, for config/sts
-
-
-def _other_account_admin(moto: MotoServer) -> tuple[str, Keys]:
-    """An administrator role in a second moto account, and keys assumed into it.
-
-    moto switches accounts when a role ARN of another account is assumed, but signed
-    requests there need the role to exist in that account; it is created through two
-    unauthenticated calls (moto's ``reset-auth``), after which checking resumes."""
-    role = name("admin")
-    arn = f"arn:aws:iam::{OTHER}:role/{role}"
-    keys = moto.assume_role(arn, "bootstrap")
-    request = urllib.request.Request(
-        moto.endpoint + "/moto-api/reset-auth",
-        data=b"2",
-        method="POST",
-        headers={"Content-Type": "text/plain"},
-    )
-    urllib.request.urlopen(request, timeout=10).close()
-    iam = moto.client("iam", keys)
-    iam.create_role(RoleName=role, AssumeRolePolicyDocument=ASSUME_POLICY)
-    iam.put_role_policy(RoleName=role, PolicyName="all", PolicyDocument=ADMIN_POLICY)
-    assert moto.client("sts", keys).get_caller_identity()["Account"] == OTHER
-    return arn, keys
-
-
-def _profile_with_role(iam: Any, role: dict[str, Any] | None) -> dict[str, Any]:
-    profile: dict[str, Any] = iam.create_instance_profile(
-        InstanceProfileName=name("prof"), Path="/fleet/"
-    )["InstanceProfile"]
-    if role is not None:
-        iam.add_role_to_instance_profile(
-            InstanceProfileName=profile["InstanceProfileName"], RoleName=role["RoleName"]
-        )
-    return profile
 
 
 @pytest.fixture(scope="module")
 def world(moto: MotoServer) -> World:
-    ec2 = moto.client("ec2", moto.admin, REGION)
-    image_id = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
-    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]
-    subnet = ec2.create_subnet(VpcId=vpc["VpcId"], CidrBlock="10.0.1.0/24")["Subnet"]
-    role = moto.create_role(name("web"), path="/svc/")
-    profile = _profile_with_role(moto.iam, role)
-
-    def run(**extra: Any) -> dict[str, Any]:
-        instance: dict[str, Any] = ec2.run_instances(
-            ImageId=image_id, MinCount=1, MaxCount=1, **extra
-        )["Instances"][0]
-        return instance
-
-    running = run(
-        SubnetId=subnet["SubnetId"],
-        IamInstanceProfile={"Arn": profile["Arn"]},
-        TagSpecifications=[{"ResourceType": "instance", "Tags": [{"Key": "team", "Value": "a"}]}],
-    )
-    stopped = run()["InstanceId"]
-    ec2.stop_instances(InstanceIds=[stopped])
-    terminated = run()["InstanceId"]
-    ec2.terminate_instances(InstanceIds=[terminated])
-    bare = run(SubnetId=subnet["SubnetId"])["InstanceId"]
-
-    lookup_role = moto.create_role(name("lookup"))
+    lookup_role = moto.create_role(unique("lookup-"))
     moto.iam.put_role_policy(
         RoleName=lookup_role["RoleName"], PolicyName="all", PolicyDocument=ADMIN_POLICY
     )
-    other_admin, other_keys = _other_account_admin(moto)
-    other_iam = moto.client("iam", other_keys)
-    foreign_role: dict[str, Any] = other_iam.create_role(
-        RoleName=name("fweb"), AssumeRolePolicyDocument=ASSUME_POLICY
-    )["Role"]
-    foreign_profile = _profile_with_role(other_iam, foreign_role)
-    foreign = moto.client("ec2", other_keys, REGION).run_instances(
-        ImageId=image_id, MinCount=1, MaxCount=1
-    )["Instances"][0]["InstanceId"]
     return World(
-        image_id=image_id,
-        subnet_id=subnet["SubnetId"],
-        vpc_id=vpc["VpcId"],
-        profile=profile,
-        role=role,
-        empty_profile=_profile_with_role(moto.iam, None),
-        running=running,
-        stopped=stopped,
-        terminated=terminated,
-        bare=bare,
-        foreign=foreign,
-        foreign_profile=foreign_profile,
-        foreign_role=foreign_role,
+        **attrs.asdict(build_fleet(moto), recurse=False),
+        empty_profile=instance_profile(moto.iam, None),
         lookup_role=lookup_role,
-        other_admin_role=other_admin,
     )
 
 
@@ -167,7 +68,7 @@ def test_is_an_ec2_lookups() -> None:
 def test_running_instance_described(
     world: World, access: AwsAccess, lookups: BotocoreEc2Lookups
 ) -> None:
-    instance_id = world.running["InstanceId"]
+    instance_id = world.running.instance_id
     instance = lookups.describe_instance(instance_id, REGION, ACCOUNT, access)
     assert instance == Ec2Instance(
         instance_id=instance_id,
@@ -178,7 +79,7 @@ def test_running_instance_described(
         subnet_id=world.subnet_id,
         vpc_id=world.vpc_id,
         iam_instance_profile_arn=world.profile["Arn"],
-        private_dns_name=world.running["PrivateDnsName"],
+        private_dns_name=world.running.private_dns_name,
         tags=(("team", "a"),),
     )
     assert "/fleet/" in instance.iam_instance_profile_arn
@@ -196,7 +97,7 @@ def test_instance_without_profile(
 def test_wrong_region_is_not_found(
     world: World, access: AwsAccess, lookups: BotocoreEc2Lookups
 ) -> None:
-    instance_id = world.running["InstanceId"]
+    instance_id = world.running.instance_id
     with pytest.raises(errors.InvalidRequestError) as info:
         lookups.describe_instance(instance_id, "eu-west-1", ACCOUNT, access)
     assert info.value.message.startswith(
@@ -258,13 +159,13 @@ def test_other_account_refused_without_sts_role(
 def test_other_account_through_its_sts_role(
     world: World, access: AwsAccess, lookups: BotocoreEc2Lookups
 ) -> None:
-    via_role = attrs.evolve(access, sts_role=world.other_admin_role, external_id="ext-1")
+    via_role = attrs.evolve(access, sts_role=world.other.admin_role, external_id="ext-1")
     instance = lookups.describe_instance(world.foreign, REGION, OTHER, via_role)
     assert instance.owner_account_id == OTHER
     assert instance.instance_id == world.foreign
     # The same credentials do not see this account's instances.
     with pytest.raises(errors.InvalidRequestError) as info:
-        lookups.describe_instance(world.running["InstanceId"], REGION, OTHER, via_role)
+        lookups.describe_instance(world.running.instance_id, REGION, OTHER, via_role)
     assert "InvalidInstanceID.NotFound" in info.value.message
 
 
@@ -274,7 +175,7 @@ def test_sts_role_in_the_wrong_account_is_not_trusted(
     """A config/sts role for OTHER that really is in ACCOUNT describes ACCOUNT's instance:
     the reservation's owner gives it away (CVE-2025-11621 class)."""
     wrong = attrs.evolve(access, sts_role=world.lookup_role["Arn"])
-    instance_id = world.running["InstanceId"]
+    instance_id = world.running.instance_id
     with pytest.raises(errors.UpstreamError) as info:
         lookups.describe_instance(instance_id, REGION, OTHER, wrong)
     assert info.value.message == (
@@ -293,7 +194,7 @@ def test_bad_credentials_mapped(moto: MotoServer, world: World) -> None:
     for access in (bad, attrs.evolve(bad, sts_role=world.lookup_role["Arn"])):
         with pytest.raises(errors.UpstreamError) as info:
             BotocoreEc2Lookups().describe_instance(
-                world.running["InstanceId"], REGION, ACCOUNT, access
+                world.running.instance_id, REGION, ACCOUNT, access
             )
         assert "not-the-secret" not in info.value.message
         assert json.dumps(info.value.message)  # one plain line
@@ -304,7 +205,7 @@ def test_unreachable_endpoint_is_redacted(access: AwsAccess, world: World) -> No
         access, ec2_endpoint="http://AKIAX:s3cr3t@127.0.0.1:1/?token=q1", max_retries=0
     )
     with pytest.raises(errors.UpstreamError) as info:
-        BotocoreEc2Lookups().describe_instance(world.running["InstanceId"], REGION, ACCOUNT, broken)
+        BotocoreEc2Lookups().describe_instance(world.running.instance_id, REGION, ACCOUNT, broken)
     for secret in ("s3cr3t", "AKIAX", "q1"):
         assert secret not in info.value.message
     assert info.value.message.startswith("error fetching description for instance ID ")
@@ -313,7 +214,7 @@ def test_unreachable_endpoint_is_redacted(access: AwsAccess, world: World) -> No
 def test_concurrent_lookups_share_clients(
     world: World, access: AwsAccess, lookups: BotocoreEc2Lookups
 ) -> None:
-    instance_id = world.running["InstanceId"]
+    instance_id = world.running.instance_id
     with ThreadPoolExecutor(max_workers=8) as pool:
         found = list(
             pool.map(
@@ -355,7 +256,7 @@ def test_instance_profile_without_role(
 def test_unknown_instance_profile(access: AwsAccess, lookups: BotocoreEc2Lookups) -> None:
     with pytest.raises(errors.UpstreamError) as info:
         lookups.instance_profile_role_arn(
-            f"arn:aws:iam::{ACCOUNT}:instance-profile/{name('ghost')}", access
+            f"arn:aws:iam::{ACCOUNT}:instance-profile/{unique('ghost-')}", access
         )
     assert info.value.message.startswith("IAM role ARN could not be fetched: NoSuchEntity: ")
 
@@ -363,15 +264,15 @@ def test_unknown_instance_profile(access: AwsAccess, lookups: BotocoreEc2Lookups
 def test_instance_profile_in_other_account(
     world: World, access: AwsAccess, lookups: BotocoreEc2Lookups
 ) -> None:
-    arn = world.foreign_profile["Arn"]
+    arn = world.other.profile["Arn"]
     with pytest.raises(errors.InvalidRequestError) as info:
         lookups.instance_profile_role_arn(arn, access)
     assert info.value.message == (
         f'could not fetch IAM client: unable to fetch client for account ID "{OTHER}" -- '
         f'default client is for account "{ACCOUNT}"'
     )
-    via_role = attrs.evolve(access, sts_role=world.other_admin_role)
-    assert lookups.instance_profile_role_arn(arn, via_role) == world.foreign_role["Arn"]
+    via_role = attrs.evolve(access, sts_role=world.other.admin_role)
+    assert lookups.instance_profile_role_arn(arn, via_role) == world.other.role["Arn"]
     # A config/sts role really in ACCOUNT answering for OTHER is not trusted.
     wrong = attrs.evolve(access, sts_role=world.lookup_role["Arn"])
     same_name = (

@@ -145,7 +145,7 @@ def test_openapi_covers_every_path(api: VaultAPI) -> None:
     assert reply.json == OPENAPI
     assert set(OPENAPI["paths"]) == {
         "/v1/sys/health", "/v1/sys/openapi", "/v1/sys/audit-hash", "/v1/sys/auth",
-        "/v1/sys/auth/{path}",
+        "/v1/sys/auth/{path}", "/v1/sys/metrics",
         "/v1/auth/token/lookup-self", "/v1/auth/token/renew-self",
         "/v1/auth/token/revoke-self", "/v1/auth/token/lookup",
         "/v1/auth/token/revoke-accessor", "/v1/auth/{mount}/login",

@@ -29,14 +29,15 @@ import requests
 
 from aws_iam_backend.io.storage import AsyncSQLiteStorage
 from aws_iam_backend.server import AsyncVaultAPI
-from tests.support.ec2 import (
+from tests.support.ec2 import (  # noqa: F401 (the fixtures)
     Ec2World,
     Instance,
     SigningCert,
-    build_world,
     client_config,
     make_signing_cert,
+    signer_fixture,
     unique,
+    world_fixture,
 )
 from tests.support.moto_server import MotoServer
 from tests.support.server import DevServer
@@ -47,24 +48,14 @@ SHORT_TTL = 2
 
 
 @pytest.fixture(scope="module")
-def world(moto: MotoServer) -> Ec2World:
-    return build_world(moto)
-
-
-@pytest.fixture(scope="module")
-def signer() -> SigningCert:
-    """The signer registered as certificate ``test-signer`` on both mounts."""
-    return make_signing_cert(common_name="ec2-hvac-signer")
-
-
-@pytest.fixture(scope="module")
 def db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("ec2-hvac") / "s.db"
 
 
 @pytest.fixture(scope="module")
 def server(db: Path, moto: MotoServer, signer: SigningCert) -> Iterator[DevServer]:
-    """The dev server, both mounts pointed at moto, the test signer registered on both."""
+    """The dev server, both mounts pointed at moto, the module's ``signer`` registered on
+    both as certificate ``test-signer``."""
     dev = DevServer(f"sqlite:///{db}")
     try:
         admin = dev.client()

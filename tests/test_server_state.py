@@ -438,7 +438,7 @@ def test_open_state_refuses_a_sealed_store_without_a_seal(tmp_path: Path) -> Non
     message = str(error.value)
     assert "sealed" in message
     assert "\n" not in message
-    assert message == "storage: the stored data is sealed; configure [seal]"
+    assert message == f"storage: the stored data in {db} is sealed; configure [seal]"
 
 
 def test_open_state_refuses_a_wrong_seal_key(tmp_path: Path) -> None:
@@ -833,6 +833,24 @@ def test_server_config_refuses_postgresql_without_a_seal(
 
 
 @pytest.mark.usefixtures("no_serving")
+def test_server_names_a_sqlite_file_it_cannot_open(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cases = {
+        tmp_path / "missing-dir" / "s.db": "SQLITE_CANTOPEN",
+        tmp_path / "not-a-db.txt": "SQLITE_NOTADB",
+    }
+    (tmp_path / "not-a-db.txt").write_text("this is not a database file, not even close\n" * 20)
+    for db, code_name in cases.items():
+        config = write_config(tmp_path / "server.toml", f"sqlite:///{db}")
+        code, out, err = run(capsys, "server", "--config", config)
+        assert (code, out) == (1, "")
+        assert one_line_error(err) == (
+            f"storage error: cannot open SQLite database {db}: {code_name}"
+        )
+
+
+@pytest.mark.usefixtures("no_serving")
 def test_server_refuses_a_sealed_store_without_a_seal(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -841,7 +859,7 @@ def test_server_refuses_a_sealed_store_without_a_seal(
     config = write_config(tmp_path / "server.toml", f"sqlite:///{db}")
     code, out, err = run(capsys, "server", "--config", config)
     assert (code, out) == (1, "")
-    assert one_line_error(err) == "storage: the stored data is sealed; configure [seal]"
+    assert one_line_error(err) == f"storage: the stored data in {db} is sealed; configure [seal]"
 
 
 @pytest.mark.usefixtures("no_serving")

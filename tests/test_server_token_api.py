@@ -4,11 +4,7 @@ against the dev server. Every rejection is a 4xx with Vault's text that issues n
 
 from __future__ import annotations
 
-import contextvars
-import functools
-import json
 import threading
-from collections.abc import Iterator
 from typing import Any
 
 import hvac
@@ -16,68 +12,27 @@ import hvac.exceptions
 import pytest
 
 from aws_iam_backend import MemoryStorage
-from aws_iam_backend.io.protocols import Storage
-from aws_iam_backend.server.messages import HTTPRequest
-from tests.support.drivers import Backend, VaultAPI, driver  # noqa: F401
-from tests.support.fakes import FakeIam, RecordingTransport, ok_response
-from tests.support.moto_server import Keys
-from tests.support.payloads import botocore_payload
+from tests.support.drivers import VaultAPI, driver  # noqa: F401
 from tests.support.server import DevServer
+from tests.support.vault_api import (  # noqa: F401 (the fixtures)
+    ROOT,
+    SYSTEM_TTL,
+    Reply,
+    api_fixture,
+    call,
+    login_token,
+    make_api,
+    run_threads,
+    server_fixture,
+    storage_fixture,
+)
 
-ROOT = "root-token"
-ARN = "arn:aws:iam::123456789012:user/alice"
-KEYS = Keys("AKIAIOSFODNN7EXAMPLE", "secret")
 TOKENS = "sys/token/token/"
-SYSTEM_TTL = 768 * 3600
 LOOKUP_KEYS = {
     "accessor", "creation_time", "creation_ttl", "display_name", "entity_id", "expire_time",
     "explicit_max_ttl", "id", "issue_time", "meta", "num_uses", "orphan", "path", "policies",
     "renewable", "ttl", "type",
 }  # fmt: skip
-
-
-class Reply:
-    def __init__(self, status: int, body: bytes) -> None:
-        self.status = status
-        self.json: Any = json.loads(body) if body else None
-
-    @property
-    def errors(self) -> list[str]:
-        errors: list[str] = self.json["errors"]
-        return errors
-
-
-def make_api(storage: Storage | None = None, coherence_interval: float = 0.25) -> VaultAPI:
-    api = VaultAPI(
-        storage=storage or MemoryStorage(),
-        root_token=ROOT,
-        backend_factory=functools.partial(
-            Backend,
-            transport=RecordingTransport(lambda _r: ok_response(ARN, "AIDAALICE")),
-            iam=FakeIam(),
-        ),
-        coherence_interval=coherence_interval,
-    )
-    api.mounts.ensure("aws")
-    return api
-
-
-def call(
-    api: VaultAPI, method: str, path: str, body: Any = None, *, token: str | None = None
-) -> Reply:
-    headers = {} if token is None else {"x-vault-token": token}
-    data = b"" if body is None else json.dumps(body).encode()
-    response = api.handle(HTTPRequest(method, path, "", headers, data, remote_addr="127.0.0.1"))
-    return Reply(response.status, response.body)
-
-
-def login_token(api: VaultAPI) -> str:
-    role = {"bound_iam_principal_arn": ARN, "resolve_aws_unique_ids": False}
-    assert call(api, "POST", "/v1/auth/aws/role/alice", role, token=ROOT).status == 204
-    reply = call(api, "POST", "/v1/auth/aws/login", botocore_payload(KEYS, role="alice"))
-    assert reply.status == 200, reply.json
-    token: str = reply.json["auth"]["client_token"]
-    return token
 
 
 def create(api: VaultAPI, body: dict[str, Any], *, orphan: bool = False) -> Reply:
@@ -97,16 +52,6 @@ def lookup(api: VaultAPI, token: str) -> dict[str, Any]:
     assert reply.status == 200, reply.json
     data: dict[str, Any] = reply.json["data"]
     return data
-
-
-@pytest.fixture
-def storage() -> MemoryStorage:
-    return MemoryStorage()
-
-
-@pytest.fixture
-def api(storage: MemoryStorage) -> VaultAPI:
-    return make_api(storage)
 
 
 # ------------------------------------------------------------------------ create
@@ -254,7 +199,8 @@ def test_only_root_creates(api: VaultAPI, storage: MemoryStorage) -> None:
     for name in ("create", "create-orphan"):
         reply = call(api, "POST", f"/v1/auth/token/{name}", {"policies": ["dev"]}, token=token)
         assert (reply.status, reply.errors) == (403, ["permission denied"])
-        anonymous = call(api, "POST", f"/v1/auth/token/{name}", {"policies": ["dev"]})
+        body = {"policies": ["dev"]}
+        anonymous = call(api, "POST", f"/v1/auth/token/{name}", body, token=None)
         assert anonymous.status == 403
         assert call(api, "GET", f"/v1/auth/token/{name}", token=ROOT).status == 405
     assert storage.list(TOKENS) == before
@@ -314,13 +260,7 @@ def test_creates_racing_token_mount_tunes_all_land_within_a_max(storage: MemoryS
             tune = {"max_lease_ttl": "1h" if index % 2 else "3h"}
             assert call(api, "POST", "/v1/sys/auth/token/tune", tune, token=ROOT).status == 204
 
-    targets = [*[create_loop] * 8, tune_loop]
-    threads = [threading.Thread(target=contextvars.copy_context().run, args=(target,))
-               for target in targets]  # fmt: skip
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    run_threads(*[create_loop] * 8, tune_loop)
     assert len(results) == 80
     assert set(results) <= {3600, 7200}
     accessors = storage.list("sys/token/accessor/")
@@ -395,7 +335,10 @@ def test_lookup_accessor_is_for_root_only(api: VaultAPI) -> None:
     accessor = call(api, "GET", "/v1/auth/token/lookup-self", token=token).json["data"]["accessor"]
     own = call(api, "POST", "/v1/auth/token/lookup-accessor", {"accessor": accessor}, token=token)
     assert (own.status, own.errors) == (403, ["permission denied"])
-    assert call(api, "POST", "/v1/auth/token/lookup-accessor", {"accessor": accessor}).status == 403
+    anonymous = call(
+        api, "POST", "/v1/auth/token/lookup-accessor", {"accessor": accessor}, token=None
+    )
+    assert anonymous.status == 403
     assert call(api, "GET", "/v1/auth/token/lookup-accessor", token=ROOT).status == 405
     assert call(api, "POST", "/v1/auth/token/revoke-accessor", {"accessor": accessor},
                 token=ROOT).status == 204  # fmt: skip
@@ -404,15 +347,6 @@ def test_lookup_accessor_is_for_root_only(api: VaultAPI) -> None:
 
 
 # ------------------------------------------------------------------ through hvac
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevServer]:
-    dev = DevServer(f"sqlite:///{tmp_path_factory.mktemp('token-api') / 's.db'}")
-    try:
-        yield dev
-    finally:
-        dev.stop()
 
 
 @pytest.mark.parametrize("driver", ["sync"], indirect=True)  # one server for both drivers

@@ -6,13 +6,11 @@ racing tunes, across threads and processes. Then hvac's own calls against the de
 
 from __future__ import annotations
 
-import contextvars
 import functools
 import json
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 from multiprocessing.synchronize import Barrier as ProcessBarrier
 from pathlib import Path
 from typing import Any
@@ -23,57 +21,33 @@ import pytest
 
 from aws_iam_backend import Backend as SyncBackend
 from aws_iam_backend import MemoryStorage
-from aws_iam_backend.io.protocols import Storage
 from aws_iam_backend.io.storage import open_storage
 from aws_iam_backend.server._sync.api import VaultAPI as SyncVaultAPI
-from aws_iam_backend.server.messages import HTTPRequest
-from tests.support.drivers import Backend, VaultAPI, driver  # noqa: F401
+from tests.support.drivers import VaultAPI, driver  # noqa: F401
 from tests.support.fakes import FakeIam, RecordingTransport, ok_response
-from tests.support.moto_server import Keys, MotoServer
-from tests.support.payloads import botocore_payload
+from tests.support.moto_server import MotoServer
 from tests.support.processes import run_together
 from tests.support.server import DevServer
+from tests.support.vault_api import (  # noqa: F401 (the fixtures)
+    ARN,
+    ROOT,
+    SYSTEM_TTL,
+    Reply,
+    add_role,
+    api_fixture,
+    call,
+    lease,
+    login,
+    login_token,
+    make_api,
+    run_threads,
+    server_fixture,
+    storage_fixture,
+)
 
-ROOT = "root-token"
-ARN = "arn:aws:iam::123456789012:user/alice"
-KEYS = Keys("AKIAIOSFODNN7EXAMPLE", "secret")
-SYSTEM_TTL = 768 * 3600
 THREADS = 8
 TRIALS = 5
 PROCESSES = 3
-
-
-class Reply:
-    def __init__(self, status: int, body: bytes) -> None:
-        self.status = status
-        self.json: Any = json.loads(body) if body else None
-
-    @property
-    def errors(self) -> list[str]:
-        errors: list[str] = self.json["errors"]
-        return errors
-
-
-def make_api(storage: Storage | None = None, coherence_interval: float = 0.25) -> VaultAPI:
-    api = VaultAPI(
-        storage=storage or MemoryStorage(),
-        root_token=ROOT,
-        backend_factory=functools.partial(
-            Backend,
-            transport=RecordingTransport(lambda _r: ok_response(ARN, "AIDAALICE")),
-            iam=FakeIam(),
-        ),
-        coherence_interval=coherence_interval,
-    )
-    api.mounts.ensure("aws")
-    return api
-
-
-def call(api: Any, method: str, path: str, body: Any = None, *, token: str | None = ROOT) -> Reply:
-    headers = {} if token is None else {"x-vault-token": token}
-    data = b"" if body is None else json.dumps(body).encode()
-    response = api.handle(HTTPRequest(method, path, "", headers, data, remote_addr="127.0.0.1"))
-    return Reply(response.status, response.body)
 
 
 def tune(api: Any, mount: str, **body: Any) -> Reply:
@@ -87,37 +61,11 @@ def tuning(api: Any, mount: str) -> dict[str, Any]:
     return data
 
 
-def add_role(api: SyncVaultAPI, mount: str = "aws", **fields: Any) -> None:
-    body = {"bound_iam_principal_arn": ARN, "resolve_aws_unique_ids": False, **fields}
-    assert call(api, "POST", f"/v1/auth/{mount}/role/alice", body).status == 204
-
-
-def login(api: SyncVaultAPI, mount: str = "aws") -> Reply:
-    payload = botocore_payload(KEYS, role="alice")
-    return call(api, "POST", f"/v1/auth/{mount}/login", payload, token=None)
-
-
-def lease(api: SyncVaultAPI, mount: str = "aws") -> tuple[str, int]:
-    reply = login(api, mount)
-    assert reply.status == 200, reply.json
-    return reply.json["auth"]["client_token"], reply.json["auth"]["lease_duration"]
-
-
 def renew(api: SyncVaultAPI, token: str, increment: str) -> int:
     reply = call(api, "POST", "/v1/auth/token/renew-self", {"increment": increment}, token=token)
     assert reply.status == 200, reply.json
     granted: int = reply.json["auth"]["lease_duration"]
     return granted
-
-
-@pytest.fixture
-def storage() -> MemoryStorage:
-    return MemoryStorage()
-
-
-@pytest.fixture
-def api(storage: MemoryStorage) -> VaultAPI:
-    return make_api(storage)
 
 
 # ------------------------------------------------------------------ read & write
@@ -242,8 +190,7 @@ def test_tune_paths_and_callers(api: VaultAPI, storage: MemoryStorage) -> None:
     assert (unread.status, unread.errors) == (400, ['cannot fetch sysview for path "auth/nope/"'])
     bad = tune(api, "a/../b", description="x")
     assert (bad.status, bad.errors) == (400, ["invalid mount path: 'a/../b'"])
-    login_token = make_token(api)
-    for token in (login_token, None, "not-a-token"):
+    for token in (login_token(api), None, "not-a-token"):
         assert call(api, "GET", "/v1/sys/auth/aws/tune", token=token).status == 403
         body = {"description": "x"}
         assert call(api, "POST", "/v1/sys/auth/aws/tune", body, token=token).status == 403
@@ -252,23 +199,7 @@ def test_tune_paths_and_callers(api: VaultAPI, storage: MemoryStorage) -> None:
     assert storage.read("sys/mounts") == table
 
 
-def make_token(api: VaultAPI) -> str:
-    add_role(api)
-    return lease(api)[0]
-
-
 # ------------------------------------------------------------------------- races
-
-
-def run_threads(*targets: Any) -> None:
-    """Run ``targets`` on threads at once, each in a copy of this context (which says
-    which driver a mount's backend is built for)."""
-    threads = [threading.Thread(target=contextvars.copy_context().run, args=(target,))
-               for target in targets]  # fmt: skip
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
 
 
 def test_tunes_of_many_mounts_at_once_all_hold(api: VaultAPI) -> None:
@@ -486,15 +417,6 @@ def test_every_process_honours_a_tune_once_it_returns(shared_url: str, tmp_path:
 
 
 # -------------------------------------------------------------------- hvac
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevServer]:
-    dev = DevServer(f"sqlite:///{tmp_path_factory.mktemp('tune') / 's.db'}")
-    try:
-        yield dev
-    finally:
-        dev.stop()
 
 
 @pytest.mark.parametrize("driver", ["sync"], indirect=True)  # one server for both drivers

@@ -35,6 +35,7 @@ from typing import Any, Final, Protocol
 
 import attrs
 
+from aws_iam_backend.drivers.metrics import NO_METRICS, STS_BUSY, Metrics
 from aws_iam_backend.errors import RateLimitedError
 
 __all__ = [
@@ -257,23 +258,36 @@ def _busy() -> RateLimitedError:
 
 
 class ConcurrencyLimiter:
-    """At most ``limit`` holders at once (0: unlimited); waiting at most ``wait`` seconds."""
+    """At most ``limit`` holders at once (0: unlimited); waiting at most ``wait`` seconds.
 
-    def __init__(self, limit: int, wait: float = 1.0) -> None:
+    ``metrics`` hears of each slot taken and given back (calls in flight) and of each
+    refusal (:data:`~aws_iam_backend.drivers.metrics.STS_BUSY`).
+    """
+
+    def __init__(self, limit: int, wait: float = 1.0, *, metrics: Metrics = NO_METRICS) -> None:
         self._semaphore = threading.BoundedSemaphore(limit) if limit > 0 else None
         self._wait = wait
+        self._metrics = metrics
 
     @contextlib.contextmanager
     def slot(self) -> Iterator[None]:
         """Hold a slot for the duration; :class:`RateLimitedError` if none frees up in time."""
+        metrics = self._metrics
         if self._semaphore is None:
-            yield
+            metrics.outbound(1)
+            try:
+                yield
+            finally:
+                metrics.outbound(-1)
             return
         if not self._semaphore.acquire(timeout=self._wait):
+            metrics.refused(STS_BUSY)
             raise _busy()
+        metrics.outbound(1)
         try:
             yield
         finally:
+            metrics.outbound(-1)
             self._semaphore.release()
 
 
@@ -290,15 +304,21 @@ class AsyncLoginRateLimiter:
 class AsyncConcurrencyLimiter:
     """:class:`ConcurrencyLimiter` for asyncio: a slot is awaited, never a thread blocked."""
 
-    def __init__(self, limit: int, wait: float = 1.0) -> None:
+    def __init__(self, limit: int, wait: float = 1.0, *, metrics: Metrics = NO_METRICS) -> None:
         self._semaphore = asyncio.BoundedSemaphore(limit) if limit > 0 else None
         self._wait = wait
+        self._metrics = metrics
 
     @contextlib.asynccontextmanager
     async def slot(self) -> AsyncIterator[None]:
         """Hold a slot for the duration; :class:`RateLimitedError` if none frees up in time."""
+        metrics = self._metrics
         if self._semaphore is None:
-            yield
+            metrics.outbound(1)
+            try:
+                yield
+            finally:
+                metrics.outbound(-1)
             return
         try:
             if self._semaphore.locked():  # only a wait needs a deadline (and its task)
@@ -306,8 +326,11 @@ class AsyncConcurrencyLimiter:
             else:
                 await self._semaphore.acquire()
         except TimeoutError:
+            metrics.refused(STS_BUSY)
             raise _busy() from None
+        metrics.outbound(1)
         try:
             yield
         finally:
+            metrics.outbound(-1)
             self._semaphore.release()

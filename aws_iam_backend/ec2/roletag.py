@@ -296,7 +296,7 @@ def verify_role_tag(tag: RoleTag, hmac_key: str) -> None:
 
 def role_tag_value(found: str | None, tag_key: str) -> str:
     """The instance's role tag: ``found`` is the value of its first tag named ``tag_key``
-    (the role's ``role_tag``; :meth:`aws_iam_backend.ec2.instance.Instance.tag`). None or
+    (the role's ``role_tag``; :meth:`aws_iam_backend.ec2.instance.Ec2Instance.tag`). None or
     empty is ``missing tag with key "<key>" on the instance``."""
     if not found:
         raise InternalError(f"missing tag with key {go_quote(tag_key)} on the instance")

@@ -1,7 +1,8 @@
 """The I/O the core needs, as small protocols. Implement these to embed the backend.
 
 - :class:`Storage`: a versioned JSON document store with conditional writes (the
-  backend's only durable state), with :class:`Document`, :class:`Put` and :class:`Delete`.
+  backend's only durable state), with :class:`Document` and the operations of a commit,
+  :class:`Put`, :class:`Delete` and :class:`Check`.
 - :class:`STSTransport`: sends the rebuilt GetCallerIdentity request.
 - :class:`AsyncStorage`, :class:`AsyncSTSTransport`: the same, awaitable, for
   :class:`~aws_iam_backend.AsyncBackend`.

@@ -53,8 +53,9 @@ def parse_sts_response(
     be in it. An ARN that does not parse is returned as is: reporting it (with Vault's
     text) is the caller's job.
 
-    Raises :class:`~.errors.InvalidRequestError` for STS 4xx answers (the client's
-    signature or credentials), :class:`~.errors.UpstreamError` for everything else.
+    Raises :class:`~aws_iam_backend.errors.InvalidRequestError` for STS 4xx answers (the
+    client's signature or credentials), :class:`~aws_iam_backend.errors.UpstreamError` for
+    everything else.
     """
     if response.status != 200:
         raise _status_error(response)

@@ -2,7 +2,8 @@
 
 :func:`build_outbound` runs Vault's configuration-dependent checks (spec 2.3) in Vault's
 order, always (an absent ``config/client`` is ``ClientConfig()``), each followed by our
-stricter rules on the same subject (``behaviour.md`` items 1-6 and 12). Nothing here
+stricter rules on the same subject (rules 1-6 and 12 of "Rules stricter than Vault" in
+``docs/security.md``). Nothing here
 performs I/O; the clock is the ``now`` argument.
 """
 

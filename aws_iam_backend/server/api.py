@@ -11,6 +11,7 @@ from contextvars import ContextVar
 from importlib import metadata
 
 from aws_iam_backend.drivers.audit import AuditEntry, AuditSink
+from aws_iam_backend.drivers.metrics import Metrics
 from aws_iam_backend.errors import UnsupportedOperationError
 from aws_iam_backend.server.auth import request_token
 from aws_iam_backend.server.messages import HTTPRequest
@@ -40,6 +41,67 @@ TRUE_VALUES = frozenset({"1", "t", "T", "true", "True", "TRUE"})
 # backend is given, so a request a backend audited is not audited twice, nor one it did not
 # audit (it raised first) left out.
 AUDITED: ContextVar[bool] = ContextVar("aws_iam_backend_audited", default=False)
+
+
+class RequestNote:
+    """What the request log line says beyond the request itself, filled in while serving:
+    the auth mount, the login's role (bounded: ``-`` unless it exists) and the error
+    class. Never a secret, never the client's text."""
+
+    __slots__ = ("error", "mount", "role")
+
+    def __init__(self) -> None:
+        self.mount = "-"
+        self.role = "-"
+        self.error = "-"
+
+
+# The note of the request being served (set by the API around each request).
+NOTE: ContextVar[RequestNote | None] = ContextVar("aws_iam_backend_request_note", default=None)
+
+
+def note_mount(mount: str) -> None:
+    """Note the mount serving the current request."""
+    note = NOTE.get()
+    if note is not None:
+        note.mount = mount
+
+
+def note_error(name: str) -> None:
+    """Note the error class the current request ended with."""
+    note = NOTE.get()
+    if note is not None:
+        note.error = name
+
+
+class NotingMetrics:
+    """``inner``, and each login's mount and role noted for the request log line (what
+    every mount's backend is given)."""
+
+    def __init__(self, inner: Metrics) -> None:
+        self.inner = inner
+
+    def login(self, mount: str, role: str, outcome: str) -> None:
+        note = NOTE.get()
+        if note is not None:
+            note.mount = mount
+            note.role = role
+        self.inner.login(mount, role, outcome)
+
+    def sts_call(self, seconds: float, outcome: str) -> None:
+        self.inner.sts_call(seconds, outcome)
+
+    def outbound(self, delta: int) -> None:
+        self.inner.outbound(delta)
+
+    def refused(self, kind: str) -> None:
+        self.inner.refused(kind)
+
+    def token(self, event: str) -> None:
+        self.inner.token(event)
+
+    def storage(self, op: str, seconds: float, error: str) -> None:
+        self.inner.storage(op, seconds, error)
 
 
 def package_version() -> str:

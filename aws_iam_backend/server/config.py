@@ -3,6 +3,7 @@
 Example::
 
     log_level = "info"                  # critical, error, warning, info, debug
+    log_format = "standard"             # or "json": one JSON object per line
     trusted_proxies = ["10.0.0.0/8"]    # peers whose X-Forwarded-For is believed
     default_ttl = "768h"
     max_ttl = "768h"
@@ -17,6 +18,9 @@ Example::
     request_timeout = "30s"             # a request body must arrive within this
     idle_timeout = "5m"                 # a kept-alive connection may wait this long
     max_connections = 4096              # open connections per process; 0 = no cap
+
+    [listener.telemetry]
+    unauthenticated_metrics_access = false  # true: GET /v1/sys/metrics needs no token
 
     [storage]
     url = "sqlite:////var/lib/aws-iam-backend/state.db"   # or postgresql://user@host/db
@@ -62,6 +66,7 @@ from aws_iam_backend.login.challenge import DEFAULT_CHALLENGE_TTL
 from aws_iam_backend.server.asgi import DEFAULT_REQUEST_TIMEOUT
 from aws_iam_backend.server.auth import root_token_weakness
 from aws_iam_backend.server.client_ip import parse_networks
+from aws_iam_backend.server.logs import LOG_FORMATS
 from aws_iam_backend.server.serve import (
     DEFAULT_HEADER_READ_TIMEOUT,
     DEFAULT_IDLE_TIMEOUT,
@@ -75,6 +80,7 @@ _SECTIONS: dict[str, frozenset[str]] = {
     "": frozenset(
         {
             "log_level",
+            "log_format",
             "trusted_proxies",
             "default_ttl",
             "max_ttl",
@@ -98,8 +104,10 @@ _SECTIONS: dict[str, frozenset[str]] = {
             "request_timeout",
             "idle_timeout",
             "max_connections",
+            "telemetry",
         }
     ),
+    "listener.telemetry": frozenset({"unauthenticated_metrics_access"}),
     "storage": frozenset({"url"}),
     "cache": frozenset({"url", "prefix"}),
     "seal": frozenset({"key_file", "key_env"}),
@@ -141,6 +149,8 @@ class ServerConfig:
     max_ttl: int = DEFAULT_TTL
     trusted_proxies: tuple[str, ...] = ()
     log_level: str = "info"
+    log_format: str = "standard"
+    unauthenticated_metrics_access: bool = False
     audit_file: str | None = None
     audit_required: bool = True
     rate_limits: RateLimits = attrs.field(factory=RateLimits)
@@ -170,6 +180,22 @@ def _table(doc: Mapping[str, Any], name: str) -> Mapping[str, Any]:
     unknown = sorted(set(value) - _SECTIONS[name])
     if unknown:
         raise ConfigError(f"[{name}]: unknown key {unknown[0]!r}")
+    return value
+
+
+def _unauthenticated_metrics(listener: Mapping[str, Any]) -> bool:
+    """``[listener.telemetry]``'s ``unauthenticated_metrics_access`` (Vault's name)."""
+    telemetry = listener.get("telemetry", {})
+    if not isinstance(telemetry, dict):
+        raise ConfigError("[listener.telemetry] must be a table")
+    unknown = sorted(set(telemetry) - _SECTIONS["listener.telemetry"])
+    if unknown:
+        raise ConfigError(f"[listener.telemetry]: unknown key {unknown[0]!r}")
+    value = telemetry.get("unauthenticated_metrics_access", False)
+    if not isinstance(value, bool):
+        raise ConfigError(
+            "listener.telemetry.unauthenticated_metrics_access: expected true or false"
+        )
     return value
 
 
@@ -310,6 +336,9 @@ def config_from_document(doc: Mapping[str, Any], environ: Mapping[str, str]) -> 
     log_level = doc.get("log_level", "info")
     if log_level not in LOG_LEVELS:
         raise ConfigError(f"log_level: expected one of {', '.join(LOG_LEVELS)}")
+    log_format = doc.get("log_format", "standard")
+    if log_format not in LOG_FORMATS:
+        raise ConfigError(f"log_format: expected one of {', '.join(LOG_FORMATS)}")
     default_ttl, max_ttl = (
         _duration(doc, "default_ttl", DEFAULT_TTL),
         _duration(doc, "max_ttl", DEFAULT_TTL),
@@ -336,6 +365,8 @@ def config_from_document(doc: Mapping[str, Any], environ: Mapping[str, str]) -> 
         max_ttl=max_ttl,
         trusted_proxies=tuple(proxies),
         log_level=log_level,
+        log_format=log_format,
+        unauthenticated_metrics_access=_unauthenticated_metrics(listener),
         audit_file=_string(audit, "file", "audit."),
         audit_required=audit_required,
         rate_limits=rate_limits,

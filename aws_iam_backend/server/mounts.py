@@ -3,7 +3,8 @@
 The table lives at ``sys/mounts``: ``auth`` holds the AWS mounts, ``token`` the tuning of
 the built-in ``token/`` mount (absent while untuned). Each mount's backend sees its own
 ``auth/<uuid>/`` view of the storage, so disabling a mount and enabling it again
-starts afresh; every mount shares one token issuer (see :class:`MountTable`).
+starts afresh; every mount shares one token issuer (see
+:class:`~aws_iam_backend.server._async.mount_table.AsyncMountTable`).
 :func:`parse_tune` and :meth:`Tune.apply` are Vault's ``sys/auth/<path>/tune``.
 """
 

@@ -142,6 +142,32 @@ def _ec2_list_paths() -> dict[str, Any]:
     return out
 
 
+_METRICS: dict[str, Any] = {
+    "summary": "Metrics in Prometheus's text format (root token, unless the listener's "
+    "telemetry sets unauthenticated_metrics_access)",
+    "parameters": [
+        {
+            "name": "format",
+            "in": "query",
+            "required": False,
+            "schema": {"type": "string", "enum": ["prometheus"]},
+            "description": "prometheus (also chosen by an OpenMetrics Accept header); "
+            "Vault's default JSON summary is not served",
+        }
+    ],
+    "responses": {
+        "200": {
+            "description": "the exposition (OpenMetrics if the Accept header asks for it)",
+            "content": {
+                "text/plain": {"schema": {"type": "string"}},
+                "application/openmetrics-text": {"schema": {"type": "string"}},
+            },
+        },
+        **_ERRORS,
+    },
+    "security": [*_TOKEN, {}],
+}
+
 OPENAPI: dict[str, Any] = {
     "openapi": "3.0.3",
     "info": {
@@ -161,6 +187,7 @@ OPENAPI: dict[str, Any] = {
         "/v1/sys/audit-hash": {
             "post": _op("HMAC of an input as the audit log shows it (root token)", body=True)
         },
+        "/v1/sys/metrics": {"get": _METRICS},
         "/v1/sys/auth": {"get": _op("List auth mounts (root token)")},
         "/v1/sys/auth/{path}": {
             "parameters": [_PATH],

@@ -9,16 +9,19 @@ import json
 import logging
 import math
 import os
+import shutil
 import signal
 import socket
 import ssl
 import sys
+import tempfile
 from collections.abc import Callable
 from http import HTTPStatus
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from aws_iam_backend.server.asgi import ASGIApp
+from aws_iam_backend.server.metrics import MULTIPROC_ENV
 
 if TYPE_CHECKING:
     import uvicorn
@@ -42,11 +45,30 @@ def bind(host: str, port: int) -> socket.socket:
 
 
 def check_tls(cert_file: str, key_file: str) -> None:
-    """Load the certificate and key once, to fail with a clear message before serving."""
+    """Load the certificate and key once, to fail before serving with a message that names
+    the file at fault: ``cannot load TLS certificate/key: <file>: <reason>``."""
+    prefix = "cannot load TLS certificate/key"
+    for path in (cert_file, key_file):
+        try:
+            with open(path, "rb"):
+                pass
+        except OSError as exc:
+            reason = exc.strerror or type(exc).__name__
+            raise ServeError(f"{prefix}: {path}: {reason}") from None
     try:
         ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(cert_file, key_file)
-    except (OSError, ssl.SSLError) as exc:
-        raise ServeError(f"cannot load TLS certificate/key: {exc}") from None
+    except ssl.SSLError as exc:
+        if exc.reason == "KEY_VALUES_MISMATCH":
+            raise ServeError(
+                f"{prefix}: {key_file}: the key does not match the certificate in {cert_file}"
+            ) from None
+        try:  # the certificate alone: its file must hold a PEM certificate
+            ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_verify_locations(cert_file)
+        except ssl.SSLError:
+            raise ServeError(f"{prefix}: {cert_file}: no PEM certificate in it") from None
+        raise ServeError(f"{prefix}: {key_file}: not a usable PEM private key") from None
+    except OSError as exc:
+        raise ServeError(f"{prefix}: {cert_file}, {key_file}: {exc}") from None
 
 
 DEFAULT_HEADER_READ_TIMEOUT = 10  # seconds, Vault's http_read_header_timeout
@@ -88,7 +110,7 @@ def json_httptools_protocol(
     HTTP request received.``): this subclass answers ``{"errors": ["malformed HTTP
     request"]}`` (400, or 431 once an incomplete head exceeds 16 KiB) as
     ``application/json`` and closes the connection. Such requests never reach
-    :class:`~aws_iam_backend.server.api.VaultAPI`, so they cannot be audited: the parser's
+    :class:`~aws_iam_backend.server.AsyncVaultAPI`, so they cannot be audited: the parser's
     reason is logged at debug level instead (uvicorn itself also logs a one-line warning).
     A refusal of a head pipelined behind a request still being answered waits for that
     answer; a bad chunk in a body whose answer has begun only closes the connection.
@@ -293,6 +315,7 @@ def uvicorn_config(
     app: ASGIApp,
     *,
     log_level: str = "info",
+    log_format: str = "standard",
     tls_cert_file: str | None = None,
     tls_key_file: str | None = None,
     header_read_timeout: float | None = DEFAULT_HEADER_READ_TIMEOUT,
@@ -307,6 +330,8 @@ def uvicorn_config(
     its next request (uvicorn's ``timeout_keep_alive``); ``header_read_timeout`` and
     ``max_connections`` are enforced by :func:`json_httptools_protocol`. The whole-request
     (body read) deadline belongs to the app: ``make_asgi_app(..., request_timeout=...)``.
+    With ``log_format="json"`` uvicorn's own records go to the root logger's handlers
+    (:func:`~aws_iam_backend.server.logs.configure_logging`) instead of its own format.
     """
     try:
         import uvicorn
@@ -314,6 +339,8 @@ def uvicorn_config(
         raise ServeError(
             "the server needs uvicorn: pip install 'aws_iam_backend[server]'"
         ) from None
+    if log_format == "json":
+        options = {"log_config": None, **options}
     return uvicorn.Config(
         app,
         log_level=log_level,
@@ -335,6 +362,7 @@ def serve(
     sock: socket.socket,
     *,
     log_level: str = "info",
+    log_format: str = "standard",
     tls_cert_file: str | None = None,
     tls_key_file: str | None = None,
     header_read_timeout: float | None = DEFAULT_HEADER_READ_TIMEOUT,
@@ -350,6 +378,7 @@ def serve(
     config = uvicorn_config(
         app,
         log_level=log_level,
+        log_format=log_format,
         tls_cert_file=tls_cert_file,
         tls_key_file=tls_key_file,
         header_read_timeout=header_read_timeout,
@@ -365,6 +394,7 @@ def serve_workers(
     workers: int,
     *,
     log_level: str = "info",
+    log_format: str = "standard",
     tls_cert_file: str | None = None,
     tls_key_file: str | None = None,
     header_read_timeout: float | None = DEFAULT_HEADER_READ_TIMEOUT,
@@ -377,7 +407,48 @@ def serve_workers(
     fork. SIGINT/SIGTERM to the parent are passed on to every child; when one child exits,
     the others are stopped too. The listener limits apply per process (``max_connections``
     each). Returns 0 when every child ended cleanly, else 1.
+
+    Metrics: unless ``PROMETHEUS_MULTIPROC_DIR`` is set already, it is pointed at a new
+    private directory (removed when the workers are gone) before the fork, so the
+    workers' metrics are one set, which a scrape of any of them shows (prometheus-client's
+    multiprocess mode, see :mod:`aws_iam_backend.server.metrics`).
     """
+    owned_dir = None
+    if not os.environ.get(MULTIPROC_ENV):
+        owned_dir = tempfile.mkdtemp(prefix="aws-iam-backend-metrics-")
+        os.environ[MULTIPROC_ENV] = owned_dir
+    try:
+        return _fork_workers(
+            make_app,
+            sock,
+            workers,
+            log_level=log_level,
+            log_format=log_format,
+            tls_cert_file=tls_cert_file,
+            tls_key_file=tls_key_file,
+            header_read_timeout=header_read_timeout,
+            idle_timeout=idle_timeout,
+            max_connections=max_connections,
+        )
+    finally:
+        if owned_dir is not None:
+            os.environ.pop(MULTIPROC_ENV, None)
+            shutil.rmtree(owned_dir, ignore_errors=True)
+
+
+def _fork_workers(
+    make_app: Callable[[], ASGIApp],
+    sock: socket.socket,
+    workers: int,
+    *,
+    log_level: str,
+    log_format: str,
+    tls_cert_file: str | None,
+    tls_key_file: str | None,
+    header_read_timeout: float | None,
+    idle_timeout: float,
+    max_connections: int,
+) -> int:
     children: list[int] = []
     for _ in range(workers):
         pid = os.fork()
@@ -388,6 +459,7 @@ def serve_workers(
                     make_app(),
                     sock,
                     log_level=log_level,
+                    log_format=log_format,
                     tls_cert_file=tls_cert_file,
                     tls_key_file=tls_key_file,
                     header_read_timeout=header_read_timeout,

@@ -25,6 +25,7 @@ from aws_iam_backend.server.mounts import AsyncSharedCache, SharedCache
 
 # A document every server writes at first start (the cluster ID): the probe for "sealed".
 PROBE_KEY = "sys/cluster"
+SQLITE_SCHEME = "sqlite:///"
 
 
 class StateError(Exception):
@@ -69,6 +70,12 @@ def open_raw_storage(url: str) -> Storage:
         raise StateError(exc.message) from None
 
 
+def _in_file(url: str) -> str:
+    """`` in <path>`` for a SQLite store, naming its file in a message; ``""`` for any
+    other store (a PostgreSQL URL may hold a password)."""
+    return f" in {url.removeprefix(SQLITE_SCHEME)}" if url.startswith(SQLITE_SCHEME) else ""
+
+
 def open_state(config: ServerConfig, environ: Mapping[str, str]) -> State:
     """Open ``[storage]``, ``[seal]`` and ``[cache]`` of ``config``."""
     seal = open_seal(config, environ)
@@ -78,7 +85,10 @@ def open_state(config: ServerConfig, environ: Mapping[str, str]) -> State:
         if seal is None:
             probe = raw.read(PROBE_KEY)
             if probe is not None and is_sealed(probe.value):
-                raise StateError("storage: the stored data is sealed; configure [seal]")
+                raise StateError(
+                    f"storage: the stored data{_in_file(config.storage_url)} is sealed; "
+                    "configure [seal]"
+                )
         else:
             storage.read(PROBE_KEY)  # the right key? (fails here, not on the first login)
         cache = _open_cache(config.cache_url, config.cache_prefix) if config.cache_url else None

@@ -16,16 +16,19 @@ Everything here is reusable from any test module (sync or async driver alike):
 - :func:`tamper`: a PKCS#7 blob with bytes of its document replaced, unsigned.
 - :class:`Ec2World` / :func:`build_world`: a VPC, subnet, AMI and instance profile (with
   one role) in moto; :meth:`Ec2World.run_instance` starts an :class:`Instance`, whose
-  :meth:`Instance.document` is its identity document.
+  :meth:`Instance.document` is its identity document; :func:`instance_profile` makes
+  another profile (in any account). :class:`Fleet` / :func:`build_fleet`: such a world
+  with instances in every state, and one in another account.
 - :func:`client_config`, :func:`configure_backend`: ``config/client`` pointing every AWS
   call at moto, and a backend set up with it and named certificates.
 - :class:`ManualClock`: a clock tests move by hand (tidy, renewal expiries).
 - :func:`other_account_admin`: an administrator role in a second moto account (for
-  ``config/sts/<account>``).
+  ``config/sts/<account>``); :class:`OtherAccount` / :func:`build_other_account`: that
+  role, and an instance running there with a profile holding a role of that account.
 - :func:`access_list_entry`, :func:`token_keys`: what the backend stored.
 
-The fixtures at the end (``ec2_world``, ``signing_cert``, ``identity_cert``) are module
-scoped; import them into a test module to use them (``# noqa: F401``).
+The fixtures at the end (``world``, ``signer``, ``id_signer``) are module scoped; import
+their functions (``world_fixture``, ...) into a test module to use them (``# noqa: F401``).
 """
 
 from __future__ import annotations
@@ -253,6 +256,7 @@ class Instance:
     subnet_id: str
     vpc_id: str
     profile_arn: str
+    private_dns_name: str
 
     def document(self, **overrides: Any) -> bytes:
         """Its identity document; ``overrides`` are :func:`identity_document` keywords
@@ -270,19 +274,30 @@ class Instance:
 class Ec2World:
     """Shared moto resources in :data:`ACCOUNT`/:data:`REGION`: an AMI, a VPC with one
     subnet, and an instance profile (path :data:`PROFILE_PATH`) holding one role (path
-    :data:`ROLE_PATH`)."""
+    :data:`ROLE_PATH`); ``profile`` and ``role`` are IAM's descriptions of them."""
 
     moto: MotoServer = attrs.field(repr=False)
     image_id: str
     vpc_id: str
     subnet_id: str
-    profile_arn: str
-    profile_name: str
-    role_arn: str
+    profile: dict[str, Any]
+    role: dict[str, Any]
 
-    def ec2(self, region: str = REGION) -> Any:
-        """An EC2 client with moto's administrator keys."""
-        return self.moto.client("ec2", self.moto.admin, region)
+    @property
+    def profile_arn(self) -> str:
+        return str(self.profile["Arn"])
+
+    @property
+    def profile_name(self) -> str:
+        return str(self.profile["InstanceProfileName"])
+
+    @property
+    def role_arn(self) -> str:
+        return str(self.role["Arn"])
+
+    def ec2(self, keys: Keys | None = None) -> Any:
+        """An EC2 client in :data:`REGION` with ``keys`` (default moto's administrator's)."""
+        return self.moto.client("ec2", keys or self.moto.admin, REGION)
 
     def run_instance(
         self,
@@ -290,14 +305,18 @@ class Ec2World:
         profile: bool = True,
         subnet: bool = True,
         tags: Mapping[str, str] | None = None,
+        profile_arn: str | None = None,
+        keys: Keys | None = None,
     ) -> Instance:
-        """Start an instance of the world's AMI (in its subnet, with its instance profile
-        unless told not to); ``pending_time`` is its launch time."""
+        """Start an instance of the world's AMI, in its subnet and with its instance
+        profile (or the one at ``profile_arn``) unless told not to, as ``keys`` (default
+        moto's administrator, in :data:`ACCOUNT`); ``pending_time`` is its launch time."""
+        profile_arn = (profile_arn or self.profile_arn) if profile else ""
         extra: dict[str, Any] = {}
         if subnet:
             extra["SubnetId"] = self.subnet_id
-        if profile:
-            extra["IamInstanceProfile"] = {"Arn": self.profile_arn}
+        if profile_arn:
+            extra["IamInstanceProfile"] = {"Arn": profile_arn}
         if tags:
             extra["TagSpecifications"] = [
                 {
@@ -305,7 +324,7 @@ class Ec2World:
                     "Tags": [{"Key": k, "Value": v} for k, v in tags.items()],
                 }
             ]
-        raw = self.ec2().run_instances(ImageId=self.image_id, MinCount=1, MaxCount=1, **extra)
+        raw = self.ec2(keys).run_instances(ImageId=self.image_id, MinCount=1, MaxCount=1, **extra)
         described = raw["Instances"][0]
         return Instance(
             instance_id=described["InstanceId"],
@@ -313,7 +332,8 @@ class Ec2World:
             pending_time=rfc3339(described["LaunchTime"]),
             subnet_id=described.get("SubnetId", ""),
             vpc_id=described.get("VpcId", ""),
-            profile_arn=self.profile_arn if profile else "",
+            profile_arn=profile_arn,
+            private_dns_name=described.get("PrivateDnsName", ""),
         )
 
     def tag(self, instance_id: str, key: str, value: str) -> None:
@@ -327,6 +347,19 @@ class Ec2World:
         self.ec2().terminate_instances(InstanceIds=[instance_id])
 
 
+def instance_profile(iam: Any, role: Mapping[str, Any] | None) -> dict[str, Any]:
+    """A new instance profile (path :data:`PROFILE_PATH`) made through ``iam``, a client of
+    any account, holding ``role`` unless it is None; IAM's description of it."""
+    profile: dict[str, Any] = iam.create_instance_profile(
+        InstanceProfileName=unique("prof-"), Path=PROFILE_PATH
+    )["InstanceProfile"]
+    if role is not None:
+        iam.add_role_to_instance_profile(
+            InstanceProfileName=profile["InstanceProfileName"], RoleName=role["RoleName"]
+        )
+    return profile
+
+
 def build_world(moto: MotoServer) -> Ec2World:
     """Create the :class:`Ec2World` resources in moto (unique names)."""
     ec2 = moto.client("ec2", moto.admin, REGION)
@@ -334,20 +367,13 @@ def build_world(moto: MotoServer) -> Ec2World:
     vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]
     subnet = ec2.create_subnet(VpcId=vpc["VpcId"], CidrBlock="10.0.1.0/24")["Subnet"]
     role = moto.create_role(unique("web-"), path=ROLE_PATH)
-    profile = moto.iam.create_instance_profile(
-        InstanceProfileName=unique("prof-"), Path=PROFILE_PATH
-    )["InstanceProfile"]
-    moto.iam.add_role_to_instance_profile(
-        InstanceProfileName=profile["InstanceProfileName"], RoleName=role["RoleName"]
-    )
     return Ec2World(
         moto=moto,
         image_id=image_id,
         vpc_id=vpc["VpcId"],
         subnet_id=subnet["SubnetId"],
-        profile_arn=profile["Arn"],
-        profile_name=profile["InstanceProfileName"],
-        role_arn=role["Arn"],
+        profile=instance_profile(moto.iam, role),
+        role=role,
     )
 
 
@@ -370,7 +396,68 @@ def other_account_admin(moto: MotoServer) -> tuple[str, Keys]:
     iam = moto.client("iam", keys)
     iam.create_role(RoleName=role, AssumeRolePolicyDocument=ASSUME_POLICY)
     iam.put_role_policy(RoleName=role, PolicyName="all", PolicyDocument=ADMIN_POLICY)
+    assert moto.client("sts", keys).get_caller_identity()["Account"] == OTHER_ACCOUNT
     return arn, keys
+
+
+@attrs.frozen
+class OtherAccount:
+    """What :func:`build_other_account` made in :data:`OTHER_ACCOUNT`: an administrator
+    role (``admin_role``, for ``config/sts``) and its ``keys``; a ``role`` in an instance
+    ``profile``; an ``instance`` of the world's AMI running with that profile."""
+
+    admin_role: str
+    keys: Keys
+    role: dict[str, Any]
+    profile: dict[str, Any]
+    instance: Instance
+
+
+def build_other_account(world: Ec2World) -> OtherAccount:
+    """Create the :class:`OtherAccount` resources in moto (unique names)."""
+    admin_role, keys = other_account_admin(world.moto)
+    iam = world.moto.client("iam", keys)
+    role: dict[str, Any] = iam.create_role(
+        RoleName=unique("fweb-"), AssumeRolePolicyDocument=ASSUME_POLICY
+    )["Role"]
+    profile = instance_profile(iam, role)
+    instance = world.run_instance(subnet=False, profile_arn=profile["Arn"], keys=keys)
+    return OtherAccount(admin_role, keys, role, profile, instance)
+
+
+@attrs.frozen
+class Fleet(Ec2World):
+    """An :class:`Ec2World` with instances in every state: ``running`` (in its subnet,
+    with its instance profile, tagged ``team=a``), ``stopped`` and ``terminated`` (the
+    same but untagged), ``bare`` (in the subnet, no profile); and ``other``, the
+    :class:`OtherAccount` with the ``foreign`` instance."""
+
+    running: Instance
+    stopped: str
+    terminated: str
+    bare: str
+    other: OtherAccount
+
+    @property
+    def foreign(self) -> str:
+        """The ID of the instance running in :data:`OTHER_ACCOUNT`."""
+        return self.other.instance.instance_id
+
+
+def build_fleet(moto: MotoServer) -> Fleet:
+    """Create the :class:`Fleet` resources in moto (unique names)."""
+    world = build_world(moto)
+    stopped, terminated = world.run_instance(), world.run_instance()
+    world.stop(stopped.instance_id)
+    world.terminate(terminated.instance_id)
+    return Fleet(
+        **attrs.asdict(world, recurse=False),
+        running=world.run_instance(tags={"team": "a"}),
+        stopped=stopped.instance_id,
+        terminated=terminated.instance_id,
+        bare=world.run_instance(profile=False).instance_id,
+        other=build_other_account(world),
+    )
 
 
 # --- backend set-up and inspection -----------------------------------------------------
@@ -422,21 +509,21 @@ def token_keys(storage: Storage) -> list[str]:
 # --- fixtures --------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def ec2_world(moto: MotoServer) -> Ec2World:
-    """The module's :class:`Ec2World`."""
+@pytest.fixture(scope="module", name="world")
+def world_fixture(moto: MotoServer) -> Ec2World:
+    """``world``: the module's :class:`Ec2World`."""
     return build_world(moto)
 
 
-@pytest.fixture(scope="module")
-def signing_cert() -> SigningCert:
-    """A signer to register as a ``pkcs7`` certificate."""
+@pytest.fixture(scope="module", name="signer")
+def signer_fixture() -> SigningCert:
+    """``signer``: the module's signer to register as a ``pkcs7`` certificate."""
     return make_signing_cert(common_name="ec2-test-pkcs7-signer")
 
 
-@pytest.fixture(scope="module")
-def identity_cert() -> SigningCert:
-    """A signer to register as an ``identity`` certificate."""
+@pytest.fixture(scope="module", name="id_signer")
+def id_signer_fixture() -> SigningCert:
+    """``id_signer``: the module's signer to register as an ``identity`` certificate."""
     return make_signing_cert(common_name="ec2-test-identity-signer")
 
 
@@ -447,25 +534,30 @@ __all__ = [
     "REGION",
     "ROLE_PATH",
     "Ec2World",
+    "Fleet",
     "Instance",
     "ManualClock",
+    "OtherAccount",
     "SigningCert",
     "access_list_entry",
+    "build_fleet",
+    "build_other_account",
     "build_world",
     "client_config",
     "configure_backend",
-    "ec2_world",
-    "identity_cert",
+    "id_signer_fixture",
     "identity_document",
     "identity_login",
+    "instance_profile",
     "make_signing_cert",
     "new_rsa_key",
     "other_account_admin",
     "pkcs7_login",
     "register_certificate",
     "rfc3339",
-    "signing_cert",
+    "signer_fixture",
     "tamper",
     "token_keys",
     "unique",
+    "world_fixture",
 ]

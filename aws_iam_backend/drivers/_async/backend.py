@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import re
 import secrets
+import time
 import uuid
 from collections.abc import Mapping
 from contextlib import AbstractAsyncContextManager
@@ -35,6 +36,16 @@ from aws_iam_backend.drivers.audit import (
     describe_request,
 )
 from aws_iam_backend.drivers.defaults import async_default_transport
+from aws_iam_backend.drivers.metrics import (
+    CHALLENGE,
+    NO_METRICS,
+    NO_ROLE,
+    RATE_LIMITED,
+    REPLAY,
+    SUCCESS,
+    Metrics,
+    outcome_of,
+)
 from aws_iam_backend.drivers.ratelimit import (
     AsyncConcurrencyLimiter,
     AsyncLoginRateLimiter,
@@ -59,6 +70,7 @@ from aws_iam_backend.errors import (
     InvalidRequestError,
     NotFoundError,
     PermissionDeniedError,
+    RateLimitedError,
     UnsupportedOperationError,
 )
 from aws_iam_backend.io.clock import Clock, SystemClock
@@ -88,6 +100,7 @@ from aws_iam_backend.login.decode import (
 )
 from aws_iam_backend.login.endpoints import lookup_sts_host, partition_of_host
 from aws_iam_backend.login.issue import VerifiedLogin, token_spec
+from aws_iam_backend.login.messages import OutboundRequest
 from aws_iam_backend.login.parse import parse_sts_response
 from aws_iam_backend.login.rebuild import build_outbound, validate_allowed_header_names
 from aws_iam_backend.vault import config as cfg
@@ -102,7 +115,13 @@ _ACCOUNT = re.compile(r"[0-9]{12}", re.ASCII)
 
 
 class AsyncBackend:
-    """The AWS auth method (IAM login type), embeddable in any Python server."""
+    """The AWS auth method (IAM login type), embeddable in any Python server.
+
+    ``metrics`` hears of logins, STS calls, outbound calls in flight, refusals and (through
+    the default issuer) tokens; see :mod:`aws_iam_backend.drivers.metrics`. Storage calls
+    are metered by wrapping ``storage`` in
+    :class:`~aws_iam_backend.io.storage._async.metered.AsyncMeteredStorage`.
+    """
 
     def __init__(
         self,
@@ -118,7 +137,9 @@ class AsyncBackend:
         audit: AuditSink | None = None,
         audit_hasher: AuditHasher | None = None,
         rate_limiter: AsyncRateLimiter | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
+        self.metrics: Metrics = metrics if metrics is not None else NO_METRICS
         self.storage: AsyncStorage = storage if storage is not None else AsyncMemoryStorage()
         self.clock: Clock = clock or SystemClock()
         self.settings = settings or BackendSettings()
@@ -133,7 +154,7 @@ class AsyncBackend:
         self.ec2_auth = AsyncEc2Auth(self, ec2)
         self.ec2_admin = AsyncEc2Admin(self)
         self.issuer: AsyncTokenIssuer = issuer or AsyncStoreTokenIssuer(
-            self.storage, clock=self.clock
+            self.storage, clock=self.clock, metrics=self.metrics
         )
         self._arn_cache = UniqueIdArnCache()
         self.replay_cache: AsyncReplayCache = (
@@ -150,8 +171,11 @@ class AsyncBackend:
         )
         self.rate_limiter: AsyncRateLimiter = rate_limiter or AsyncLoginRateLimiter(limits)
         self._sts_slots = AsyncConcurrencyLimiter(
-            limits.max_concurrent_sts_calls, limits.sts_slot_wait
+            limits.max_concurrent_sts_calls, limits.sts_slot_wait, metrics=self.metrics
         )
+        # Normalized names of roles this process has loaded: the only role names a metric
+        # label or log line shows (a failed login's role is the client's choice).
+        self._known_roles: set[str] = set()
         self.audit = audit
         self._audit_hasher = audit_hasher
         self._auditor: Auditor | None = None
@@ -276,30 +300,48 @@ class AsyncBackend:
 
     async def login(self, data: Mapping[str, Any], *, remote_addr: str | None = None) -> Response:
         """Verify a Vault-style login payload (``iam``, or ``ec2``) and issue a token
-        (``auth`` in the response)."""
-        payload = decode_any_login(data)
-        if isinstance(payload, Ec2LoginPayload):
-            return await self.ec2_auth.login(payload, data, remote_addr)
-        verified = await self._verify_iam(payload, remote_addr)
-        identity_config = await self.identity_config()
-        spec = token_spec(
-            verified,
-            identity_config,
-            mount=self.settings.mount,
-            lease=compute_lease(
-                verified.role.token,
-                default_ttl=self.settings.default_ttl,
-                max_ttl=self.settings.max_ttl,
-            ),
-            now=self.clock.now(),
-        )
-        record = await self.issuer.issue(spec)
-        return Response(
-            auth=auth_data(record),
-            warnings=tuple(unrecognized_warning(data, KNOWN_LOGIN_FIELDS)),
-            principal=verified.identity,
-            role=verified.role_name,
-        )
+        (``auth`` in the response). Reported to ``metrics`` with its outcome."""
+        try:
+            payload = decode_any_login(data)
+            if isinstance(payload, Ec2LoginPayload):
+                response = await self.ec2_auth.login(payload, data, remote_addr)
+            else:
+                verified = await self._verify_iam(payload, remote_addr)
+                identity_config = await self.identity_config()
+                spec = token_spec(
+                    verified,
+                    identity_config,
+                    mount=self.settings.mount,
+                    lease=compute_lease(
+                        verified.role.token,
+                        default_ttl=self.settings.default_ttl,
+                        max_ttl=self.settings.max_ttl,
+                    ),
+                    now=self.clock.now(),
+                )
+                record = await self.issuer.issue(spec)
+                response = Response(
+                    auth=auth_data(record),
+                    warnings=tuple(unrecognized_warning(data, KNOWN_LOGIN_FIELDS)),
+                    principal=verified.identity,
+                    role=verified.role_name,
+                )
+        except BaseException as exc:
+            self.metrics.login(self.settings.mount, self.role_label(data), outcome_of(exc))
+            raise
+        role = response.role.lower() if response.role else NO_ROLE
+        self.metrics.login(self.settings.mount, role, SUCCESS)
+        return response
+
+    def role_label(self, data: Mapping[str, Any]) -> str:
+        """The role a login payload names, lower-cased, if this process has seen it exist;
+        else :data:`~aws_iam_backend.drivers.metrics.NO_ROLE` (a bounded label)."""
+        role = data.get("role")
+        if isinstance(role, str) and 0 < len(role) <= role_mod.MAX_ROLE_NAME_LENGTH:
+            key = role.lower()
+            if key in self._known_roles:
+                return key
+        return NO_ROLE
 
     async def verify_login(
         self, data: Mapping[str, Any], *, remote_addr: str | None = None
@@ -316,7 +358,11 @@ class AsyncBackend:
                 role_mod.normalize_role_name(payload.role)
             except InvalidRequestError:
                 raise InvalidRequestError("entry for role not found: invalid role name") from None
-        await self.rate_limiter.check(remote_addr, payload.role)
+        try:  # check_rate_limit, inline: this is the hot path
+            await self.rate_limiter.check(remote_addr, payload.role)
+        except RateLimitedError:
+            self.metrics.refused(RATE_LIMITED)
+            raise
         client_config = await self._client_config()
         outbound = build_outbound(
             payload,
@@ -326,24 +372,28 @@ class AsyncBackend:
         )
         challenged = client_config.require_challenge
         if challenged:
-            await self.guards.check_challenge(payload, outbound)
-        claimed = (
-            await self.guards.claim_signature(outbound) if client_config.replay_protection else None
-        )
+            await self._check_challenge(payload, outbound)
+        claimed = await self._claim_signature(outbound) if client_config.replay_protection else None
         try:
             async with self._sts_slots.slot():
-                response = await self.transport.send(
-                    outbound,
-                    timeout=self.settings.sts_timeout,
-                    max_retries=client_config.max_retries,
-                )
-            sts_host = lookup_sts_host(outbound.host)
-            identity = parse_sts_response(
-                response,
-                expected_partition=(
-                    sts_host.partition if sts_host else partition_of_host(outbound.host)
-                ),
-            )
+                started = time.perf_counter()
+                try:
+                    response = await self.transport.send(
+                        outbound,
+                        timeout=self.settings.sts_timeout,
+                        max_retries=client_config.max_retries,
+                    )
+                    sts_host = lookup_sts_host(outbound.host)
+                    identity = parse_sts_response(
+                        response,
+                        expected_partition=(
+                            sts_host.partition if sts_host else partition_of_host(outbound.host)
+                        ),
+                    )
+                except BaseException as exc:
+                    self.metrics.sts_call(time.perf_counter() - started, outcome_of(exc))
+                    raise
+                self.metrics.sts_call(time.perf_counter() - started, SUCCESS)
         except BaseException:
             # STS never vouched for it (an error, or the caller went away): not used.
             if claimed is not None:
@@ -373,11 +423,34 @@ class AsyncBackend:
                 f'IAM Principal "{identity.arn}" does not belong to the role "{role_name}"'
             )
         if role.require_challenge and not challenged:
-            await self.guards.check_challenge(payload, outbound)
+            await self._check_challenge(payload, outbound)
         if role.inferred_entity_type == EC2_ENTITY_TYPE:
             instance = await self.ec2_auth.infer_instance(verified)
             verified = attrs.evolve(verified, instance=instance)
         return verified
+
+    async def check_rate_limit(self, remote_addr: str | None, role: str | None) -> None:
+        """Spend one login of ``remote_addr``'s and ``role``'s buckets (``rate_limiter``);
+        a refusal (429) is reported to ``metrics``."""
+        try:
+            await self.rate_limiter.check(remote_addr, role)
+        except RateLimitedError:
+            self.metrics.refused(RATE_LIMITED)
+            raise
+
+    async def _check_challenge(self, payload: LoginPayload, outbound: OutboundRequest) -> None:
+        try:
+            await self.guards.check_challenge(payload, outbound)
+        except InvalidRequestError:
+            self.metrics.refused(CHALLENGE)
+            raise
+
+    async def _claim_signature(self, outbound: OutboundRequest) -> str:
+        try:
+            return await self.guards.claim_signature(outbound)
+        except InvalidRequestError:
+            self.metrics.refused(REPLAY)
+            raise
 
     async def issue_challenge(self) -> dict[str, Any]:
         """A new server challenge: the nonce, its lifetime and the header to sign it in."""
@@ -549,6 +622,7 @@ class AsyncBackend:
                     resolved[needed.arn] = await self._resolve_unique_id(needed.arn, client_config)
                 except BackendError as exc:
                     raise role_mod.resolution_error(needed.arn, exc) from exc
+        self._known_roles.add(key)
         return warnings + unrecognized_warning(data, role_mod.ROLE_FIELDS)
 
     async def _resolve_unique_id(self, arn: str, client_config: cfg.ClientConfig) -> str:
@@ -568,7 +642,9 @@ class AsyncBackend:
 
     async def delete_role(self, name: str) -> None:
         """Delete ``role/<name>`` (no error if absent)."""
-        await ops.delete(self.storage, f"role/{role_mod.normalize_role_name(name)}")
+        key = role_mod.normalize_role_name(name)
+        await ops.delete(self.storage, f"role/{key}")
+        self._known_roles.discard(key)
 
     async def list_roles(self) -> Response:
         """Role names, as Vault's LIST answers them."""
@@ -578,7 +654,9 @@ class AsyncBackend:
         """The role stored under ``key`` (a normalized name), upgraded; None if absent."""
         doc = await self.storage.read(f"role/{key}")
         if doc is None:
+            self._known_roles.discard(key)
             return None
+        self._known_roles.add(key)
         role = role_mod.role_from_storage(key, doc.value)
         if doc.value.get("version", 0) != role.version:
             # Persist Vault's storage upgrade once, so the new role_id sticks; if another

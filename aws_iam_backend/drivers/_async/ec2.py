@@ -280,7 +280,7 @@ class AsyncEc2Auth:
                 role_mod.normalize_role_name(payload.role)
             except InvalidRequestError:
                 raise InvalidRequestError("entry for role not found: invalid role name") from None
-        await backend.rate_limiter.check(remote_addr, payload.role)
+        await backend.check_rate_limit(remote_addr, payload.role)
         document = await self.verify_document(payload)
         role_name = payload.role or document.image_id
         role = await backend.load_login_role(role_name, quoted=True)

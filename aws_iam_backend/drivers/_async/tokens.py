@@ -17,6 +17,14 @@ from typing import Protocol
 import attrs
 
 from aws_iam_backend.drivers._async.keys import stored_key
+from aws_iam_backend.drivers.metrics import (
+    EXPIRED,
+    ISSUED,
+    NO_METRICS,
+    RENEWED,
+    REVOKED,
+    Metrics,
+)
 from aws_iam_backend.errors import (
     ConflictError,
     InternalError,
@@ -98,13 +106,23 @@ class AsyncStoreTokenIssuer:
     most N times in all, and a revocation (an unconditional delete of the record and
     its accessor, in one commit) can never be undone by a renewal or use that read the
     record before it: their write-back fails its condition and finds the token gone.
+
+    ``metrics`` hears of each token issued, renewed, revoked (a limited-use token's last
+    use included) and removed by :meth:`tidy` once expired.
     """
 
     def __init__(
-        self, storage: AsyncStorage, *, key: bytes | None = None, clock: Clock, attempts: int = 32
+        self,
+        storage: AsyncStorage,
+        *,
+        key: bytes | None = None,
+        clock: Clock,
+        attempts: int = 32,
+        metrics: Metrics | None = None,
     ) -> None:
         if key is not None and len(key) < 32:
             raise ValueError("token HMAC key must be at least 32 bytes")
+        self._metrics: Metrics = metrics if metrics is not None else NO_METRICS
         self._storage = storage
         self._clock = clock
         self._key = key
@@ -170,6 +188,7 @@ class AsyncStoreTokenIssuer:
         if guard is not None:
             operations.append(guard)
         await self._storage.commit(operations)
+        self._metrics.token(ISSUED)
         return record
 
     async def lookup(self, token: str) -> TokenRecord | None:
@@ -266,6 +285,7 @@ class AsyncStoreTokenIssuer:
         result = await self._change(await self._token_key(token), renew)
         if result is None:
             raise PermissionDeniedError()
+        self._metrics.token(RENEWED)
         return result[0]
 
     async def revoke(self, token: str) -> None:
@@ -274,6 +294,7 @@ class AsyncStoreTokenIssuer:
         doc = await self._storage.read(token_key)
         if doc is not None:
             await self._storage.commit(deletion(token_key, str(doc.value.get("accessor", ""))))
+            self._metrics.token(REVOKED)
 
     async def revoke_accessor(self, accessor: str) -> None:
         """Revoke the token with this accessor; no error if there is none."""
@@ -283,6 +304,7 @@ class AsyncStoreTokenIssuer:
         doc = await self._storage.read(token_key)
         if doc is not None and same(str(doc.value.get("accessor", "")), accessor):
             await self._storage.commit(deletion(token_key, accessor))
+            self._metrics.token(REVOKED)
         else:
             await self._storage.commit([Delete(ACCESSOR_PREFIX + accessor)])
 
@@ -304,7 +326,10 @@ class AsyncStoreTokenIssuer:
         if result is None:
             return None
         record, deleted = result
-        return attrs.evolve(record, num_uses=0) if deleted else record
+        if deleted:
+            self._metrics.token(REVOKED)
+            return attrs.evolve(record, num_uses=0)
+        return record
 
     async def revoke_mount(self, mount: str) -> int:
         """Revoke every token issued by ``mount`` (a disabled mount); returns how many."""
@@ -315,6 +340,7 @@ class AsyncStoreTokenIssuer:
                 await self._storage.commit(
                     deletion(TOKEN_PREFIX + name, str(doc.value.get("accessor", "")))
                 )
+                self._metrics.token(REVOKED)
                 revoked += 1
         return revoked
 
@@ -334,6 +360,7 @@ class AsyncStoreTokenIssuer:
                     await self._storage.commit(deletion(doc.key, accessor, doc.version))
                 except ConflictError:
                     continue
+                self._metrics.token(EXPIRED)
                 removed += 1
             if len(due) < batch:
                 return removed

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import re
 import secrets
+import time
 import uuid
 from collections.abc import Mapping
 from contextlib import AbstractContextManager
@@ -36,6 +37,16 @@ from aws_iam_backend.drivers.audit import (
     describe_request,
 )
 from aws_iam_backend.drivers.defaults import default_transport
+from aws_iam_backend.drivers.metrics import (
+    CHALLENGE,
+    NO_METRICS,
+    NO_ROLE,
+    RATE_LIMITED,
+    REPLAY,
+    SUCCESS,
+    Metrics,
+    outcome_of,
+)
 from aws_iam_backend.drivers.ratelimit import (
     ConcurrencyLimiter,
     LoginRateLimiter,
@@ -60,6 +71,7 @@ from aws_iam_backend.errors import (
     InvalidRequestError,
     NotFoundError,
     PermissionDeniedError,
+    RateLimitedError,
     UnsupportedOperationError,
 )
 from aws_iam_backend.io.clock import Clock, SystemClock
@@ -89,6 +101,7 @@ from aws_iam_backend.login.decode import (
 )
 from aws_iam_backend.login.endpoints import lookup_sts_host, partition_of_host
 from aws_iam_backend.login.issue import VerifiedLogin, token_spec
+from aws_iam_backend.login.messages import OutboundRequest
 from aws_iam_backend.login.parse import parse_sts_response
 from aws_iam_backend.login.rebuild import build_outbound, validate_allowed_header_names
 from aws_iam_backend.vault import config as cfg
@@ -103,7 +116,13 @@ _ACCOUNT = re.compile(r"[0-9]{12}", re.ASCII)
 
 
 class Backend:
-    """The AWS auth method (IAM login type), embeddable in any Python server."""
+    """The AWS auth method (IAM login type), embeddable in any Python server.
+
+    ``metrics`` hears of logins, STS calls, outbound calls in flight, refusals and (through
+    the default issuer) tokens; see :mod:`aws_iam_backend.drivers.metrics`. Storage calls
+    are metered by wrapping ``storage`` in
+    :class:`~aws_iam_backend.io.storage._sync.metered.MeteredStorage`.
+    """
 
     def __init__(
         self,
@@ -119,7 +138,9 @@ class Backend:
         audit: AuditSink | None = None,
         audit_hasher: AuditHasher | None = None,
         rate_limiter: RateLimiter | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
+        self.metrics: Metrics = metrics if metrics is not None else NO_METRICS
         self.storage: Storage = storage if storage is not None else MemoryStorage()
         self.clock: Clock = clock or SystemClock()
         self.settings = settings or BackendSettings()
@@ -134,7 +155,7 @@ class Backend:
         self.ec2_auth = Ec2Auth(self, ec2)
         self.ec2_admin = Ec2Admin(self)
         self.issuer: TokenIssuer = issuer or StoreTokenIssuer(
-            self.storage, clock=self.clock
+            self.storage, clock=self.clock, metrics=self.metrics
         )
         self._arn_cache = UniqueIdArnCache()
         self.replay_cache: ReplayCache = (
@@ -151,8 +172,11 @@ class Backend:
         )
         self.rate_limiter: RateLimiter = rate_limiter or LoginRateLimiter(limits)
         self._sts_slots = ConcurrencyLimiter(
-            limits.max_concurrent_sts_calls, limits.sts_slot_wait
+            limits.max_concurrent_sts_calls, limits.sts_slot_wait, metrics=self.metrics
         )
+        # Normalized names of roles this process has loaded: the only role names a metric
+        # label or log line shows (a failed login's role is the client's choice).
+        self._known_roles: set[str] = set()
         self.audit = audit
         self._audit_hasher = audit_hasher
         self._auditor: Auditor | None = None
@@ -277,30 +301,48 @@ class Backend:
 
     def login(self, data: Mapping[str, Any], *, remote_addr: str | None = None) -> Response:
         """Verify a Vault-style login payload (``iam``, or ``ec2``) and issue a token
-        (``auth`` in the response)."""
-        payload = decode_any_login(data)
-        if isinstance(payload, Ec2LoginPayload):
-            return self.ec2_auth.login(payload, data, remote_addr)
-        verified = self._verify_iam(payload, remote_addr)
-        identity_config = self.identity_config()
-        spec = token_spec(
-            verified,
-            identity_config,
-            mount=self.settings.mount,
-            lease=compute_lease(
-                verified.role.token,
-                default_ttl=self.settings.default_ttl,
-                max_ttl=self.settings.max_ttl,
-            ),
-            now=self.clock.now(),
-        )
-        record = self.issuer.issue(spec)
-        return Response(
-            auth=auth_data(record),
-            warnings=tuple(unrecognized_warning(data, KNOWN_LOGIN_FIELDS)),
-            principal=verified.identity,
-            role=verified.role_name,
-        )
+        (``auth`` in the response). Reported to ``metrics`` with its outcome."""
+        try:
+            payload = decode_any_login(data)
+            if isinstance(payload, Ec2LoginPayload):
+                response = self.ec2_auth.login(payload, data, remote_addr)
+            else:
+                verified = self._verify_iam(payload, remote_addr)
+                identity_config = self.identity_config()
+                spec = token_spec(
+                    verified,
+                    identity_config,
+                    mount=self.settings.mount,
+                    lease=compute_lease(
+                        verified.role.token,
+                        default_ttl=self.settings.default_ttl,
+                        max_ttl=self.settings.max_ttl,
+                    ),
+                    now=self.clock.now(),
+                )
+                record = self.issuer.issue(spec)
+                response = Response(
+                    auth=auth_data(record),
+                    warnings=tuple(unrecognized_warning(data, KNOWN_LOGIN_FIELDS)),
+                    principal=verified.identity,
+                    role=verified.role_name,
+                )
+        except BaseException as exc:
+            self.metrics.login(self.settings.mount, self.role_label(data), outcome_of(exc))
+            raise
+        role = response.role.lower() if response.role else NO_ROLE
+        self.metrics.login(self.settings.mount, role, SUCCESS)
+        return response
+
+    def role_label(self, data: Mapping[str, Any]) -> str:
+        """The role a login payload names, lower-cased, if this process has seen it exist;
+        else :data:`~aws_iam_backend.drivers.metrics.NO_ROLE` (a bounded label)."""
+        role = data.get("role")
+        if isinstance(role, str) and 0 < len(role) <= role_mod.MAX_ROLE_NAME_LENGTH:
+            key = role.lower()
+            if key in self._known_roles:
+                return key
+        return NO_ROLE
 
     def verify_login(
         self, data: Mapping[str, Any], *, remote_addr: str | None = None
@@ -317,7 +359,11 @@ class Backend:
                 role_mod.normalize_role_name(payload.role)
             except InvalidRequestError:
                 raise InvalidRequestError("entry for role not found: invalid role name") from None
-        self.rate_limiter.check(remote_addr, payload.role)
+        try:  # check_rate_limit, inline: this is the hot path
+            self.rate_limiter.check(remote_addr, payload.role)
+        except RateLimitedError:
+            self.metrics.refused(RATE_LIMITED)
+            raise
         client_config = self._client_config()
         outbound = build_outbound(
             payload,
@@ -327,24 +373,28 @@ class Backend:
         )
         challenged = client_config.require_challenge
         if challenged:
-            self.guards.check_challenge(payload, outbound)
-        claimed = (
-            self.guards.claim_signature(outbound) if client_config.replay_protection else None
-        )
+            self._check_challenge(payload, outbound)
+        claimed = self._claim_signature(outbound) if client_config.replay_protection else None
         try:
             with self._sts_slots.slot():
-                response = self.transport.send(
-                    outbound,
-                    timeout=self.settings.sts_timeout,
-                    max_retries=client_config.max_retries,
-                )
-            sts_host = lookup_sts_host(outbound.host)
-            identity = parse_sts_response(
-                response,
-                expected_partition=(
-                    sts_host.partition if sts_host else partition_of_host(outbound.host)
-                ),
-            )
+                started = time.perf_counter()
+                try:
+                    response = self.transport.send(
+                        outbound,
+                        timeout=self.settings.sts_timeout,
+                        max_retries=client_config.max_retries,
+                    )
+                    sts_host = lookup_sts_host(outbound.host)
+                    identity = parse_sts_response(
+                        response,
+                        expected_partition=(
+                            sts_host.partition if sts_host else partition_of_host(outbound.host)
+                        ),
+                    )
+                except BaseException as exc:
+                    self.metrics.sts_call(time.perf_counter() - started, outcome_of(exc))
+                    raise
+                self.metrics.sts_call(time.perf_counter() - started, SUCCESS)
         except BaseException:
             # STS never vouched for it (an error, or the caller went away): not used.
             if claimed is not None:
@@ -374,11 +424,34 @@ class Backend:
                 f'IAM Principal "{identity.arn}" does not belong to the role "{role_name}"'
             )
         if role.require_challenge and not challenged:
-            self.guards.check_challenge(payload, outbound)
+            self._check_challenge(payload, outbound)
         if role.inferred_entity_type == EC2_ENTITY_TYPE:
             instance = self.ec2_auth.infer_instance(verified)
             verified = attrs.evolve(verified, instance=instance)
         return verified
+
+    def check_rate_limit(self, remote_addr: str | None, role: str | None) -> None:
+        """Spend one login of ``remote_addr``'s and ``role``'s buckets (``rate_limiter``);
+        a refusal (429) is reported to ``metrics``."""
+        try:
+            self.rate_limiter.check(remote_addr, role)
+        except RateLimitedError:
+            self.metrics.refused(RATE_LIMITED)
+            raise
+
+    def _check_challenge(self, payload: LoginPayload, outbound: OutboundRequest) -> None:
+        try:
+            self.guards.check_challenge(payload, outbound)
+        except InvalidRequestError:
+            self.metrics.refused(CHALLENGE)
+            raise
+
+    def _claim_signature(self, outbound: OutboundRequest) -> str:
+        try:
+            return self.guards.claim_signature(outbound)
+        except InvalidRequestError:
+            self.metrics.refused(REPLAY)
+            raise
 
     def issue_challenge(self) -> dict[str, Any]:
         """A new server challenge: the nonce, its lifetime and the header to sign it in."""
@@ -550,6 +623,7 @@ class Backend:
                     resolved[needed.arn] = self._resolve_unique_id(needed.arn, client_config)
                 except BackendError as exc:
                     raise role_mod.resolution_error(needed.arn, exc) from exc
+        self._known_roles.add(key)
         return warnings + unrecognized_warning(data, role_mod.ROLE_FIELDS)
 
     def _resolve_unique_id(self, arn: str, client_config: cfg.ClientConfig) -> str:
@@ -569,7 +643,9 @@ class Backend:
 
     def delete_role(self, name: str) -> None:
         """Delete ``role/<name>`` (no error if absent)."""
-        ops.delete(self.storage, f"role/{role_mod.normalize_role_name(name)}")
+        key = role_mod.normalize_role_name(name)
+        ops.delete(self.storage, f"role/{key}")
+        self._known_roles.discard(key)
 
     def list_roles(self) -> Response:
         """Role names, as Vault's LIST answers them."""
@@ -579,7 +655,9 @@ class Backend:
         """The role stored under ``key`` (a normalized name), upgraded; None if absent."""
         doc = self.storage.read(f"role/{key}")
         if doc is None:
+            self._known_roles.discard(key)
             return None
+        self._known_roles.add(key)
         role = role_mod.role_from_storage(key, doc.value)
         if doc.value.get("version", 0) != role.version:
             # Persist Vault's storage upgrade once, so the new role_id sticks; if another

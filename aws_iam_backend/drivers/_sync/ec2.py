@@ -281,7 +281,7 @@ class Ec2Auth:
                 role_mod.normalize_role_name(payload.role)
             except InvalidRequestError:
                 raise InvalidRequestError("entry for role not found: invalid role name") from None
-        backend.rate_limiter.check(remote_addr, payload.role)
+        backend.check_rate_limit(remote_addr, payload.role)
         document = self.verify_document(payload)
         role_name = payload.role or document.image_id
         role = backend.load_login_role(role_name, quoted=True)

@@ -18,6 +18,14 @@ from typing import Protocol
 import attrs
 
 from aws_iam_backend.drivers._sync.keys import stored_key
+from aws_iam_backend.drivers.metrics import (
+    EXPIRED,
+    ISSUED,
+    NO_METRICS,
+    RENEWED,
+    REVOKED,
+    Metrics,
+)
 from aws_iam_backend.errors import (
     ConflictError,
     InternalError,
@@ -99,13 +107,23 @@ class StoreTokenIssuer:
     most N times in all, and a revocation (an unconditional delete of the record and
     its accessor, in one commit) can never be undone by a renewal or use that read the
     record before it: their write-back fails its condition and finds the token gone.
+
+    ``metrics`` hears of each token issued, renewed, revoked (a limited-use token's last
+    use included) and removed by :meth:`tidy` once expired.
     """
 
     def __init__(
-        self, storage: Storage, *, key: bytes | None = None, clock: Clock, attempts: int = 32
+        self,
+        storage: Storage,
+        *,
+        key: bytes | None = None,
+        clock: Clock,
+        attempts: int = 32,
+        metrics: Metrics | None = None,
     ) -> None:
         if key is not None and len(key) < 32:
             raise ValueError("token HMAC key must be at least 32 bytes")
+        self._metrics: Metrics = metrics if metrics is not None else NO_METRICS
         self._storage = storage
         self._clock = clock
         self._key = key
@@ -171,6 +189,7 @@ class StoreTokenIssuer:
         if guard is not None:
             operations.append(guard)
         self._storage.commit(operations)
+        self._metrics.token(ISSUED)
         return record
 
     def lookup(self, token: str) -> TokenRecord | None:
@@ -267,6 +286,7 @@ class StoreTokenIssuer:
         result = self._change(self._token_key(token), renew)
         if result is None:
             raise PermissionDeniedError()
+        self._metrics.token(RENEWED)
         return result[0]
 
     def revoke(self, token: str) -> None:
@@ -275,6 +295,7 @@ class StoreTokenIssuer:
         doc = self._storage.read(token_key)
         if doc is not None:
             self._storage.commit(deletion(token_key, str(doc.value.get("accessor", ""))))
+            self._metrics.token(REVOKED)
 
     def revoke_accessor(self, accessor: str) -> None:
         """Revoke the token with this accessor; no error if there is none."""
@@ -284,6 +305,7 @@ class StoreTokenIssuer:
         doc = self._storage.read(token_key)
         if doc is not None and same(str(doc.value.get("accessor", "")), accessor):
             self._storage.commit(deletion(token_key, accessor))
+            self._metrics.token(REVOKED)
         else:
             self._storage.commit([Delete(ACCESSOR_PREFIX + accessor)])
 
@@ -305,7 +327,10 @@ class StoreTokenIssuer:
         if result is None:
             return None
         record, deleted = result
-        return attrs.evolve(record, num_uses=0) if deleted else record
+        if deleted:
+            self._metrics.token(REVOKED)
+            return attrs.evolve(record, num_uses=0)
+        return record
 
     def revoke_mount(self, mount: str) -> int:
         """Revoke every token issued by ``mount`` (a disabled mount); returns how many."""
@@ -316,6 +341,7 @@ class StoreTokenIssuer:
                 self._storage.commit(
                     deletion(TOKEN_PREFIX + name, str(doc.value.get("accessor", "")))
                 )
+                self._metrics.token(REVOKED)
                 revoked += 1
         return revoked
 
@@ -335,6 +361,7 @@ class StoreTokenIssuer:
                     self._storage.commit(deletion(doc.key, accessor, doc.version))
                 except ConflictError:
                     continue
+                self._metrics.token(EXPIRED)
                 removed += 1
             if len(due) < batch:
                 return removed

@@ -28,6 +28,7 @@ from aws_iam_backend.drivers.audit import (
     AuditSink,
     describe_request,
 )
+from aws_iam_backend.drivers.metrics import NO_METRICS, Metrics
 from aws_iam_backend.drivers.shapes import BackendSettings, Request
 from aws_iam_backend.drivers.shapes import status as response_status
 from aws_iam_backend.errors import (
@@ -44,6 +45,7 @@ from aws_iam_backend.io.concurrency import AsyncResult
 from aws_iam_backend.io.protocols import AsyncStorage
 from aws_iam_backend.io.storage._async import ops
 from aws_iam_backend.io.storage._async.cached import AsyncCachedStorage, uncached
+from aws_iam_backend.io.storage._async.metered import AsyncMeteredStorage
 from aws_iam_backend.io.storage._async.prefixed import AsyncPrefixedStorage
 from aws_iam_backend.server._async.authenticator import AsyncAuthenticator
 from aws_iam_backend.server._async.mount_table import AsyncBackendFactory, AsyncMountTable
@@ -52,20 +54,27 @@ from aws_iam_backend.server.api import (
     AUDITED,
     CLUSTER_KEY,
     MAX_BODY,
+    NOTE,
     OPERATIONS,
     TOKEN_STORAGE_PREFIX,
     TRUE_VALUES,
     MarkingSink,
+    NotingMetrics,
+    RequestNote,
     bare_entry,
     cacheable,
     describe,
     is_open,
+    note_error,
+    note_mount,
     only,
     package_version,
 )
 from aws_iam_backend.server.auth import request_token
 from aws_iam_backend.server.client_ip import client_ip, parse_networks
+from aws_iam_backend.server.logs import log_request
 from aws_iam_backend.server.messages import HTTPRequest, HTTPResponse
+from aws_iam_backend.server.metrics import MetricsExposition
 from aws_iam_backend.server.mounts import AsyncSharedCache
 from aws_iam_backend.server.openapi import OPENAPI
 from aws_iam_backend.server.responses import (
@@ -77,6 +86,7 @@ from aws_iam_backend.server.responses import (
     json_response,
 )
 from aws_iam_backend.vault.fields import loads_strict
+from aws_iam_backend.vault.gocompat import go_quote
 from aws_iam_backend.vault.tokens import TokenRecord
 
 _log = logging.getLogger("aws_iam_backend.server")
@@ -93,6 +103,15 @@ class AsyncVaultAPI:
     ``X-Forwarded-For`` is believed. ``audit`` receives one record per request (every
     mount's backend is given it too); ``settings.audit_required`` says whether a failing
     sink fails the request.
+
+    ``metrics`` (see :mod:`aws_iam_backend.drivers.metrics`) hears of every mount's
+    logins, STS calls and refusals (each backend is given it, as ``metrics=``), of tokens,
+    and of every call that reaches ``storage``; when it can render itself
+    (:class:`~aws_iam_backend.server.metrics.MetricsExposition`, as
+    :class:`~aws_iam_backend.server.metrics.PrometheusMetrics` does) ``GET
+    /v1/sys/metrics?format=prometheus`` serves it, to the root token, or to anyone with
+    ``unauthenticated_metrics_access``. Each request is logged in one line (see
+    :mod:`aws_iam_backend.server.logs`).
     """
 
     def __init__(
@@ -107,14 +126,20 @@ class AsyncVaultAPI:
         audit: AuditSink | None = None,
         cache: AsyncSharedCache | None = None,
         coherence_interval: float = 0.25,
+        metrics: Metrics | None = None,
+        unauthenticated_metrics_access: bool = False,
     ) -> None:
         self.storage = storage
         self.cache = cache
+        self.metrics: Metrics = metrics if metrics is not None else NO_METRICS
+        self._exposition = metrics if isinstance(metrics, MetricsExposition) else None
+        self._open_metrics = unauthenticated_metrics_access
         self._clock = clock or SystemClock()
         self._trusted = parse_networks(trusted_proxies)
-        self._store = AsyncCachedStorage(storage, cacheable=cacheable, interval=coherence_interval)
+        metered = storage if metrics is None else AsyncMeteredStorage(storage, metrics)
+        self._store = AsyncCachedStorage(metered, cacheable=cacheable, interval=coherence_interval)
         token_storage = AsyncPrefixedStorage(self._store, TOKEN_STORAGE_PREFIX)
-        issuer = AsyncStoreTokenIssuer(token_storage, clock=self._clock)
+        issuer = AsyncStoreTokenIssuer(token_storage, clock=self._clock, metrics=self.metrics)
         self.issuer = issuer
         self._auth = AsyncAuthenticator(root_token, issuer)
         settings = settings or BackendSettings()
@@ -126,12 +151,15 @@ class AsyncVaultAPI:
             self._auditor = Auditor(
                 audit, self._hasher, required=settings.audit_required, clock=self._clock
             )
+        options: dict[str, object] = {"metrics": NotingMetrics(self.metrics)}
+        if audit is not None:
+            options.update(audit=audit, audit_hasher=self._hasher)
         self.mounts = AsyncMountTable(
             storage=self._store,
             issuer=issuer,
             settings=settings,
             backend_factory=backend_factory or AsyncBackend,
-            backend_options={"audit": audit, "audit_hasher": self._hasher} if audit else None,
+            backend_options=options,
             cache=cache,
             clock=self._clock,
         )
@@ -189,6 +217,7 @@ class AsyncVaultAPI:
         )
 
         async def answer(_: HTTPRequest) -> tuple[HTTPResponse, str]:
+            note_error("refused")
             return error_response(status, [message]), message
 
         return await self._guarded(refused, answer)
@@ -196,26 +225,39 @@ class AsyncVaultAPI:
     async def _guarded(
         self, request: HTTPRequest, serve: Callable[[HTTPRequest], AsyncResult[_Answer]]
     ) -> HTTPResponse:
-        request_id = REQUEST_ID.set(str(uuid.uuid4()))
+        started = time.perf_counter()
+        note = RequestNote()
+        request_id = str(uuid.uuid4())
+        id_token = REQUEST_ID.set(request_id)
         audited = AUDITED.set(False)
+        noted = NOTE.set(note)
+        status = 0  # stays 0 if the handling is cancelled (the client went away)
         try:
-            await self.start()
-            response, error = await serve(request)
-            return await self._audit(request, response, error)
-        except Exception:  # pragma: no cover - _serve and _audit already catch everything
-            _log.exception("internal error serving %s", describe(request))
-            return error_response(500, ["internal error"])
+            try:
+                await self.start()
+                response, error = await serve(request)
+                response = await self._audit(request, response, error)
+            except Exception as exc:  # _serve and _audit catch all but a failed start()
+                _log.exception("internal error serving %s", describe(request))
+                note.error = type(exc).__name__
+                response = error_response(500, ["internal error"])
+            status = response.status
+            return response
         finally:
+            log_request(request, status, time.perf_counter() - started, request_id, note)
+            NOTE.reset(noted)
             AUDITED.reset(audited)
-            REQUEST_ID.reset(request_id)
+            REQUEST_ID.reset(id_token)
 
     async def _serve(self, request: HTTPRequest) -> tuple[HTTPResponse, str]:
         try:
             return await self._dispatch(request), ""
         except BackendError as exc:
+            note_error(type(exc).__name__)
             return backend_error_response(exc), exc.message
-        except Exception:
+        except Exception as exc:
             _log.exception("internal error serving %s", describe(request))
+            note_error(type(exc).__name__)
             return error_response(500, ["internal error"]), "internal error"
 
     async def _audit(
@@ -236,10 +278,12 @@ class AsyncVaultAPI:
         try:
             self._auditor.write(entry, status=response.status, error=error)
         except AuditFailedError:
+            note_error(AuditFailedError.__name__)
             return error_response(500, [FAILED_MESSAGE])
         except Exception:  # building the record itself failed: as good as a failed sink
             _log.exception("audit record of %s failed", describe(request))
             if self._auditor.required:
+                note_error(AuditFailedError.__name__)
                 return error_response(500, [FAILED_MESSAGE])
         return response
 
@@ -332,6 +376,11 @@ class AsyncVaultAPI:
                 raise InvalidRequestError("missing input")
             hashed = {"hash": await self.audit_hash(value)}
             return json_response(200, {**hashed, **envelope_document(data=hashed)})
+        if path == "sys/metrics":
+            only(operation, "read")
+            if not self._open_metrics:
+                await self._auth.root(token, ip)
+            return self._metrics_response(request)
         if path == "sys/auth":
             only(operation, "read")
             await self._auth.root(token, ip)
@@ -340,10 +389,30 @@ class AsyncVaultAPI:
         if path.startswith("sys/auth/"):
             return await self._sys_auth(operation, path[len("sys/auth/") :], token, data, ip)
         if path.startswith("auth/token/"):
+            note_mount("token/")
             return await self._tokens.handle(path[len("auth/token/") :], operation, token, data, ip)
         if path.startswith("auth/"):
             return await self._auth_method(operation, path[len("auth/") :], token, data, ip)
         raise NotFoundError(f'no handler for route "{path}". route entry not found.')
+
+    def _metrics_response(self, request: HTTPRequest) -> HTTPResponse:
+        """``sys/metrics`` as Vault answers it: ``format=prometheus`` (or an OpenMetrics
+        ``Accept`` header) gives the exposition text; other formats are refused (Vault's
+        JSON summary, the default, is not served)."""
+        accept = request.headers.get("accept", "")
+        formats = parse_qs(request.query).get("format") or [""]
+        wanted = formats[0]
+        if not wanted and "application/openmetrics-text" in accept:
+            wanted = "prometheus"
+        if wanted != "prometheus":
+            raise InvalidRequestError(
+                f"metric response format {go_quote(wanted[:32])} unknown: use format=prometheus"
+            )
+        if self._exposition is None:
+            raise InvalidRequestError("prometheus is not enabled")
+        body, content_type = self._exposition.exposition(accept)
+        headers = (("Content-Type", content_type), ("Cache-Control", "no-store"))
+        return HTTPResponse(status=200, headers=headers, body=body)
 
     async def _health(self, operation: str, head: bool) -> HTTPResponse:
         only(operation, "read")
@@ -412,6 +481,7 @@ class AsyncVaultAPI:
         if resolved is None:
             raise NotFoundError(f'no handler for route "auth/{rest}". route entry not found.')
         backend, relative = resolved
+        note_mount(backend.settings.mount)
         if not is_open(relative.strip("/"), operation):
             await self._auth.root(token, ip)
         if self._auditor is not None and backend.audit is not self._auditor.sink:

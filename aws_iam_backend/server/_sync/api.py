@@ -29,6 +29,7 @@ from aws_iam_backend.drivers.audit import (
     AuditSink,
     describe_request,
 )
+from aws_iam_backend.drivers.metrics import NO_METRICS, Metrics
 from aws_iam_backend.drivers.shapes import BackendSettings, Request
 from aws_iam_backend.drivers.shapes import status as response_status
 from aws_iam_backend.errors import (
@@ -45,6 +46,7 @@ from aws_iam_backend.io.concurrency import Result
 from aws_iam_backend.io.protocols import Storage
 from aws_iam_backend.io.storage._sync import ops
 from aws_iam_backend.io.storage._sync.cached import CachedStorage, uncached
+from aws_iam_backend.io.storage._sync.metered import MeteredStorage
 from aws_iam_backend.io.storage._sync.prefixed import PrefixedStorage
 from aws_iam_backend.server._sync.authenticator import Authenticator
 from aws_iam_backend.server._sync.mount_table import BackendFactory, MountTable
@@ -53,20 +55,27 @@ from aws_iam_backend.server.api import (
     AUDITED,
     CLUSTER_KEY,
     MAX_BODY,
+    NOTE,
     OPERATIONS,
     TOKEN_STORAGE_PREFIX,
     TRUE_VALUES,
     MarkingSink,
+    NotingMetrics,
+    RequestNote,
     bare_entry,
     cacheable,
     describe,
     is_open,
+    note_error,
+    note_mount,
     only,
     package_version,
 )
 from aws_iam_backend.server.auth import request_token
 from aws_iam_backend.server.client_ip import client_ip, parse_networks
+from aws_iam_backend.server.logs import log_request
 from aws_iam_backend.server.messages import HTTPRequest, HTTPResponse
+from aws_iam_backend.server.metrics import MetricsExposition
 from aws_iam_backend.server.mounts import SharedCache
 from aws_iam_backend.server.openapi import OPENAPI
 from aws_iam_backend.server.responses import (
@@ -78,6 +87,7 @@ from aws_iam_backend.server.responses import (
     json_response,
 )
 from aws_iam_backend.vault.fields import loads_strict
+from aws_iam_backend.vault.gocompat import go_quote
 from aws_iam_backend.vault.tokens import TokenRecord
 
 _log = logging.getLogger("aws_iam_backend.server")
@@ -94,6 +104,15 @@ class VaultAPI:
     ``X-Forwarded-For`` is believed. ``audit`` receives one record per request (every
     mount's backend is given it too); ``settings.audit_required`` says whether a failing
     sink fails the request.
+
+    ``metrics`` (see :mod:`aws_iam_backend.drivers.metrics`) hears of every mount's
+    logins, STS calls and refusals (each backend is given it, as ``metrics=``), of tokens,
+    and of every call that reaches ``storage``; when it can render itself
+    (:class:`~aws_iam_backend.server.metrics.MetricsExposition`, as
+    :class:`~aws_iam_backend.server.metrics.PrometheusMetrics` does) ``GET
+    /v1/sys/metrics?format=prometheus`` serves it, to the root token, or to anyone with
+    ``unauthenticated_metrics_access``. Each request is logged in one line (see
+    :mod:`aws_iam_backend.server.logs`).
     """
 
     def __init__(
@@ -108,14 +127,20 @@ class VaultAPI:
         audit: AuditSink | None = None,
         cache: SharedCache | None = None,
         coherence_interval: float = 0.25,
+        metrics: Metrics | None = None,
+        unauthenticated_metrics_access: bool = False,
     ) -> None:
         self.storage = storage
         self.cache = cache
+        self.metrics: Metrics = metrics if metrics is not None else NO_METRICS
+        self._exposition = metrics if isinstance(metrics, MetricsExposition) else None
+        self._open_metrics = unauthenticated_metrics_access
         self._clock = clock or SystemClock()
         self._trusted = parse_networks(trusted_proxies)
-        self._store = CachedStorage(storage, cacheable=cacheable, interval=coherence_interval)
+        metered = storage if metrics is None else MeteredStorage(storage, metrics)
+        self._store = CachedStorage(metered, cacheable=cacheable, interval=coherence_interval)
         token_storage = PrefixedStorage(self._store, TOKEN_STORAGE_PREFIX)
-        issuer = StoreTokenIssuer(token_storage, clock=self._clock)
+        issuer = StoreTokenIssuer(token_storage, clock=self._clock, metrics=self.metrics)
         self.issuer = issuer
         self._auth = Authenticator(root_token, issuer)
         settings = settings or BackendSettings()
@@ -127,12 +152,15 @@ class VaultAPI:
             self._auditor = Auditor(
                 audit, self._hasher, required=settings.audit_required, clock=self._clock
             )
+        options: dict[str, object] = {"metrics": NotingMetrics(self.metrics)}
+        if audit is not None:
+            options.update(audit=audit, audit_hasher=self._hasher)
         self.mounts = MountTable(
             storage=self._store,
             issuer=issuer,
             settings=settings,
             backend_factory=backend_factory or Backend,
-            backend_options={"audit": audit, "audit_hasher": self._hasher} if audit else None,
+            backend_options=options,
             cache=cache,
             clock=self._clock,
         )
@@ -190,6 +218,7 @@ class VaultAPI:
         )
 
         def answer(_: HTTPRequest) -> tuple[HTTPResponse, str]:
+            note_error("refused")
             return error_response(status, [message]), message
 
         return self._guarded(refused, answer)
@@ -197,26 +226,39 @@ class VaultAPI:
     def _guarded(
         self, request: HTTPRequest, serve: Callable[[HTTPRequest], Result[_Answer]]
     ) -> HTTPResponse:
-        request_id = REQUEST_ID.set(str(uuid.uuid4()))
+        started = time.perf_counter()
+        note = RequestNote()
+        request_id = str(uuid.uuid4())
+        id_token = REQUEST_ID.set(request_id)
         audited = AUDITED.set(False)
+        noted = NOTE.set(note)
+        status = 0  # stays 0 if the handling is cancelled (the client went away)
         try:
-            self.start()
-            response, error = serve(request)
-            return self._audit(request, response, error)
-        except Exception:  # pragma: no cover - _serve and _audit already catch everything
-            _log.exception("internal error serving %s", describe(request))
-            return error_response(500, ["internal error"])
+            try:
+                self.start()
+                response, error = serve(request)
+                response = self._audit(request, response, error)
+            except Exception as exc:  # _serve and _audit catch all but a failed start()
+                _log.exception("internal error serving %s", describe(request))
+                note.error = type(exc).__name__
+                response = error_response(500, ["internal error"])
+            status = response.status
+            return response
         finally:
+            log_request(request, status, time.perf_counter() - started, request_id, note)
+            NOTE.reset(noted)
             AUDITED.reset(audited)
-            REQUEST_ID.reset(request_id)
+            REQUEST_ID.reset(id_token)
 
     def _serve(self, request: HTTPRequest) -> tuple[HTTPResponse, str]:
         try:
             return self._dispatch(request), ""
         except BackendError as exc:
+            note_error(type(exc).__name__)
             return backend_error_response(exc), exc.message
-        except Exception:
+        except Exception as exc:
             _log.exception("internal error serving %s", describe(request))
+            note_error(type(exc).__name__)
             return error_response(500, ["internal error"]), "internal error"
 
     def _audit(
@@ -237,10 +279,12 @@ class VaultAPI:
         try:
             self._auditor.write(entry, status=response.status, error=error)
         except AuditFailedError:
+            note_error(AuditFailedError.__name__)
             return error_response(500, [FAILED_MESSAGE])
         except Exception:  # building the record itself failed: as good as a failed sink
             _log.exception("audit record of %s failed", describe(request))
             if self._auditor.required:
+                note_error(AuditFailedError.__name__)
                 return error_response(500, [FAILED_MESSAGE])
         return response
 
@@ -333,6 +377,11 @@ class VaultAPI:
                 raise InvalidRequestError("missing input")
             hashed = {"hash": self.audit_hash(value)}
             return json_response(200, {**hashed, **envelope_document(data=hashed)})
+        if path == "sys/metrics":
+            only(operation, "read")
+            if not self._open_metrics:
+                self._auth.root(token, ip)
+            return self._metrics_response(request)
         if path == "sys/auth":
             only(operation, "read")
             self._auth.root(token, ip)
@@ -341,10 +390,30 @@ class VaultAPI:
         if path.startswith("sys/auth/"):
             return self._sys_auth(operation, path[len("sys/auth/") :], token, data, ip)
         if path.startswith("auth/token/"):
+            note_mount("token/")
             return self._tokens.handle(path[len("auth/token/") :], operation, token, data, ip)
         if path.startswith("auth/"):
             return self._auth_method(operation, path[len("auth/") :], token, data, ip)
         raise NotFoundError(f'no handler for route "{path}". route entry not found.')
+
+    def _metrics_response(self, request: HTTPRequest) -> HTTPResponse:
+        """``sys/metrics`` as Vault answers it: ``format=prometheus`` (or an OpenMetrics
+        ``Accept`` header) gives the exposition text; other formats are refused (Vault's
+        JSON summary, the default, is not served)."""
+        accept = request.headers.get("accept", "")
+        formats = parse_qs(request.query).get("format") or [""]
+        wanted = formats[0]
+        if not wanted and "application/openmetrics-text" in accept:
+            wanted = "prometheus"
+        if wanted != "prometheus":
+            raise InvalidRequestError(
+                f"metric response format {go_quote(wanted[:32])} unknown: use format=prometheus"
+            )
+        if self._exposition is None:
+            raise InvalidRequestError("prometheus is not enabled")
+        body, content_type = self._exposition.exposition(accept)
+        headers = (("Content-Type", content_type), ("Cache-Control", "no-store"))
+        return HTTPResponse(status=200, headers=headers, body=body)
 
     def _health(self, operation: str, head: bool) -> HTTPResponse:
         only(operation, "read")
@@ -413,6 +482,7 @@ class VaultAPI:
         if resolved is None:
             raise NotFoundError(f'no handler for route "auth/{rest}". route entry not found.')
         backend, relative = resolved
+        note_mount(backend.settings.mount)
         if not is_open(relative.strip("/"), operation):
             self._auth.root(token, ip)
         if self._auditor is not None and backend.audit is not self._auditor.sink:

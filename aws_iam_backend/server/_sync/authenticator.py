@@ -18,8 +18,9 @@ class Authenticator:
     """Checks tokens against the root token (constant time) and the shared token issuer.
 
     Failed checks (a token that is neither the root token nor a live token) are counted
-    per source by ``throttle`` (default: :class:`~.guessing.FailedCheckThrottle` with 10
-    at once, then 1 per second; a token the source failed with just before counts once);
+    per source by ``throttle`` (default:
+    :class:`~aws_iam_backend.server.guessing.FailedCheckThrottle` with 10 at once, then 1
+    per second; a token the source failed with just before counts once);
     a source with none left gets a 429 before its token is looked at. Methods that take
     an address throttle only when it is given.
     """
