@@ -38,6 +38,7 @@ from aws_iam_backend.server._async.api import AsyncVaultAPI
 from aws_iam_backend.server._sync.api import VaultAPI as SyncVaultAPI
 
 CURRENT: contextvars.ContextVar[str] = contextvars.ContextVar("driver", default="sync")
+_LOOPS: list[_Loop] = []  # loops made for async backends, newest last
 _ASYNC_PARTS = ("storage", "transport", "issuer", "replay_cache", "rate_limiter")
 ASYNC_ONLY = pytest.mark.parametrize("driver", ["async"], indirect=True)
 """For tests of what only the async driver has (the ASGI app): overrides ``driver``."""
@@ -45,10 +46,14 @@ ASYNC_ONLY = pytest.mark.parametrize("driver", ["async"], indirect=True)
 
 @pytest.fixture(params=["sync", "async"], autouse=True)
 def driver(request: pytest.FixtureRequest) -> Iterator[str]:
-    """The driver ``Backend(...)`` builds in this test."""
+    """The driver ``Backend(...)`` builds in this test; the event loops the test's async
+    backends ran on are closed after it (each holds file descriptors and a thread)."""
     token = CURRENT.set(request.param)
+    started = len(_LOOPS)
     yield request.param
     CURRENT.reset(token)
+    while len(_LOOPS) > started:
+        _LOOPS.pop().close()
 
 
 class _Loop:
@@ -56,7 +61,28 @@ class _Loop:
 
     def __init__(self) -> None:
         self.loop = asyncio.new_event_loop()
-        threading.Thread(target=self.loop.run_forever, daemon=True).start()
+        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self._thread.start()
+        _LOOPS.append(self)
+
+    def close(self) -> None:
+        """Cancel what still runs on the loop, stop it and close it."""
+
+        async def cancel_rest() -> None:
+            current = asyncio.current_task()
+            rest = [task for task in asyncio.all_tasks() if task is not current]
+            for task in rest:
+                task.cancel()
+            await asyncio.gather(*rest, return_exceptions=True)
+            await self.loop.shutdown_asyncgens()
+
+        try:
+            asyncio.run_coroutine_threadsafe(cancel_rest(), self.loop).result(timeout=10)
+        finally:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self._thread.join(timeout=10)
+            if not self._thread.is_alive():
+                self.loop.close()
 
     def run(self, coroutine: Coroutine[Any, Any, Any]) -> Any:
         # Bounded: a test that deadlocked the loop fails instead of hanging the run.
