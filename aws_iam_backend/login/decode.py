@@ -72,7 +72,7 @@ _SIZED_FIELDS = (*IAM_FIELDS, F_ROLE, *EC2_FIELDS, "nonce")
 def _payload_size(data: Mapping[str, object]) -> int:
     """Bytes in the login fields, counting at most a little past the limit (no recursion)."""
     total = 0
-    stack: list[object] = [data.get(f) for f in _SIZED_FIELDS]
+    stack: list[object] = [data[f] for f in _SIZED_FIELDS if f in data]
     while stack and total <= MAX_LOGIN_BYTES:
         item = stack.pop()
         if isinstance(item, str):
@@ -81,13 +81,13 @@ def _payload_size(data: Mapping[str, object]) -> int:
                 if item.isascii() or len(item) > MAX_LOGIN_BYTES
                 else len(item.encode("utf-8", "surrogatepass"))  # JSON allows lone surrogates
             )
+        elif isinstance(item, (list, tuple)):  # before Mapping: an ABC check is slow
+            total += 1 + len(item)
+            stack.extend(item)
         elif isinstance(item, Mapping):
             total += 2 * len(item)
             stack.extend(item.keys())
             stack.extend(item.values())
-        elif isinstance(item, list | tuple):
-            total += 1 + len(item)
-            stack.extend(item)
         elif item is not None:
             total += 8
     return total
