@@ -40,6 +40,19 @@ _BOOTSTRAP = ("AKIAIOSFODNN7EXAMPLE", "bootstrap")  # the unauthenticated calls 
 _START_TIMEOUT = 30.0
 
 
+def wait_for_http(url: str, process: subprocess.Popen[Any], timeout: float) -> bool:
+    """Poll ``url`` until it answers (True), ``process`` exits or ``timeout`` seconds pass
+    (False)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            urllib.request.urlopen(url, timeout=1).close()  # noqa: S310 (loopback URL)
+            return True
+        except (urllib.error.URLError, OSError):
+            time.sleep(0.05)
+    return False
+
+
 class EmulatorError(Exception):
     """The emulator cannot start (moto missing, or it exited or never answered)."""
 
@@ -116,16 +129,10 @@ class Emulator:
         self.sts: Any = self.client("sts", self.admin)
 
     def _wait_ready(self) -> None:
-        deadline = time.monotonic() + _START_TIMEOUT
-        while time.monotonic() < deadline:
+        if not wait_for_http(self.endpoint + "/moto-api/", self.process, _START_TIMEOUT):
             if self.process.poll() is not None:
                 raise EmulatorError(f"moto exited with status {self.process.returncode}")
-            try:
-                urllib.request.urlopen(self.endpoint + "/moto-api/", timeout=1).close()  # noqa: S310
-                return
-            except (urllib.error.URLError, OSError):
-                time.sleep(0.05)
-        raise EmulatorError(f"moto did not answer within {_START_TIMEOUT:.0f}s")
+            raise EmulatorError(f"moto did not answer within {_START_TIMEOUT:.0f}s")
 
     def client(self, service: str, keys: Keys, region: str = "us-east-1") -> Any:
         """A botocore client for ``service`` at the emulator, signing with ``keys``."""

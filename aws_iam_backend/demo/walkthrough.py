@@ -27,7 +27,13 @@ import defusedxml.ElementTree as SafeXml
 from botocore.credentials import Credentials
 
 from aws_iam_backend.client import build_login_payload
-from aws_iam_backend.demo.emulator import Emulator, EmulatorError, Keys, free_port
+from aws_iam_backend.demo.emulator import (
+    Emulator,
+    EmulatorError,
+    Keys,
+    free_port,
+    wait_for_http,
+)
 from aws_iam_backend.demo.tap import Exchange, StsTap
 from aws_iam_backend.login.arn import parse_iam_arn
 
@@ -83,16 +89,10 @@ class DevServer:
 
     def wait_ready(self, timeout: float = 30.0) -> None:
         """Wait until ``sys/health`` answers; :class:`DemoError` if the server exits first."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        if not wait_for_http(self.address + "/v1/sys/health", self.process, timeout):
             if self.process.poll() is not None:
                 raise DemoError(f"the dev server exited:\n{self.output()}")
-            try:
-                urllib.request.urlopen(self.address + "/v1/sys/health", timeout=1).close()  # noqa: S310
-                return
-            except (urllib.error.URLError, OSError):
-                time.sleep(0.05)
-        raise DemoError("the dev server did not answer within 30s")
+            raise DemoError(f"the dev server did not answer within {timeout:.0f}s")
 
     def call(self, method: str, path: str, body: object = None, *, root: bool = True) -> Answer:
         """One request to ``/v1/<path>`` (with the root token unless ``root`` is false)."""
