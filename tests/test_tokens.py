@@ -116,6 +116,13 @@ def test_tokens_and_accessors_are_unique(issuer: StoreTokenIssuer) -> None:
     assert len({r.accessor for r in records}) == 50
 
 
+def test_accessors_are_safe_on_a_command_line(issuer: StoreTokenIssuer) -> None:
+    """``token lookup -accessor <a>``: an accessor starting with "-" would read as a flag
+    (base64url gave one in 64)."""
+    accessors = [issuer.issue(make_spec()).accessor for _ in range(200)]
+    assert all(a.isalnum() and a.isascii() and len(a) == 32 for a in accessors)
+
+
 def test_accessor_lookup(issuer: StoreTokenIssuer) -> None:
     issued = issuer.issue(make_spec())
     found = issuer.lookup_accessor(issued.accessor)

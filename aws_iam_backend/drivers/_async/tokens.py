@@ -157,7 +157,8 @@ class AsyncStoreTokenIssuer:
         token = ("hvb." if batch else "hvs.") + secrets.token_urlsafe(32)
         record = TokenRecord(
             client_token=token,
-            accessor="" if batch else secrets.token_urlsafe(24),
+            # Hex: never starts with "-", which a command line would read as a flag.
+            accessor="" if batch else secrets.token_hex(16),
             policies=spec.policies,
             token_policies=spec.token_policies,
             metadata=spec.metadata,
