@@ -241,12 +241,19 @@ def test_a_wrong_account_or_state_is_refused_whatever_the_lookup_did() -> None:
         {"state": "stopped"},
     ]
     for changes in wrong:
-        with pytest.raises(errors.InternalError):
+        with pytest.raises(errors.InternalError) as info:
             check(Role(name="web", role_id="rid"), attrs.evolve(INSTANCE, **changes))
-    with pytest.raises(errors.InternalError):  # account_id must be the described account
+        assert info.value.message == (
+            f'instance description of "{IID}" is not of a running instance in account '
+            f'"{ACCOUNT}"'
+        )
+    with pytest.raises(errors.InternalError) as info:  # the account the instance was described in
         check_instance_binds(
             Role(name="web", role_id="rid"), INSTANCE, account_id=OTHER, role_name="web"
         )
+    assert info.value.message == (
+        f'instance description of "{IID}" is not of a running instance in account "{OTHER}"'
+    )
 
 
 def test_ec2_login_prefix() -> None:

@@ -41,6 +41,7 @@ from aws_iam_backend.errors import (
     UpstreamError,
 )
 from aws_iam_backend.io.protocols import Document, Operation, Put
+from aws_iam_backend.login.decode import Ec2LoginPayload, decode_any_login
 from aws_iam_backend.login.issue import entity_id
 from aws_iam_backend.vault.tokens import TokenRecord, TokenSpec, rfc3339
 from tests.support.drivers import Backend, driver  # noqa: F401
@@ -1330,6 +1331,51 @@ def test_certificate_paths_need_a_name(ec2: Ec2Test) -> None:
         call = functools.partial(ec2.backend.handle_request, request)
         refused(NotFoundError, 404, "unsupported path", call)
     assert ec2.keys("config/certificates") == ["test", "test-identity"]
+
+
+def test_access_list_entry_paths_need_an_instance_id(ec2: Ec2Test) -> None:
+    """``identity-accesslist/`` without an ID is the list path, which only lists."""
+    ec2.role()
+    ec2.login()
+    for operation in ("read", "delete"):
+        call = functools.partial(
+            ec2.backend.handle_request, Request(operation, "identity-accesslist/")
+        )
+        refused(UnsupportedOperationError, 405, "unsupported operation", call)
+    assert ec2.keys("identity-accesslist") == [ec2.instance.instance_id]
+
+
+PAIR = "a tuple containing the instance identity document and its SHA256 RSA signature"
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"pkcs7": ""}, f"either pkcs7 or {PAIR} needs to be provided"),
+        ({"identity": "", "signature": ""}, f"either pkcs7 or {PAIR} needs to be provided"),
+        (
+            {"pkcs7": "x", "identity": "eA==", "signature": "eQ=="},
+            f"both pkcs7 and {PAIR} is supplied; provide only one",
+        ),
+    ],
+)
+def test_ec2_login_fields_refused(data: dict[str, str], message: str) -> None:
+    refused(InvalidRequestError, 400, message, functools.partial(decode_any_login, data))
+
+
+def test_ec2_login_payload_repr_shows_no_secrets() -> None:
+    payload = decode_any_login(
+        {
+            "pkcs7": "",
+            "identity": "c2VjcmV0LWRvYw==",
+            "signature": "c2VjcmV0LXNpZw==",
+            "nonce": "secret-nonce",
+            "role": "web",
+        }
+    )
+    assert isinstance(payload, Ec2LoginPayload)
+    assert payload.nonce == "secret-nonce"
+    assert repr(payload) == "Ec2LoginPayload(role='web')"
 
 
 def test_malformed_stored_certificate_is_a_server_error(ec2: Ec2Test) -> None:

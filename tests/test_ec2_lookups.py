@@ -304,3 +304,38 @@ def test_instance_profile_arn_must_parse(arn: str, message: str) -> None:
     with pytest.raises(errors.InternalError) as info:
         BotocoreEc2Lookups().instance_profile_role_arn(arn, AwsAccess())
     assert info.value.message == message
+
+
+class _AnsweringIam:
+    """An IAM client stand-in whose ``GetInstanceProfile`` gives a fixed answer."""
+
+    def __init__(self, answer: dict[str, Any]) -> None:
+        self.answer = answer
+
+    def get_instance_profile(self, **_: Any) -> dict[str, Any]:
+        return self.answer
+
+
+@pytest.mark.parametrize("role", [{"RoleName": "web"}, {"RoleName": "web", "Arn": ""}, None])
+def test_instance_profile_role_without_an_arn(
+    monkeypatch: pytest.MonkeyPatch, role: dict[str, str] | None
+) -> None:
+    profile = f"arn:aws:iam::{ACCOUNT}:instance-profile/web"
+    answer = {"InstanceProfile": {"Arn": profile, "Roles": [role]}}
+    monkeypatch.setattr(
+        BotocoreIamLookups, "_iam_client", lambda _self, _entity, _access: _AnsweringIam(answer)
+    )
+    with pytest.raises(errors.UpstreamError) as info:
+        BotocoreIamLookups().instance_profile_role_arn(profile, AwsAccess())
+    assert info.value.message == (
+        "IAM role ARN could not be fetched: nil role ARN in the output of instance profile details"
+    )
+
+
+def test_assuming_a_role_without_any_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    clients = AwsClients()
+    monkeypatch.setattr(clients._session, "get_credentials", lambda: None)
+    access = AwsAccess(sts_role=f"arn:aws:iam::{ACCOUNT}:role/lookup")
+    with pytest.raises(errors.UpstreamError) as info:
+        clients.for_account("ec2", REGION, "", ACCOUNT, access)
+    assert info.value.message == "unable to locate AWS credentials"

@@ -6,3 +6,17 @@
 - :mod:`.roletag`: role tags and their deny list.
 - :mod:`.accesslist`: the identity access list and Vault's reauthentication rules.
 """
+
+import warnings
+
+from cryptography.utils import CryptographyDeprecationWarning
+
+# AWS still signs PKCS#7 identity documents with DSA keys (its /pkcs7 certificates), so this
+# package must load and verify them; cryptography's DSA deprecation is silenced for this
+# package's own calls only.
+warnings.filterwarnings(
+    "ignore",
+    message="DSA is deprecated",
+    category=CryptographyDeprecationWarning,
+    module=r"aws_iam_backend\.ec2\.",
+)

@@ -25,13 +25,21 @@ import attrs
 
 from aws_iam_backend.errors import InvalidRequestError
 
-__all__ = ["MAX_DOCUMENT_BYTES", "IdentityDocument", "parse_identity_document", "pending_time"]
+__all__ = [
+    "INSTANCE_ID",
+    "MAX_DOCUMENT_BYTES",
+    "IdentityDocument",
+    "parse_identity_document",
+    "pending_time",
+]
 
 MAX_DOCUMENT_BYTES: Final = 16 * 1024
 """Largest document accepted (AWS's are under 1 KiB)."""
 
+INSTANCE_ID: Final = re.compile(r"i-[0-9a-f]{8,17}", re.ASCII)
+"""The shape of an instance ID (``fullmatch``), wherever one is taken from a client."""
+
 _UNMARSHAL: Final = "failed to unmarshal instance identity document"
-_INSTANCE_ID = re.compile(r"i-[0-9a-f]{8,17}")
 _ACCOUNT_ID = re.compile(r"[0-9]{12}")
 _REGION = re.compile(r"[a-z]{2}(?:-[a-z]+){1,3}-[0-9]{1,2}")
 _IMAGE_ID = re.compile(r"ami-[0-9a-f]{8,17}")
@@ -63,7 +71,7 @@ class IdentityDocument:
     Optional fields absent or ``null`` in the document are ``""``.
     """
 
-    instance_id: str = attrs.field(validator=_shaped(_INSTANCE_ID, "instanceId"))
+    instance_id: str = attrs.field(validator=_shaped(INSTANCE_ID, "instanceId"))
     account_id: str = attrs.field(validator=_shaped(_ACCOUNT_ID, "accountId"))
     region: str = attrs.field(validator=_shaped(_REGION, "region"))
     image_id: str = attrs.field(validator=_shaped(_IMAGE_ID, "imageId"))

@@ -27,7 +27,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import re
 import secrets
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
@@ -36,6 +35,7 @@ from datetime import datetime, timedelta
 import attrs
 
 from aws_iam_backend.ec2.accesslist import GO_ZERO_TIME, time_from_storage
+from aws_iam_backend.ec2.document import INSTANCE_ID
 from aws_iam_backend.errors import InternalError, InvalidRequestError
 from aws_iam_backend.vault.fields import (
     MAX_DURATION_SECONDS,
@@ -72,7 +72,6 @@ ROLE_TAG_FIELDS: Mapping[str, FieldType] = {
 }
 """Field schema of ``role/<role>/tag`` (``role`` is the path parameter)."""
 
-_INSTANCE_ID = re.compile(r"i-[0-9a-f]{8,17}", re.ASCII)
 _MISSING_ROLE_TAG = "missing role_tag"
 
 
@@ -179,7 +178,7 @@ def create_role_tag(
         raise InvalidRequestError(
             "cannot set both disallow_reauthentication and allow_instance_migration"
         )
-    if instance_id and not _INSTANCE_ID.fullmatch(instance_id):
+    if instance_id and not INSTANCE_ID.fullmatch(instance_id):
         raise InvalidRequestError(f"invalid instance_id {go_quote(instance_id)}")
     for policy in policies:
         if ":" in policy:

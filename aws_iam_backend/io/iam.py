@@ -28,7 +28,6 @@ from aws_iam_backend.vault.gocompat import go_quote
 __all__ = ["BotocoreIamLookups", "UniqueIdArnCache"]
 
 
-
 class BotocoreIamLookups:
     """:class:`~aws_iam_backend.io.protocols.IamLookups` backed by botocore clients.
 

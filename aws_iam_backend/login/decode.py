@@ -43,14 +43,15 @@ class Ec2LoginPayload:
     """A decoded ``ec2`` login request: a PKCS#7 blob, or the document and its signature.
 
     ``nonce`` is None when the client sent none (Vault then generates one); ``""``
-    when sent empty (the client asks that reauthentication be disabled).
+    when sent empty (the client asks that reauthentication be disabled). Only ``role``
+    is in the repr.
     """
 
-    pkcs7: str
-    identity: bytes
-    signature: bytes
+    pkcs7: str = attrs.field(repr=False)
+    identity: bytes = attrs.field(repr=False)
+    signature: bytes = attrs.field(repr=False)
     role: str = ""
-    nonce: str | None = None
+    nonce: str | None = attrs.field(default=None, repr=False)
 
 
 def _field_error(field: str, detail: str) -> InvalidRequestError:

@@ -86,8 +86,6 @@ class AsyncEc2Admin:
             if operation == "read":
                 return await self._read_access_list(argument)
             if operation == "delete":
-                if argument == "":
-                    raise InvalidRequestError("missing instance_id")
                 key = al.ACCESSLIST_STORAGE_PREFIX + argument
                 await self._backend.storage.commit([Delete(key)])
                 return Response()
@@ -157,8 +155,6 @@ class AsyncEc2Admin:
         return Response(data={"aws_public_cert": certificate.pem, "type": certificate.type})
 
     async def _read_access_list(self, instance_id: str) -> Response:
-        if instance_id == "":
-            raise InvalidRequestError("missing instance_id")
         doc = await self._backend.storage.read(al.ACCESSLIST_STORAGE_PREFIX + instance_id)
         if doc is None:
             return Response()

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import re
 import uuid
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -24,7 +23,7 @@ from aws_iam_backend.drivers._sync.ec2_admin import load_certificates
 from aws_iam_backend.drivers.shapes import Response, auth_data
 from aws_iam_backend.ec2 import accesslist as al
 from aws_iam_backend.ec2 import roletag as rt
-from aws_iam_backend.ec2.document import IdentityDocument, parse_identity_document
+from aws_iam_backend.ec2.document import INSTANCE_ID, IdentityDocument, parse_identity_document
 from aws_iam_backend.ec2.instance import (
     EC2_LOGIN_PREFIX,
     IAM_INFERENCE_PREFIX,
@@ -49,6 +48,7 @@ from aws_iam_backend.login.arn import ArnError, IamEntity, parse_iam_arn
 from aws_iam_backend.login.bind import check_cidrs
 from aws_iam_backend.login.decode import KNOWN_LOGIN_FIELDS, Ec2LoginPayload
 from aws_iam_backend.login.issue import VerifiedLogin, token_spec
+from aws_iam_backend.vault import config as cfg
 from aws_iam_backend.vault import roles as role_mod
 from aws_iam_backend.vault.fields import unrecognized_warning
 from aws_iam_backend.vault.gocompat import go_quote, parse_duration_seconds
@@ -58,9 +58,6 @@ from aws_iam_backend.vault.tokenutil import TokenSettings, compute_lease
 
 if TYPE_CHECKING:
     from aws_iam_backend.drivers._sync.backend import Backend
-
-_INSTANCE_ID = re.compile(r"i-[0-9a-f]{8,17}", re.ASCII)
-
 
 _WRITE_ATTEMPTS = ops.DEFAULT_ATTEMPTS
 """Conditional writes of one access list entry a login or renewal tries before giving up
@@ -169,12 +166,15 @@ class Ec2Auth:
     def _check_instance_id(instance_id: str) -> None:
         """An inferred instance ID is the caller's session name: its shape is checked
         before any storage read, outbound slot or lookup."""
-        if _INSTANCE_ID.fullmatch(instance_id) is None:
+        if INSTANCE_ID.fullmatch(instance_id) is None:
             raise InvalidRequestError(f"invalid instance ID {go_quote(instance_id[:64])}")
 
-    def infer_instance(self, verified: VerifiedLogin) -> Ec2Instance:
+    def infer_instance(
+        self, verified: VerifiedLogin, client_config: cfg.ClientConfig | None = None
+    ) -> Ec2Instance:
         """The running instance an IAM login of an ``ec2_instance``-inferring role comes
-        from (Vault's inference), with the role's EC2 binds checked against it.
+        from (Vault's inference), with the role's EC2 binds checked against it
+        (``client_config``: the one the login already read, if any).
 
         The instance ID is the assumed-role session name. Stricter than Vault: the caller
         must be an assumed role, and that role must be the one in the instance's profile.
@@ -190,7 +190,7 @@ class Ec2Auth:
                     "name is an instance ID"
                 )
             self._check_instance_id(instance_id)  # the caller's choice: before any lookup
-            access = self._backend.aws_access(account_id)
+            access = self._backend.aws_access(account_id, client_config)
             instance = self._describe(instance_id, region, account_id, access)
         except BackendError as exc:
             raise type(exc)(
@@ -237,10 +237,7 @@ class Ec2Auth:
             )
             if isinstance(exc, (RateLimitedError, UpstreamError)):
                 # Busy, or AWS failing: not a verdict on the token; the client may retry.
-                retry = copy.copy(exc)
-                retry.message = message
-                retry.args = (message,)
-                raise retry from None
+                raise _with_message(exc, message) from None
             raise PermissionDeniedError(message) from None
 
     # --------------------------------------------------------- the ec2 login

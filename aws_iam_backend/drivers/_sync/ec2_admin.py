@@ -87,8 +87,6 @@ class Ec2Admin:
             if operation == "read":
                 return self._read_access_list(argument)
             if operation == "delete":
-                if argument == "":
-                    raise InvalidRequestError("missing instance_id")
                 key = al.ACCESSLIST_STORAGE_PREFIX + argument
                 self._backend.storage.commit([Delete(key)])
                 return Response()
@@ -158,8 +156,6 @@ class Ec2Admin:
         return Response(data={"aws_public_cert": certificate.pem, "type": certificate.type})
 
     def _read_access_list(self, instance_id: str) -> Response:
-        if instance_id == "":
-            raise InvalidRequestError("missing instance_id")
         doc = self._backend.storage.read(al.ACCESSLIST_STORAGE_PREFIX + instance_id)
         if doc is None:
             return Response()
