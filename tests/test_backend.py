@@ -9,6 +9,7 @@ import pytest
 
 from aws_iam_backend import Request
 from aws_iam_backend.errors import (
+    BackendError,
     InvalidRequestError,
     NotFoundError,
     PermissionDeniedError,
@@ -19,7 +20,7 @@ from aws_iam_backend.io.storage import MemoryStorage
 from aws_iam_backend.io.storage._sync import ops
 from aws_iam_backend.vault.roles import Role, role_to_storage
 from tests.support.drivers import Backend, driver  # noqa: F401
-from tests.support.fakes import FakeIam, RecordingTransport, ok_response
+from tests.support.fakes import FakeIam, RecordingTransport, ok_response, token_spec
 from tests.test_backend_attacks import (
     ACCOUNT,
     NOW,
@@ -261,3 +262,94 @@ def test_renew_increment_must_not_be_negative() -> None:
     with pytest.raises(InvalidRequestError, match="increment must not be negative"):
         backend.renew_token(token, increment=-1)
     assert backend.renew_token(token, increment=120).ttl == 120
+
+
+def test_login_reads_each_config_once() -> None:
+    """A login whose role needs IAM's full ARN (a wildcard binding) reads ``config/client``
+    and ``config/identity`` once each: the ARN lookup reuses the login's client config."""
+
+    class Counting(MemoryStorage):
+        def __init__(self) -> None:
+            super().__init__()
+            self.reads: list[str] = []
+
+        def read(self, key: str) -> Any:
+            self.reads.append(key)
+            return super().read(key)
+
+    iam = FakeIam(full_arns={USER_ARN: f"arn:aws:iam::{ACCOUNT}:user/team/alice"})
+    transport = RecordingTransport(lambda _r: ok_response(USER_ARN, USER_ID))
+    storage = Counting()
+    backend = Backend(storage=storage, transport=transport, iam=iam, clock=FixedClock())
+    backend.write_client_config({"max_retries": 1})
+    backend.write_role("dev", {"bound_iam_principal_arn": f"arn:aws:iam::{ACCOUNT}:user/team/*"})
+    storage.reads.clear()
+    assert backend.login(valid()).auth
+    assert iam.calls == [("full_arn", USER_ARN)]
+    assert storage.reads.count("config/client") == 1
+    assert storage.reads.count("config/identity") == 1
+
+
+@pytest.mark.parametrize(
+    ("internal", "message"),
+    [
+        (
+            {"role_name": "dev"},
+            'failed to renew entry: "canonical_arn" not found in auth metadata',
+        ),
+        (
+            {"canonical_arn": USER_ARN},
+            "failed to renew entry: error retrieving role_name during renewal",
+        ),
+        (
+            {"canonical_arn": OTHER_ARN, "role_name": "dev", "client_user_id": "AIDAOTHER"},
+            f'failed to renew entry: role "dev" no longer bound to ARN "{OTHER_ARN}"',
+        ),
+    ],
+)
+def test_renewal_refuses_a_token_it_cannot_recheck(internal: dict[str, str], message: str) -> None:
+    backend = backend_with()
+    record = backend.issuer.issue(
+        token_spec(internal_data={"auth_type": "iam", **internal}, issued_at=NOW)
+    )
+    with pytest.raises(PermissionDeniedError) as info:
+        backend.renew_token(record.client_token)
+    assert info.value.message == message
+
+
+class BrokenFullArnIam(FakeIam):
+    """IAM whose full-ARN lookup fails (``error``) or answers nothing."""
+
+    def __init__(self, error: Exception | None) -> None:
+        super().__init__()
+        self.error = error
+
+    def full_arn(self, entity: Any, access: Any) -> str:
+        if self.error is not None:
+            raise self.error
+        return ""
+
+
+@pytest.mark.parametrize(
+    ("error", "message"),
+    [
+        (
+            UpstreamError("connection refused"),
+            f"error looking up full ARN of entity &{{aws {ACCOUNT} user  alice }} when "
+            'attempting login for role "dev": connection refused',
+        ),
+        (
+            None,
+            "got empty string back when looking up full ARN of entity "
+            f'&{{aws {ACCOUNT} user  alice }} when attempting login for role "dev"',
+        ),
+    ],
+)
+def test_a_failed_full_arn_lookup_refuses_the_login(error: Exception | None, message: str) -> None:
+    transport = RecordingTransport(lambda _r: ok_response(USER_ARN, USER_ID))
+    iam = BrokenFullArnIam(error)
+    backend = Backend(storage=MemoryStorage(), transport=transport, iam=iam, clock=FixedClock())
+    backend.write_role("dev", {"bound_iam_principal_arn": f"arn:aws:iam::{ACCOUNT}:user/*"})
+    with pytest.raises(BackendError) as info:
+        backend.login(valid())
+    assert info.value.message == message

@@ -272,15 +272,8 @@ class ConcurrencyLimiter:
     @contextlib.contextmanager
     def slot(self) -> Iterator[None]:
         """Hold a slot for the duration; :class:`RateLimitedError` if none frees up in time."""
-        metrics = self._metrics
-        if self._semaphore is None:
-            metrics.outbound(1)
-            try:
-                yield
-            finally:
-                metrics.outbound(-1)
-            return
-        if not self._semaphore.acquire(timeout=self._wait):
+        metrics, semaphore = self._metrics, self._semaphore
+        if semaphore is not None and not semaphore.acquire(timeout=self._wait):
             metrics.refused(STS_BUSY)
             raise _busy()
         metrics.outbound(1)
@@ -288,7 +281,8 @@ class ConcurrencyLimiter:
             yield
         finally:
             metrics.outbound(-1)
-            self._semaphore.release()
+            if semaphore is not None:
+                semaphore.release()
 
 
 class AsyncLoginRateLimiter:
@@ -312,25 +306,20 @@ class AsyncConcurrencyLimiter:
     @contextlib.asynccontextmanager
     async def slot(self) -> AsyncIterator[None]:
         """Hold a slot for the duration; :class:`RateLimitedError` if none frees up in time."""
-        metrics = self._metrics
-        if self._semaphore is None:
-            metrics.outbound(1)
+        metrics, semaphore = self._metrics, self._semaphore
+        if semaphore is not None:
             try:
-                yield
-            finally:
-                metrics.outbound(-1)
-            return
-        try:
-            if self._semaphore.locked():  # only a wait needs a deadline (and its task)
-                await asyncio.wait_for(self._semaphore.acquire(), self._wait)
-            else:
-                await self._semaphore.acquire()
-        except TimeoutError:
-            metrics.refused(STS_BUSY)
-            raise _busy() from None
+                if semaphore.locked():  # only a wait needs a deadline (and its task)
+                    await asyncio.wait_for(semaphore.acquire(), self._wait)
+                else:
+                    await semaphore.acquire()
+            except TimeoutError:
+                metrics.refused(STS_BUSY)
+                raise _busy() from None
         metrics.outbound(1)
         try:
             yield
         finally:
             metrics.outbound(-1)
-            self._semaphore.release()
+            if semaphore is not None:
+                semaphore.release()

@@ -359,11 +359,7 @@ class Backend:
                 role_mod.normalize_role_name(payload.role)
             except InvalidRequestError:
                 raise InvalidRequestError("entry for role not found: invalid role name") from None
-        try:  # check_rate_limit, inline: this is the hot path
-            self.rate_limiter.check(remote_addr, payload.role)
-        except RateLimitedError:
-            self.metrics.refused(RATE_LIMITED)
-            raise
+        self.check_rate_limit(remote_addr, payload.role)
         client_config = self._client_config()
         outbound = build_outbound(
             payload,
@@ -416,7 +412,7 @@ class Backend:
         bound = check_binding(role, entity, verified.client_user_id)
         if bound is None:
             full_arn = self._full_arn(
-                entity, verified.client_user_id, role_name, "attempting login"
+                entity, verified.client_user_id, role_name, "attempting login", client_config
             )
             bound = check_full_arn(role, entity, full_arn)
         if not bound:
@@ -426,7 +422,7 @@ class Backend:
         if role.require_challenge and not challenged:
             self._check_challenge(payload, outbound)
         if role.inferred_entity_type == EC2_ENTITY_TYPE:
-            instance = self.ec2_auth.infer_instance(verified)
+            instance = self.ec2_auth.infer_instance(verified, client_config)
             verified = attrs.evolve(verified, instance=instance)
         return verified
 
@@ -471,14 +467,19 @@ class Backend:
         return role
 
     def _full_arn(
-        self, entity: IamEntity, client_user_id: str, role_name: str, when: str
+        self,
+        entity: IamEntity,
+        client_user_id: str,
+        role_name: str,
+        when: str,
+        client_config: cfg.ClientConfig | None = None,
     ) -> str:
         key = (entity.partition, entity.account_id, client_user_id)
         cached = self._arn_cache.get(key)
         if cached is not None:
             return cached
         try:
-            access = self.aws_access(entity.account_id)
+            access = self.aws_access(entity.account_id, client_config)
             with self.outbound_slot():
                 arn = in_thread(self.iam.full_arn, entity, access)
         except BackendError as exc:

@@ -393,29 +393,6 @@ class SQLiteStorage:
                 _rollback(conn)
                 raise
         return results
-        single = len(prepared) == 1
-        # Threads of this process queue here, in order, instead of in SQLite's busy
-        # handler, which sleeps and retries (unfair: some writers waited the whole
-        # busy timeout under load). Other processes still wait in the busy handler.
-        with self._write_lock, self._connection() as conn:
-            self._begin_write(conn)
-            try:
-                for index, operations, texts in prepared:
-                    if single:
-                        results[index] = _apply(conn, operations, texts)
-                        continue
-                    conn.execute("SAVEPOINT one_commit")
-                    try:
-                        results[index] = _apply(conn, operations, texts)
-                    except ConflictError as exc:
-                        conn.execute("ROLLBACK TO one_commit")
-                        results[index] = exc
-                    conn.execute("RELEASE one_commit")
-                conn.execute("COMMIT")
-            except BaseException:
-                _rollback(conn)
-                raise
-        return [r for r in results if r is not None]
 
     def _begin_write(self, conn: sqlite3.Connection) -> None:
         """``BEGIN IMMEDIATE``, waiting for another process's write lock in short, jittered

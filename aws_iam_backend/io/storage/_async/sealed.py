@@ -10,7 +10,7 @@ import attrs
 from aws_iam_backend.errors import InternalError
 from aws_iam_backend.io import protocols
 from aws_iam_backend.io.protocols import Document, Operation, Put
-from aws_iam_backend.io.seal import Seal, is_sealed
+from aws_iam_backend.io.seal import Seal
 
 UNSEALED_DOCUMENT = (
     "storage error: found an unsealed document; run `aws-iam-backend storage reseal`"
@@ -65,4 +65,4 @@ class AsyncSealedStorage:
         return attrs.evolve(document, value=self.seal.unseal(document.key, document.value))
 
 
-__all__ = ["UNSEALED_DOCUMENT", "AsyncSealedStorage", "is_sealed"]
+__all__ = ["UNSEALED_DOCUMENT", "AsyncSealedStorage"]

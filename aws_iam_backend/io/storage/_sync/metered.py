@@ -7,10 +7,34 @@ from __future__ import annotations
 import builtins
 import time
 from collections.abc import Sequence
+from types import TracebackType
 
 from aws_iam_backend.drivers.metrics import Metrics, outcome_of
 from aws_iam_backend.io import protocols
 from aws_iam_backend.io.protocols import Document, Operation
+
+
+class _Timed:
+    """Reports the call it wraps (``with``) as ``metrics.storage(op, seconds, error)``."""
+
+    __slots__ = ("_metrics", "_op", "_started")
+
+    def __init__(self, metrics: Metrics, op: str) -> None:
+        self._metrics = metrics
+        self._op = op
+        self._started = time.perf_counter()
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        error = "" if exc is None else outcome_of(exc)
+        self._metrics.storage(self._op, time.perf_counter() - self._started, error)
 
 
 class MeteredStorage:
@@ -27,47 +51,23 @@ class MeteredStorage:
 
     def read(self, key: str) -> Document | None:
         """The document at ``key``, or None."""
-        started = time.perf_counter()
-        try:
-            document = self.inner.read(key)
-        except BaseException as exc:
-            self._metrics.storage("read", time.perf_counter() - started, outcome_of(exc))
-            raise
-        self._metrics.storage("read", time.perf_counter() - started, "")
-        return document
+        with _Timed(self._metrics, "read"):
+            return self.inner.read(key)
 
     def commit(self, operations: Sequence[Operation]) -> tuple[int, ...]:
         """Apply ``operations`` atomically; the new version of each (0 for a delete)."""
-        started = time.perf_counter()
-        try:
-            versions = self.inner.commit(operations)
-        except BaseException as exc:
-            self._metrics.storage("commit", time.perf_counter() - started, outcome_of(exc))
-            raise
-        self._metrics.storage("commit", time.perf_counter() - started, "")
-        return versions
+        with _Timed(self._metrics, "commit"):
+            return self.inner.commit(operations)
 
     def list(self, prefix: str) -> builtins.list[str]:
         """Sorted keys starting with ``prefix``, with the prefix removed."""
-        started = time.perf_counter()
-        try:
-            keys = self.inner.list(prefix)
-        except BaseException as exc:
-            self._metrics.storage("list", time.perf_counter() - started, outcome_of(exc))
-            raise
-        self._metrics.storage("list", time.perf_counter() - started, "")
-        return keys
+        with _Timed(self._metrics, "list"):
+            return self.inner.list(prefix)
 
     def expired(self, prefix: str, before: float, limit: int) -> builtins.list[Document]:
         """At most ``limit`` documents under ``prefix`` whose ``expires_at`` <= ``before``."""
-        started = time.perf_counter()
-        try:
-            documents = self.inner.expired(prefix, before, limit)
-        except BaseException as exc:
-            self._metrics.storage("expired", time.perf_counter() - started, outcome_of(exc))
-            raise
-        self._metrics.storage("expired", time.perf_counter() - started, "")
-        return documents
+        with _Timed(self._metrics, "expired"):
+            return self.inner.expired(prefix, before, limit)
 
 
 __all__ = ["MeteredStorage"]

@@ -61,7 +61,6 @@ _Documents = list[Document]
 
 SCHEMA_TABLE: Final = "aws_iam_backend_schema"
 KV_TABLE: Final = "aws_iam_backend_kv"
-VERSION_SEQUENCE: Final = "aws_iam_backend_version_seq"
 
 MIGRATION_LOCK: Final = 0x6177_735F_6961_6D6B
 """``pg_advisory_xact_lock`` key held while the schema is checked and migrated."""
