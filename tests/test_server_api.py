@@ -14,6 +14,7 @@ import attrs
 import pytest
 
 from aws_iam_backend import MemoryStorage
+from aws_iam_backend.drivers.audit import MemoryAuditSink
 from aws_iam_backend.errors import ConflictError, PermissionDeniedError
 from aws_iam_backend.io.protocols import ABSENT, Check, Delete, Operation, Put, Storage
 from aws_iam_backend.io.storage._sync import ops
@@ -223,6 +224,33 @@ def test_internal_errors_are_500_without_details() -> None:
     api.mounts.ensure("aws/")
     reply = call(api, "GET", "/v1/auth/aws/role/x", token=ROOT)
     assert (reply.status, reply.errors) == (500, ["internal error"])
+
+
+def test_paths_outside_v1_are_404(api: VaultAPI) -> None:
+    reply = call(api, "GET", "/sys/health")
+    assert (reply.status, reply.errors) == (404, ["unsupported path"])
+
+
+def test_audit_hash_needs_a_string_input(api: VaultAPI) -> None:
+    for body in ({}, {"input": 5}):
+        reply = call(api, "POST", "/v1/sys/audit-hash", body, token=ROOT)
+        assert (reply.status, reply.errors) == (400, ["missing input"])
+
+
+def test_a_backend_factory_that_drops_the_audit_sink_is_refused() -> None:
+    def dropping(**kwargs: Any) -> Backend:
+        kwargs.pop("audit")
+        kwargs.pop("audit_hasher")
+        return Backend(**kwargs, transport=RecordingTransport(), iam=FakeIam())
+
+    api = VaultAPI(
+        storage=MemoryStorage(), root_token=ROOT, backend_factory=dropping, audit=MemoryAuditSink()
+    )
+    api.mounts.ensure("aws")
+    reply = call(api, "GET", "/v1/auth/aws/role/x", token=ROOT)
+    assert (reply.status, reply.errors) == (
+        500, ["backend_factory must pass audit= on to Backend"],
+    )  # fmt: skip
 
 
 def test_constructor_rejects_bad_arguments() -> None:

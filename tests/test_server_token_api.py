@@ -179,6 +179,8 @@ REJECTED = [
     ({"policies": ["dev"], "ttl": "-1h"}, "ttl must be positive"),
     ({"policies": ["dev"], "ttl": "soon"}, 'time: invalid duration "soon"'),
     ({"policies": ["dev"], "lease": "3600"}, 'time: missing unit in duration "3600"'),
+    ({"policies": ["dev"], "lease": "2d"}, 'time: unknown unit "d" in duration "2d"'),
+    ({"policies": ["dev"], "ttl": "9223372037s"}, "duration out of range"),
 ]  # fmt: skip
 
 

@@ -9,6 +9,7 @@ import re
 from collections.abc import Mapping
 from contextvars import ContextVar
 from importlib import metadata
+from urllib.parse import parse_qs
 
 from aws_iam_backend.drivers.audit import AuditEntry, AuditSink
 from aws_iam_backend.drivers.metrics import Metrics
@@ -37,6 +38,15 @@ OPERATIONS = {
     "LIST": "list",
 }
 TRUE_VALUES = frozenset({"1", "t", "T", "true", "True", "TRUE"})
+
+
+def list_operation(operation: str, query: str) -> str:
+    """``list`` for a read whose query asks for one (``?list=true``), else ``operation``."""
+    if operation == "read" and TRUE_VALUES & set(parse_qs(query).get("list", [])):
+        return "list"
+    return operation
+
+
 # True once this request's audit record was written (or tried): set by the sink every mount's
 # backend is given, so a request a backend audited is not audited twice, nor one it did not
 # audit (it raised first) left out.

@@ -89,8 +89,10 @@ def root_token_weakness(token: str) -> str | None:
 def same_secret(a: str, b: str) -> bool:
     """Constant-time equality of two secrets (tokens, accessors): compares keyed digests,
     so neither their content nor their lengths show in the time it takes."""
-    return hmac.compare_digest(_compare_digest(a), _compare_digest(b))
+    return hmac.compare_digest(secret_digest(a), secret_digest(b))
 
 
-def _compare_digest(text: str) -> bytes:
+def secret_digest(text: str) -> bytes:
+    """``text``'s HMAC-SHA-256 under a key of this process: what secrets are compared as
+    (32 bytes whatever the length of ``text``)."""
     return hmac.new(_COMPARE_KEY, text.encode("utf-8", "surrogatepass"), hashlib.sha256).digest()

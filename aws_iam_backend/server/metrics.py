@@ -142,14 +142,20 @@ class PrometheusMetrics:
             ("op", "error"),
             registry=registry,
         )
-        self._children: dict[tuple[str, ...], Any] = {}
-        # The fixed label values exist from the start, at 0.
+        # Each metric's children by label values; the fixed ones exist from the start, at 0.
+        self._login_children: dict[tuple[str, ...], Any] = {}
+        self._sts_children: dict[tuple[str, ...], Any] = {}
+        self._storage_error_children: dict[tuple[str, ...], Any] = {}
         kinds = (RATE_LIMITED, STS_BUSY, REPLAY, CHALLENGE)
-        self._refusal_children = {kind: self._refusals.labels(kind) for kind in kinds}
-        self._token_children = {
-            event: self._tokens.labels(event) for event in (ISSUED, RENEWED, REVOKED, EXPIRED)
+        self._refusal_children: dict[tuple[str, ...], Any] = {
+            (kind,): self._refusals.labels(kind) for kind in kinds
         }
-        self._storage_children = {op: self._storage.labels(op) for op in STORAGE_OPS}
+        self._token_children: dict[tuple[str, ...], Any] = {
+            (event,): self._tokens.labels(event) for event in (ISSUED, RENEWED, REVOKED, EXPIRED)
+        }
+        self._storage_children: dict[tuple[str, ...], Any] = {
+            (op,): self._storage.labels(op) for op in STORAGE_OPS
+        }
         self._scrape_registry = self._make_scrape_registry()
 
     def _make_scrape_registry(self) -> CollectorRegistry:
@@ -163,51 +169,39 @@ class PrometheusMetrics:
         return scrape
 
     def login(self, mount: str, role: str, outcome: str) -> None:
-        key = ("login", mount, role, outcome)
-        child = self._children.get(key)
-        if child is None:
-            child = self._children[key] = self._logins.labels(mount, role, outcome)
-        child.inc()
+        _child(self._login_children, self._logins, mount, role, outcome).inc()
 
     def sts_call(self, seconds: float, outcome: str) -> None:
-        key = ("sts", outcome)
-        child = self._children.get(key)
-        if child is None:
-            child = self._children[key] = self._sts.labels(outcome)
-        child.observe(seconds)
+        _child(self._sts_children, self._sts, outcome).observe(seconds)
 
     def outbound(self, delta: int) -> None:
         self._in_flight.inc(delta)
 
     def refused(self, kind: str) -> None:
-        child = self._refusal_children.get(kind)
-        if child is None:
-            child = self._refusal_children[kind] = self._refusals.labels(kind)
-        child.inc()
+        _child(self._refusal_children, self._refusals, kind).inc()
 
     def token(self, event: str) -> None:
-        child = self._token_children.get(event)
-        if child is None:
-            child = self._token_children[event] = self._tokens.labels(event)
-        child.inc()
+        _child(self._token_children, self._tokens, event).inc()
 
     def storage(self, op: str, seconds: float, error: str) -> None:
-        child = self._storage_children.get(op)
-        if child is None:
-            child = self._storage_children[op] = self._storage.labels(op)
-        child.observe(seconds)
+        _child(self._storage_children, self._storage, op).observe(seconds)
         if error:
-            key = ("storage_error", op, error)
-            failed = self._children.get(key)
-            if failed is None:
-                failed = self._children[key] = self._storage_errors.labels(op, error)
-            failed.inc()
+            _child(self._storage_error_children, self._storage_errors, op, error).inc()
 
     def exposition(self, accept: str) -> tuple[bytes, str]:
         from prometheus_client.exposition import choose_encoder
 
         encoder, content_type = choose_encoder(accept)
         return encoder(self._scrape_registry), content_type
+
+
+def _child(children: dict[tuple[str, ...], Any], metric: Any, *labels: str) -> Any:
+    """``metric``'s child for ``labels``, made once (``labels()`` takes a lock) and kept in
+    ``children``."""
+    child = children.get(labels)
+    if child is None:
+        child = children[labels] = metric.labels(*labels)
+    return child
 
 
 def server_metrics() -> Metrics:

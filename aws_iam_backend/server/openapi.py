@@ -54,37 +54,32 @@ def _write(summary: str, *, ok: str = "204", auth: bool = True) -> dict[str, Any
     }
 
 
-_MOUNT = {
-    "name": "mount",
-    "in": "path",
-    "required": True,
-    "schema": {"type": "string"},
-    "description": "the auth method's mount path, e.g. aws",
-}
-_NAME = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
-_ACCOUNT = {
-    "name": "account_id",
-    "in": "path",
-    "required": True,
-    "schema": {"type": "string", "pattern": "^[0-9]{12}$"},
-}
-_PATH = {"name": "path", "in": "path", "required": True, "schema": {"type": "string"}}
-_CERT_NAME = {"name": "cert_name", "in": "path", "required": True, "schema": {"type": "string"}}
-_INSTANCE_ID = {
-    "name": "instance_id",
-    "in": "path",
-    "required": True,
-    "schema": {"type": "string"},
-    "description": "an EC2 instance ID, e.g. i-0123456789abcdef0",
-}
-_ROLE_TAG = {
-    "name": "role_tag",
-    "in": "path",
-    "required": True,
-    "schema": {"type": "string"},
-    "description": "a role tag value (writes also take it base64-encoded). A tag that does "
-    "not parse or verify is a 500, as in Vault",
-}
+def _path_param(
+    name: str, description: str = "", schema: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """A required path parameter (a string unless ``schema`` says otherwise)."""
+    param: dict[str, Any] = {
+        "name": name,
+        "in": "path",
+        "required": True,
+        "schema": schema or {"type": "string"},
+    }
+    if description:
+        param["description"] = description
+    return param
+
+
+_MOUNT = _path_param("mount", "the auth method's mount path, e.g. aws")
+_NAME = _path_param("name")
+_ACCOUNT = _path_param("account_id", schema={"type": "string", "pattern": "^[0-9]{12}$"})
+_PATH = _path_param("path")
+_CERT_NAME = _path_param("cert_name")
+_INSTANCE_ID = _path_param("instance_id", "an EC2 instance ID, e.g. i-0123456789abcdef0")
+_ROLE_TAG = _path_param(
+    "role_tag",
+    "a role tag value (writes also take it base64-encoded). A tag that does not parse or "
+    "verify is a 500, as in Vault",
+)
 
 
 def _deprecated(paths: dict[str, Any]) -> dict[str, Any]:

@@ -79,12 +79,13 @@ class CreateRequest:
 
     def lease(self, *, default_ttl: int, max_ttl: int) -> Lease:
         """The token's lease against the ``token/`` mount's TTLs (``CalculateTTL``)."""
-        settings = TokenSettings(
-            token_ttl=self.ttl,
-            token_period=self.period,
-            token_explicit_max_ttl=self.explicit_max_ttl,
+        return token_lease(
+            ttl=self.ttl,
+            period=self.period,
+            explicit_max_ttl=self.explicit_max_ttl,
+            default_ttl=default_ttl,
+            max_ttl=max_ttl,
         )
-        return compute_lease(settings, default_ttl=default_ttl, max_ttl=max_ttl)
 
     def spec(self, lease: Lease, now: datetime) -> TokenSpec:
         """What to issue for this request with ``lease``, at ``now``."""
@@ -109,6 +110,18 @@ class CreateRequest:
             orphan=self.orphan,
             renewable=self.renewable,
         )
+
+
+def token_lease(
+    *, ttl: int, period: int, explicit_max_ttl: int, default_ttl: int, max_ttl: int
+) -> Lease:
+    """The lease of a ``token/`` mount token asking for ``ttl``, ``period`` and
+    ``explicit_max_ttl`` (0: not given) against the mount's TTLs (``CalculateTTL``): at
+    create, and again at each renewal."""
+    settings = TokenSettings(
+        token_ttl=ttl, token_period=period, token_explicit_max_ttl=explicit_max_ttl
+    )
+    return compute_lease(settings, default_ttl=default_ttl, max_ttl=max_ttl)
 
 
 class _Decoder:
@@ -321,4 +334,4 @@ def parse_create(data: Mapping[str, Any], *, orphan_endpoint: bool) -> CreateReq
     )
 
 
-__all__ = ["CREATE_FIELDS", "CreateRequest", "parse_create"]
+__all__ = ["CREATE_FIELDS", "CreateRequest", "parse_create", "token_lease"]

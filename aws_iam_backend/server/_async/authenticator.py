@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
 import hmac
-import secrets
 
 from aws_iam_backend.drivers._async.tokens import AsyncTokenIssuer
 from aws_iam_backend.errors import PermissionDeniedError
 from aws_iam_backend.login.bind import check_cidrs
-from aws_iam_backend.server.auth import Caller
+from aws_iam_backend.server.auth import Caller, secret_digest
 from aws_iam_backend.server.guessing import FailedCheckThrottle
 
 
@@ -35,17 +33,13 @@ class AsyncAuthenticator:
             raise ValueError("the root token must not be empty")
         # Compared as keyed digests: equal length whatever the caller sends, so neither the
         # content nor the length of the root token shows in the time a comparison takes.
-        self._key = secrets.token_bytes(32)
-        self._root = self._digest(root_token)
+        self._root = secret_digest(root_token)
         self.issuer = issuer
         self.throttle = throttle if throttle is not None else FailedCheckThrottle()
 
-    def _digest(self, token: str) -> bytes:
-        return hmac.new(self._key, token.encode("utf-8", "surrogatepass"), hashlib.sha256).digest()
-
     def is_root(self, token: str) -> bool:
         """True if ``token`` is the root token (constant time)."""
-        return hmac.compare_digest(self._digest(token), self._root)
+        return hmac.compare_digest(secret_digest(token), self._root)
 
     async def caller(self, token: str | None, client_ip: str | None) -> Caller:
         """The caller holding ``token``; 403 when it is missing, unknown, expired or used up,
@@ -57,7 +51,7 @@ class AsyncAuthenticator:
         if not token:
             raise PermissionDeniedError()
         self.throttle.check(client_ip)
-        digest = self._digest(token)
+        digest = secret_digest(token)
         if hmac.compare_digest(digest, self._root):
             return Caller(token, None)
         record = await self.issuer.lookup(token)
@@ -82,7 +76,7 @@ class AsyncAuthenticator:
         if not token:
             raise PermissionDeniedError()
         self.throttle.check(remote_addr)
-        digest = self._digest(token)
+        digest = secret_digest(token)
         if hmac.compare_digest(digest, self._root):
             return Caller(token, None)
         if (

@@ -58,7 +58,6 @@ from aws_iam_backend.server.api import (
     NOTE,
     OPERATIONS,
     TOKEN_STORAGE_PREFIX,
-    TRUE_VALUES,
     MarkingSink,
     NotingMetrics,
     RequestNote,
@@ -66,6 +65,7 @@ from aws_iam_backend.server.api import (
     cacheable,
     describe,
     is_open,
+    list_operation,
     note_error,
     note_mount,
     only,
@@ -289,9 +289,9 @@ class VaultAPI:
         return response
 
     def _audit_entry(self, request: HTTPRequest, path: str) -> AuditEntry:
-        operation = OPERATIONS.get(request.method.upper(), request.method.lower()[:16])
-        if operation == "read" and TRUE_VALUES & set(parse_qs(request.query).get("list", [])):
-            operation = "list"
+        operation = list_operation(
+            OPERATIONS.get(request.method.upper(), request.method.lower()[:16]), request.query
+        )
         try:
             ip = client_ip(
                 request.remote_addr, request.headers.get("x-forwarded-for"), self._trusted
@@ -317,6 +317,9 @@ class VaultAPI:
         if path.startswith("auth/token/"):
             return "token/"
         if path.startswith("auth/"):
+            note = NOTE.get()
+            if note is not None and note.mount != "-":  # resolved while serving it
+                return note.mount
             resolved = self.mounts.resolve(path[len("auth/") :])
             return resolved[0].settings.mount if resolved else ""
         return "sys/" if path.startswith("sys/") else ""
@@ -356,8 +359,7 @@ class VaultAPI:
         if not request.path.startswith("/v1/"):
             raise NotFoundError("unsupported path")
         path = request.path[len("/v1/") :]
-        if operation == "read" and TRUE_VALUES & set(parse_qs(request.query).get("list", [])):
-            operation = "list"
+        operation = list_operation(operation, request.query)
         head = request.method.upper() == "HEAD"
         if path == "sys/health":
             return self._health(operation, head)

@@ -3,14 +3,12 @@
 
 from __future__ import annotations
 
-import hashlib
 import hmac
-import secrets
 
 from aws_iam_backend.drivers._sync.tokens import TokenIssuer
 from aws_iam_backend.errors import PermissionDeniedError
 from aws_iam_backend.login.bind import check_cidrs
-from aws_iam_backend.server.auth import Caller
+from aws_iam_backend.server.auth import Caller, secret_digest
 from aws_iam_backend.server.guessing import FailedCheckThrottle
 
 
@@ -36,17 +34,13 @@ class Authenticator:
             raise ValueError("the root token must not be empty")
         # Compared as keyed digests: equal length whatever the caller sends, so neither the
         # content nor the length of the root token shows in the time a comparison takes.
-        self._key = secrets.token_bytes(32)
-        self._root = self._digest(root_token)
+        self._root = secret_digest(root_token)
         self.issuer = issuer
         self.throttle = throttle if throttle is not None else FailedCheckThrottle()
 
-    def _digest(self, token: str) -> bytes:
-        return hmac.new(self._key, token.encode("utf-8", "surrogatepass"), hashlib.sha256).digest()
-
     def is_root(self, token: str) -> bool:
         """True if ``token`` is the root token (constant time)."""
-        return hmac.compare_digest(self._digest(token), self._root)
+        return hmac.compare_digest(secret_digest(token), self._root)
 
     def caller(self, token: str | None, client_ip: str | None) -> Caller:
         """The caller holding ``token``; 403 when it is missing, unknown, expired or used up,
@@ -58,7 +52,7 @@ class Authenticator:
         if not token:
             raise PermissionDeniedError()
         self.throttle.check(client_ip)
-        digest = self._digest(token)
+        digest = secret_digest(token)
         if hmac.compare_digest(digest, self._root):
             return Caller(token, None)
         record = self.issuer.lookup(token)
@@ -83,7 +77,7 @@ class Authenticator:
         if not token:
             raise PermissionDeniedError()
         self.throttle.check(remote_addr)
-        digest = self._digest(token)
+        digest = secret_digest(token)
         if hmac.compare_digest(digest, self._root):
             return Caller(token, None)
         if (

@@ -194,23 +194,11 @@ class MountTable:
         # Replaced whole (one assignment) so a reader never sees parts of two tables.
         self._adopted = _Adopted(-1, {}, {}, DEFAULT_TOKEN_MOUNT)
 
-    @property
-    def _version(self) -> int:
-        return self._adopted.version
-
-    @property
-    def _mounts(self) -> dict[str, Mount]:
-        return self._adopted.mounts
-
-    @property
-    def _backends(self) -> dict[str, Backend]:
-        return self._adopted.backends
-
     def _refresh(self) -> None:
         """Adopt the stored mount table if its version moved (rebuilding the backends of
         mounts whose lease TTLs changed, and of new mounts)."""
         doc = self._storage.read(MOUNTS_KEY)
-        if (0 if doc is None else doc.version) == self._version:
+        if (0 if doc is None else doc.version) == self._adopted.version:
             return
         with self._lock:
             doc = self._storage.read(MOUNTS_KEY)
@@ -228,11 +216,9 @@ class MountTable:
             self._adopted = _Adopted(version, mounts, backends, parse_token_mount(doc))
 
     def _backend(self, mount: Mount) -> Backend:
+        default_ttl, max_ttl = self.lease_ttls(mount)
         settings = attrs.evolve(
-            self._settings,
-            mount=mount.path,
-            default_ttl=mount.default_lease_ttl or self._settings.default_ttl,
-            max_ttl=mount.max_lease_ttl or self._settings.max_ttl,
+            self._settings, mount=mount.path, default_ttl=default_ttl, max_ttl=max_ttl
         )
         options = dict(self._options)
         if self._cache is not None:
@@ -253,7 +239,7 @@ class MountTable:
     @property
     def adopted_version(self) -> int:
         """The version of the stored table this process's mounts were built from."""
-        return self._version
+        return self._adopted.version
 
     def lease_ttls(self, mount: Mount) -> tuple[int, int]:
         """``mount``'s effective default and max lease TTLs (the server's where it has none)."""
@@ -305,18 +291,18 @@ class MountTable:
     def backend(self, path: str) -> Backend | None:
         """The backend mounted exactly at ``path`` (``aws/``), or None."""
         self._refresh()
-        return self._backends.get(path)
+        return self._adopted.backends.get(path)
 
     def backends(self) -> dict[str, Backend]:
         """Every enabled mount's backend, by mount path (``aws/``)."""
         self._refresh()
-        return dict(self._backends)
+        return dict(self._adopted.backends)
 
     def resolve(self, rest: str) -> tuple[Backend, str] | None:
         """For ``rest`` (what follows ``/v1/auth/``): the longest matching mount's backend
         and the path relative to it."""
         self._refresh()
-        backends = self._backends
+        backends = self._adopted.backends
         for path in sorted(backends, key=len, reverse=True):
             if rest.startswith(path) or rest == path[:-1]:
                 return backends[path], rest[len(path) :]

@@ -35,9 +35,9 @@ from aws_iam_backend.vault.fields import (
     to_duration,
     unrecognized_warning,
 )
-from aws_iam_backend.vault.token_store import CREATE_FIELDS, parse_create
+from aws_iam_backend.vault.token_store import CREATE_FIELDS, parse_create, token_lease
 from aws_iam_backend.vault.tokens import TokenRecord, TokenSpec, rfc3339
-from aws_iam_backend.vault.tokenutil import Lease, TokenSettings, compute_lease
+from aws_iam_backend.vault.tokenutil import Lease
 
 Handler = Callable[[Caller, Mapping[str, Any], str | None], Result[HTTPResponse]]
 
@@ -143,12 +143,13 @@ class TokenEndpoints:
             raise InvalidRequestError("lease is not renewable")
         _, mount = self._mounts.token_mount(fresh=True)
         default_ttl, max_ttl = self._mounts.lease_ttls(mount)
-        settings = TokenSettings(
-            token_ttl=record.ttl,
-            token_period=record.period,
-            token_explicit_max_ttl=record.explicit_max_ttl,
+        lease = token_lease(
+            ttl=record.ttl,
+            period=record.period,
+            explicit_max_ttl=record.explicit_max_ttl,
+            default_ttl=default_ttl,
+            max_ttl=max_ttl,
         )
-        lease = compute_lease(settings, default_ttl=default_ttl, max_ttl=max_ttl)
         return self._issuer.extend(
             caller.token,
             ttl=increment or lease.ttl,
