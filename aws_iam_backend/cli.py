@@ -16,6 +16,7 @@ import os
 import secrets
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 import attrs
 
@@ -264,30 +265,21 @@ def _run_server(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
             config.workers,
             "" if config.workers == 1 else "s",
         )
-    tls = {"tls_cert_file": config.tls_cert_file, "tls_key_file": config.tls_key_file}
+    listener: dict[str, Any] = {
+        "log_level": config.log_level,
+        "log_format": config.log_format,
+        "tls_cert_file": config.tls_cert_file,
+        "tls_key_file": config.tls_key_file,
+        "header_read_timeout": config.header_read_timeout,
+        "idle_timeout": config.idle_timeout,
+        "max_connections": config.max_connections,
+    }
     if config.workers > 1:
         # Each worker builds its own app (and opens its own connections) after the fork.
         return serve_workers(
-            lambda: _build_app(config, dev=False),
-            sock,
-            config.workers,
-            log_level=config.log_level,
-            log_format=config.log_format,
-            **tls,
-            header_read_timeout=config.header_read_timeout,
-            idle_timeout=config.idle_timeout,
-            max_connections=config.max_connections,
+            lambda: _build_app(config, dev=False), sock, config.workers, **listener
         )
-    serve(
-        _build_app(config, dev=args.dev),
-        sock,
-        log_level=config.log_level,
-        log_format=config.log_format,
-        **tls,
-        header_read_timeout=config.header_read_timeout,
-        idle_timeout=config.idle_timeout,
-        max_connections=config.max_connections,
-    )
+    serve(_build_app(config, dev=args.dev), sock, **listener)
     return 0
 
 

@@ -40,6 +40,8 @@ _FALSE = ("0", "f", "F", "FALSE", "false", "False")
 _DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ms|s|m|h)")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 _LOGIN_KEYS = {"role": "role", "header_value": "server_id", "region": "region", "mount": "mount"}
+_CREDENTIAL_KEYS = ("aws_access_key_id", "aws_secret_access_key", "aws_security_token")
+"""Vault's credential parameters: not taken here, and their values never echoed."""
 
 
 class CommandFailed(Exception):
@@ -376,6 +378,11 @@ def _login(args: argparse.Namespace, usage: argparse.ArgumentParser) -> int:
     }
     for item in args.params:
         key, equals, value = item.partition("=")
+        if key in _CREDENTIAL_KEYS:
+            usage.error(
+                f"{key}= is not supported: the AWS credentials come from botocore "
+                "(AWS_* variables, ~/.aws files, an instance or task role)"
+            )
         if not equals or key not in _LOGIN_KEYS:
             usage.error(f"expected role=, header_value=, region= or mount=, got {item!r}")
         params[_LOGIN_KEYS[key]] = value

@@ -7,6 +7,8 @@ import json
 import sys
 from typing import Any
 
+from aws_iam_backend.vault.gocompat import format_duration
+
 _AUTH_FIELDS = {
     "token": "client_token",
     "token_accessor": "accessor",
@@ -41,21 +43,12 @@ def go_value(value: object) -> str:
 
 
 def human_duration(seconds: int) -> str:
-    """Vault's ``humanDuration`` of seconds: ``768h``, ``1h1s``, ``1m30s``, ``0s``."""
-    if seconds == 0:
-        return "0s"
-    hours, rest = divmod(abs(seconds), 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        text = f"{hours}h{minutes}m{secs}s"
-    elif minutes:
-        text = f"{minutes}m{secs}s"
-    else:
-        text = f"{secs}s"
+    """Vault's ``humanDuration`` of seconds: ``768h``, ``1h1s``, ``1m30s``, ``0s`` (Go's
+    ``time.Duration.String`` with the zero minutes and seconds trimmed)."""
+    text = format_duration(seconds)
     if text.endswith("m0s"):
         text = text[:-2]
-    text = text.replace("h0m", "h", 1)
-    return ("-" if seconds < 0 else "") + text
+    return text.replace("h0m", "h", 1)
 
 
 def _looks_like_duration(key: str) -> bool:

@@ -22,7 +22,7 @@ import flask
 from aws_iam_backend import MemoryStorage, open_storage
 from aws_iam_backend.client import build_login_payload
 from aws_iam_backend.integrations.flask import AwsIamAuth, current_identity
-from aws_iam_backend.server._sync.api import VaultAPI
+from aws_iam_backend.server import VaultAPI
 
 
 def api_from_env() -> VaultAPI:

@@ -219,6 +219,21 @@ def test_login_bad_parameter_is_a_usage_error(capsys: pytest.CaptureFixture[str]
     )
 
 
+@pytest.mark.parametrize(
+    "key", ["aws_access_key_id", "aws_secret_access_key", "aws_security_token"]
+)
+def test_login_credential_parameters_are_refused_unechoed(
+    key: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    secret = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+    with pytest.raises(SystemExit) as exit_info:
+        main(["login", "role=x", f"{key}={secret}"])
+    assert exit_info.value.code == 2
+    out, err = capsys.readouterr()
+    assert f"{key}= is not supported: the AWS credentials come from botocore" in err
+    assert secret not in out + err
+
+
 def test_login_with_server_id_header(
     dev: DevServer,
     moto: MotoServer,
@@ -297,6 +312,8 @@ def test_login_unreachable_server(
         (["--listen", "127.0.0.1:1"], "--listen is only allowed with --dev"),
         (["--config", "x.toml", "--dev-root-token-id", "r"], "--dev-root-token-id is only allowed"),
         (["--storage", "memory://"], "--storage is only allowed with --dev"),
+        (["--log-level", "debug"], "--log-level is only allowed with --dev"),
+        (["--config", "x.toml", "--log-format", "json"], "--log-format is only allowed"),
         (["--dev", "--listen", "nonsense"], "--listen: expected HOST:PORT"),
         (["--dev", "--listen", "127.0.0.1:99999"], "--listen: expected HOST:PORT"),
         (["--dev", "--dev-root-token-id", " "], "--dev-root-token-id must not be empty"),

@@ -21,9 +21,16 @@ import pytest
 from aws_iam_backend.cli import main
 from aws_iam_backend.cli_client import parse_bool, parse_timeout
 from aws_iam_backend.cli_output import go_value, human_duration, table
-from tests.support.moto_server import free_port
+from aws_iam_backend.client import MAX_RESPONSE
+from tests.support.moto_server import Keys, free_port
 from tests.support.server import ROOT, DevServer
-from tests.test_cli import isolate_vault_env, self_signed, start_config_server, wait_tls_healthy
+from tests.test_cli import (
+    isolate_vault_env,
+    self_signed,
+    start_config_server,
+    use_keys,
+    wait_tls_healthy,
+)
 
 PROD_ROOT = "prod-root-Zq7vK2mXw9LpR4tN8bYc"  # tests.test_cli.start_config_server's
 
@@ -363,6 +370,117 @@ def test_redirects_are_not_followed(
     assert (code, out) == (1, "")
     assert err == "Error looking up token: Code: 307. Errors: Temporary Redirect\n"
     assert _Redirect.tokens == [ROOT]
+
+
+# ------------------------------------------------------- answers the CLI cannot use
+
+
+@pytest.fixture
+def canned() -> Iterator[tuple[str, dict[str, bytes]]]:
+    """A server answering 200 with ``answers[PATH]`` at ``/v1/PATH``, else 404: its address
+    and the (empty) answers, for the test to fill in."""
+    answers: dict[str, bytes] = {}
+
+    class Canned(http.server.BaseHTTPRequestHandler):
+        def _answer(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            path = self.path.removeprefix("/v1/")
+            body = answers.get(path, b'{"errors": ["no route"]}')
+            self.send_response(200 if path in answers else 404)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_GET = do_PUT = do_POST = _answer
+
+        def log_message(self, *_args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Canned)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", answers
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+SECRET_KEY = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+
+
+@pytest.mark.parametrize(
+    ("answers", "flags", "message"),
+    [
+        ({"auth/aws/login": b""}, [], "{address}: empty response to PUT /v1/auth/aws/login"),
+        ({"auth/aws/login": b"[1]"}, [], "{address}: the response is not a JSON object"),
+        ({"auth/aws/login": b"{}"}, [], "the response has no auth.client_token"),
+        (
+            {"auth/aws/login": b'{"auth": {"client_token": ""}}'},
+            [],
+            "the response has no auth.client_token",
+        ),
+        (
+            {"auth/aws/login": b" " * (MAX_RESPONSE + 1)},
+            [],
+            f"{{address}}: response larger than {MAX_RESPONSE} bytes",
+        ),
+        (
+            {"auth/aws/challenge": b'{"data": {}}'},
+            ["-challenge"],
+            "the challenge response has no nonce",
+        ),
+    ],
+)
+def test_login_unusable_answers(
+    canned: tuple[str, dict[str, bytes]],
+    answers: dict[str, bytes],
+    flags: list[str],
+    message: str,
+    home: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    address, served = canned
+    served.update(answers)
+    use_keys(monkeypatch, Keys("AKIAIOSFODNN7EXAMPLE", SECRET_KEY))
+    code, out, err = run(capsys, "login", "-address", address, "-role=x", *flags)
+    assert (code, out) == (1, "")
+    assert err == f"Error authenticating: {message.format(address=address)}\n"
+    assert not (home / ".vault-token").exists()
+
+
+def test_login_cannot_store_the_token(
+    canned: tuple[str, dict[str, bytes]],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    address, served = canned
+    served["auth/aws/login"] = b'{"auth": {"client_token": "hvs.canned-token"}}'
+    use_keys(monkeypatch, Keys("AKIAIOSFODNN7EXAMPLE", SECRET_KEY))
+    monkeypatch.setenv("HOME", str(tmp_path / "missing"))
+    code, out, err = run(capsys, "login", "-address", address, "-role=x")
+    assert (code, out, err) == (1, "", "Error storing token: No such file or directory\n")
+
+
+def test_token_file_not_utf8(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (home / ".vault-token").write_bytes(b"\xffhvs.x")
+    code, out, err = run(capsys, "token", "lookup", "-address=http://127.0.0.1:1")
+    assert (code, out, err) == (1, "", f"Error reading {home / '.vault-token'}: not UTF-8 text\n")
+
+
+def test_no_home_directory(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def no_home() -> Path:
+        raise RuntimeError("Could not determine home directory.")
+
+    monkeypatch.setattr(Path, "home", staticmethod(no_home))
+    code, out, err = run(capsys, "token", "lookup", "-address=http://127.0.0.1:1")
+    assert (code, out) == (1, "")
+    assert err == "cannot find ~/.vault-token: Could not determine home directory.\n"
 
 
 # ------------------------------------------------------------------------- TLS

@@ -17,7 +17,7 @@ from botocore.credentials import Credentials
 import aws_iam_backend.demo.emulator as emulator_module
 from aws_iam_backend.cli import main
 from aws_iam_backend.client import login
-from aws_iam_backend.demo import walkthrough
+from aws_iam_backend.demo import shell, walkthrough
 from aws_iam_backend.demo.emulator import Emulator, Keys, free_port
 from aws_iam_backend.demo.shell import EXPORTED, PID_VARIABLE
 from tests.support.server import DevServer
@@ -87,6 +87,7 @@ def test_walkthrough(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixt
     assert "\033[" not in out  # no colour when not a terminal
 
     # Secrets are shown truncated at most: no secret key, session token or signature whole.
+    assert emulators[0].admin.secret_key not in out  # the server's IAM/STS key
     assert len(issued) == 2
     assert len(signed) == 3
     for keys in issued:
@@ -174,6 +175,30 @@ def test_stop_leaves_other_processes_alone(
     out, err = capsys.readouterr()
     assert out.startswith("unset AWS_ACCESS_KEY_ID ")
     assert f"No emulator runs as pid {os.getpid()}" in err
+
+
+def test_start_refused_by_the_server(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    emulators: list[Emulator] = []
+
+    class RecordingEmulator(Emulator):
+        def __init__(self, **kwargs: Any) -> None:
+            super().__init__(**kwargs)
+            emulators.append(self)
+
+    monkeypatch.setattr(shell, "Emulator", RecordingEmulator)
+    monkeypatch.delenv(PID_VARIABLE, raising=False)
+    server = DevServer()
+    try:
+        argv = ["demo", "start", "--address", server.address, "--token", "not-the-root-token"]
+        assert main(argv) == 1
+        out, err = capsys.readouterr()
+    finally:
+        server.stop()
+    assert out == ""  # no export lines
+    assert err == "error: writing auth/aws/config/client: 403 permission denied\n"
+    assert [e.process.poll() is not None for e in emulators] == [True]  # stopped again
 
 
 @pytest.mark.parametrize(

@@ -36,16 +36,13 @@ import signal
 import site
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import attrs
 import pytest
 
-from aws_iam_backend.demo.emulator import free_port
+from aws_iam_backend.demo.emulator import free_port, wait_for_http
 from aws_iam_backend.demo.shell import PID_VARIABLE
 
 README = Path(__file__).parent.parent / "README.md"
@@ -137,15 +134,10 @@ def make_shims(directory: Path) -> Path:
 
 
 def wait_healthy(address: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"the background block exited:\n{log.read_text()[-2000:]}")
-        try:
-            urllib.request.urlopen(f"http://{address}/v1/sys/health", timeout=1).close()
-            return
-        except (urllib.error.URLError, OSError):
-            time.sleep(0.1)
+    if wait_for_http(f"http://{address}/v1/sys/health", process, 30):
+        return
+    if process.poll() is not None:
+        pytest.fail(f"the background block exited:\n{log.read_text()[-2000:]}")
     pytest.fail("the dev server did not answer within 30s")
 
 

@@ -53,6 +53,17 @@ def wait_for_http(url: str, process: subprocess.Popen[Any], timeout: float) -> b
     return False
 
 
+def stop_process(process: subprocess.Popen[Any]) -> None:
+    """End a child process (SIGTERM, then SIGKILL after 10 seconds) and reap it."""
+    if process.poll() is None:
+        process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 class EmulatorError(Exception):
     """The emulator cannot start (moto missing, or it exited or never answered)."""
 
@@ -173,13 +184,7 @@ class Emulator:
 
     def stop(self) -> None:
         """End the emulator (SIGTERM, then SIGKILL) and reap it."""
-        if self.process.poll() is None:
-            self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        stop_process(self.process)
 
     def __enter__(self) -> Emulator:
         return self

@@ -32,6 +32,7 @@ from aws_iam_backend.demo.emulator import (
     EmulatorError,
     Keys,
     free_port,
+    stop_process,
     wait_for_http,
 )
 from aws_iam_backend.demo.tap import Exchange, StsTap
@@ -105,13 +106,7 @@ class DevServer:
 
     def stop(self) -> None:
         """Terminate the server and reap it."""
-        if self.process.poll() is None:
-            self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        stop_process(self.process)
         self._log.close()
 
 
