@@ -75,7 +75,7 @@ class CommandError(Exception):
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="aws-iam-backend",
-        description="Vault's AWS auth method (IAM login) as a server.",
+        description="Vault's AWS auth method (IAM and EC2 logins) as a server.",
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -162,7 +162,7 @@ def _dev_banner(config: ServerConfig, persistent: bool) -> str:
 
     Address:    {address}
     Root Token: {config.root_token}
-    Mounted:    aws/ (AWS auth method, IAM login)
+    Mounted:    aws/ (AWS auth method: IAM and EC2 logins)
     Storage:    {storage}
 
     export VAULT_ADDR='{address}'
