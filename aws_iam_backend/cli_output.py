@@ -7,7 +7,7 @@ import json
 import sys
 from typing import Any
 
-from aws_iam_backend.vault.gocompat import format_duration
+from aws_iam_backend.vault.tokenutil import human_duration
 
 _AUTH_FIELDS = {
     "token": "client_token",
@@ -40,15 +40,6 @@ def go_value(value: object) -> str:
         items = sorted(value.items())
         return "map[" + " ".join(f"{key}:{go_value(item)}" for key, item in items) + "]"
     return str(value)
-
-
-def human_duration(seconds: int) -> str:
-    """Vault's ``humanDuration`` of seconds: ``768h``, ``1h1s``, ``1m30s``, ``0s`` (Go's
-    ``time.Duration.String`` with the zero minutes and seconds trimmed)."""
-    text = format_duration(seconds)
-    if text.endswith("m0s"):
-        text = text[:-2]
-    return text.replace("h0m", "h", 1)
 
 
 def _looks_like_duration(key: str) -> bool:

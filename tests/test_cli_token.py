@@ -20,8 +20,9 @@ import pytest
 
 from aws_iam_backend.cli import main
 from aws_iam_backend.cli_client import parse_bool, parse_timeout
-from aws_iam_backend.cli_output import go_value, human_duration, table
+from aws_iam_backend.cli_output import go_value, table
 from aws_iam_backend.client import MAX_RESPONSE
+from aws_iam_backend.vault.tokenutil import human_duration
 from tests.support.moto_server import Keys, free_port
 from tests.support.server import ROOT, DevServer
 from tests.test_cli import (

@@ -252,7 +252,7 @@ class Lease:
     warnings: tuple[str, ...] = ()
 
 
-def _human_duration(seconds: int) -> str:
+def human_duration(seconds: int) -> str:
     """Vault's ``humanDuration``: ``768h0m0s`` -> ``768h``, ``1m0s`` -> ``1m``."""
     text = format_duration(seconds)
     if text.endswith("m0s"):
@@ -287,8 +287,8 @@ def compute_lease(settings: TokenSettings, *, default_ttl: int, max_ttl: int) ->
     if period > 0:
         if period > effective_max:
             warnings.append(
-                f"period of {go_quote(_human_duration(period))} exceeded the effective max_ttl "
-                f"of {go_quote(_human_duration(effective_max))}; period value is capped "
+                f"period of {go_quote(human_duration(period))} exceeded the effective max_ttl "
+                f"of {go_quote(human_duration(effective_max))}; period value is capped "
                 "accordingly"
             )
             period = effective_max
@@ -299,8 +299,8 @@ def compute_lease(settings: TokenSettings, *, default_ttl: int, max_ttl: int) ->
         limit = effective_max
     if granted > limit:
         warnings.append(
-            f"TTL of {go_quote(_human_duration(granted))} exceeded the effective max_ttl "
-            f"of {go_quote(_human_duration(limit))}; TTL value is capped accordingly"
+            f"TTL of {go_quote(human_duration(granted))} exceeded the effective max_ttl "
+            f"of {go_quote(human_duration(limit))}; TTL value is capped accordingly"
         )
         granted = limit
     return Lease(granted, effective_max, period, explicit_max_ttl, tuple(warnings))
